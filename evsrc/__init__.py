@@ -1,0 +1,94 @@
+"""evsrc: asyncio event sourcing with optimistic concurrency.
+
+State lives in append-only streams of events; a writer decides against what it
+observed and commits with ``append_expect``, which lands only if the stream has
+not moved since. See ``README.md`` and ``docs/`` for the guide.
+"""
+
+from evsrc.errors import (
+    AggregateError as AggregateError,
+)
+from evsrc.errors import (
+    DuplicateEventIdError as DuplicateEventIdError,
+)
+from evsrc.errors import (
+    EventCodecError as EventCodecError,
+)
+from evsrc.errors import (
+    EventDecodeError as EventDecodeError,
+)
+from evsrc.errors import (
+    EvsrcError as EvsrcError,
+)
+from evsrc.errors import (
+    InvalidCheckpointError as InvalidCheckpointError,
+)
+from evsrc.errors import (
+    InvalidEventError as InvalidEventError,
+)
+from evsrc.errors import (
+    InvalidInputError as InvalidInputError,
+)
+from evsrc.errors import (
+    InvalidStreamError as InvalidStreamError,
+)
+from evsrc.errors import (
+    OutcomeUnknownError as OutcomeUnknownError,
+)
+from evsrc.errors import (
+    ProjectionError as ProjectionError,
+)
+from evsrc.errors import (
+    RetriesExhaustedError as RetriesExhaustedError,
+)
+from evsrc.errors import (
+    SchemaError as SchemaError,
+)
+from evsrc.errors import (
+    StoreClosedError as StoreClosedError,
+)
+from evsrc.errors import (
+    StoreUnavailableError as StoreUnavailableError,
+)
+from evsrc.errors import (
+    UnknownEventTypeError as UnknownEventTypeError,
+)
+from evsrc.events import Checkpoint as Checkpoint
+from evsrc.events import Committed as Committed
+from evsrc.events import Conflict as Conflict
+from evsrc.events import NewEvent as NewEvent
+from evsrc.events import RecordedEvent as RecordedEvent
+from evsrc.store import MAX_EVENT_BYTES as MAX_EVENT_BYTES
+from evsrc.store import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
+from evsrc.store import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
+from evsrc.store import EventStore as EventStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_STREAM_LENGTH",
+    "MAX_TYPE_LENGTH",
+    "AggregateError",
+    "Checkpoint",
+    "Committed",
+    "Conflict",
+    "DuplicateEventIdError",
+    "EventCodecError",
+    "EventDecodeError",
+    "EventStore",
+    "EvsrcError",
+    "InvalidCheckpointError",
+    "InvalidEventError",
+    "InvalidInputError",
+    "InvalidStreamError",
+    "NewEvent",
+    "OutcomeUnknownError",
+    "ProjectionError",
+    "RecordedEvent",
+    "RetriesExhaustedError",
+    "SchemaError",
+    "StoreClosedError",
+    "StoreUnavailableError",
+    "UnknownEventTypeError",
+]

@@ -1,0 +1,221 @@
+"""``InMemoryEventStore``: the whole contract in one process's memory.
+
+For tests, demos and single-process applications. Every operation runs to
+completion without yielding to the event loop between its check and its write,
+so ``append_expect`` is atomic with no lock; event data is kept as JSON text
+and decoded on read, so readers never share mutable state with the store and
+the same data is accepted and refused as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, NamedTuple
+
+import anyio
+import anyio.lowlevel
+
+from evsrc.errors import DuplicateEventIdError, StoreClosedError
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
+from evsrc.store import EventStore, check_checkpoint, check_read_args, check_stream, prepare_append
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from uuid import UUID
+
+    from evsrc.events import NewEvent
+    from evsrc.store import EncodedEvent
+
+__all__ = ["InMemoryEventStore"]
+
+_loads = json.loads
+
+
+class _Row(NamedTuple):
+    stream: str
+    seq: int
+    position: int
+    commit: int
+    id: UUID
+    type: str
+    version: int
+    data: str
+    metadata: str
+    recorded_at: datetime
+
+
+def _recorded(r: _Row) -> RecordedEvent:
+    return RecordedEvent(
+        r.stream,
+        r.seq,
+        r.position,
+        Checkpoint(r.commit, r.position),
+        r.id,
+        r.type,
+        r.version,
+        _loads(r.data),
+        {} if r.metadata == "{}" else _loads(r.metadata),
+        r.recorded_at,
+    )
+
+
+class InMemoryEventStore(EventStore):
+    """An event store held in memory; checkpoints are ``commit:position`` counters."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, list[_Row]] = {}
+        self._log: list[_Row] = []
+        self._ids: dict[UUID, tuple[str, int]] = {}
+        self._commits = 0
+        self._waiter: anyio.Event | None = None
+        self._closed = False
+
+    # -- writing -----------------------------------------------------------
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        if self._closed:
+            raise StoreClosedError
+        encoded = prepare_append(stream, expected, events)
+        return self._write(stream, expected, encoded)
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
+        if self._closed:
+            raise StoreClosedError
+        encoded = prepare_append(stream, None, events)
+        result = self._write(stream, None, encoded)
+        assert isinstance(result, Committed)
+        return result
+
+    def _write(
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
+    ) -> Committed | Conflict:
+        ids = self._ids
+        for e in encoded:
+            if e.id in ids:
+                return self._retried(stream, expected, encoded)
+        rows = self._streams.get(stream)
+        if rows is None:
+            rows = self._streams[stream] = []
+        actual = len(rows)
+        if expected is not None and actual != expected:
+            return Conflict(stream, expected, actual)
+        log = self._log
+        self._commits = commit = self._commits + 1
+        now = datetime.now(UTC)
+        seq = actual
+        position = len(log)
+        for e in encoded:
+            seq += 1
+            position += 1
+            row = _Row(
+                stream, seq, position, commit, e.id, e.type, e.version, e.data, e.metadata, now
+            )
+            rows.append(row)
+            log.append(row)
+            ids[e.id] = (stream, seq)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+        return Committed(stream, actual + 1, seq, position, Checkpoint(commit, position))
+
+    def _retried(self, stream: str, expected: int | None, encoded: list[EncodedEvent]) -> Committed:
+        """An append some of whose ids exist: the original result if it is a whole retry."""
+        places = [self._ids.get(e.id) for e in encoded]
+        first = places[0]
+        base = expected
+        if base is None and first is not None and first[0] == stream:
+            base = first[1] - 1
+        if base is not None and all(
+            where == (stream, base + i) for i, where in enumerate(places, 1)
+        ):
+            last = self._streams[stream][base + len(encoded) - 1]
+            return Committed(
+                stream, base + 1, last.seq, last.position, Checkpoint(last.commit, last.position)
+            )
+        # Some ids exist elsewhere, or only part of the append exists: not a retry.
+        e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
+        raise DuplicateEventIdError(event_id=e.id, stream=where[0], seq=where[1])
+
+    # -- reading -----------------------------------------------------------
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        check_read_args(stream, after, limit)
+        if self._closed:
+            raise StoreClosedError
+        rows = self._streams.get(stream)
+        if not rows:
+            return []
+        selected = rows[after:]
+        if backwards:
+            selected.reverse()
+        if limit is not None:
+            selected = selected[:limit]
+        return [_recorded(r) for r in selected]
+
+    async def last_seq(self, stream: str) -> int:
+        check_stream(stream)
+        if self._closed:
+            raise StoreClosedError
+        rows = self._streams.get(stream)
+        return len(rows) if rows else 0
+
+    async def read_all(
+        self, after: Checkpoint | None = None, *, limit: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        start = check_checkpoint(after)
+        if limit is not None and (type(limit) is not int or limit < 0):
+            check_read_args("-", 0, limit)
+        if self._closed:
+            raise StoreClosedError
+        index = self._start_index(start)
+        end = len(self._log)
+        if limit is not None:
+            end = min(end, index + limit)
+        log = self._log
+        while index < end:
+            yield _recorded(log[index])
+            index += 1
+            if index % 1024 == 0:
+                await anyio.lowlevel.checkpoint()
+
+    async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+        start = check_checkpoint(after)
+        index = self._start_index(start)
+        log = self._log
+        while True:
+            if self._closed:
+                raise StoreClosedError
+            while index < len(log):
+                yield _recorded(log[index])
+                index += 1
+                if index % 1024 == 0:
+                    await anyio.lowlevel.checkpoint()
+            if self._closed:
+                raise StoreClosedError
+            if self._waiter is None:
+                self._waiter = anyio.Event()
+            await self._waiter.wait()
+
+    def _start_index(self, after: Checkpoint | None) -> int:
+        # Commit order and position order coincide here: the index is the position.
+        if after is None:
+            return 0
+        return min(after.position, len(self._log))
+
+    async def close(self) -> None:
+        self._closed = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
