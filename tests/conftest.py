@@ -1,0 +1,30 @@
+"""Fixtures shared by every test directory.
+
+``any_store`` runs a test once per backend. The PostgreSQL parameter is added
+by ``tests/pgfixtures.py`` (fresh database per test, cloned from a template).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from evsrc.memory import InMemoryEventStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from evsrc.store import EventStore
+
+BACKENDS = ["memory"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
+    """A fresh, empty store of each backend in turn."""
+    if request.param == "memory":
+        async with InMemoryEventStore() as store:
+            yield store
+    else:  # pragma: no cover - extended by the PostgreSQL fixtures
+        raise AssertionError(request.param)
