@@ -84,7 +84,7 @@ class InMemoryEventStore(EventStore):
     async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
         if self._closed:
             raise StoreClosedError
-        encoded = prepare_append(stream, None, events)
+        encoded = prepare_append(stream, None, events, any_position=True)
         result = self._write(stream, None, encoded)
         assert isinstance(result, Committed)
         return result

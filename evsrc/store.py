@@ -100,14 +100,19 @@ def _encode_json(value: object, what: str, index: int) -> str:
     return text
 
 
-def prepare_append(stream: object, expected: object, events: object) -> list[EncodedEvent]:
+def prepare_append(
+    stream: object, expected: object, events: object, *, any_position: bool = False
+) -> list[EncodedEvent]:
     """Check an append's arguments and encode its events; raise before anything is written.
 
-    ``expected`` is ``None`` for an append with no expectation.
+    ``append_expect`` passes its ``expected``; ``append`` passes ``None`` with
+    ``any_position=True`` (no expectation).
     """
     check_stream(stream)
-    if expected is not None and (type(expected) is not int or expected < 0):
-        msg = f"expected must be an int >= 0, got {expected!r}"
+    if (expected is None and not any_position) or (
+        expected is not None and (type(expected) is not int or expected < 0)
+    ):
+        msg = f"expected must be an int >= 0 (use append() for no expectation), got {expected!r}"
         raise InvalidInputError(msg, argument="expected", value=expected)
     if isinstance(events, (str, bytes, dict, NewEvent)) or not hasattr(events, "__iter__"):
         msg = f"events must be a list of NewEvent, got {type(events).__name__}"

@@ -1,0 +1,612 @@
+"""``EventStoreContract``: the tests every ``EventStore`` backend must pass, unchanged.
+
+Subclass it and provide a ``store`` fixture yielding a fresh, empty store. The
+class attributes below scale the heavier tests; a backend may lower them to
+fit its speed, never to dodge a failure.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+import pytest
+
+from evsrc.errors import (
+    DuplicateEventIdError,
+    EvsrcError,
+    InvalidCheckpointError,
+    InvalidEventError,
+    InvalidInputError,
+    InvalidStreamError,
+    StoreClosedError,
+)
+from evsrc.events import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
+from evsrc.store import MAX_EVENT_BYTES, MAX_STREAM_LENGTH, MAX_TYPE_LENGTH
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from evsrc.store import EventStore
+
+__all__ = ["EventStoreContract"]
+
+pytestmark = [pytest.mark.asyncio]
+
+
+def ev(type: str = "thing", **data: Any) -> NewEvent:
+    """A ``NewEvent`` of ``type`` with ``data`` as its keyword arguments."""
+    return NewEvent(type=type, data=data)
+
+
+def batch(n: int, tag: str = "") -> list[NewEvent]:
+    """``n`` events tagged so that a test can tell which append wrote them."""
+    tag = tag or uuid.uuid4().hex
+    return [NewEvent("part", {"i": i}, {"append": tag, "size": n}) for i in range(n)]
+
+
+async def everything(store: EventStore, after: Checkpoint | None = None) -> list[RecordedEvent]:
+    """All events of the store in global order (``read_all`` drained)."""
+    return [e async for e in store.read_all(after=after)]
+
+
+async def last_checkpoint(store: EventStore) -> Checkpoint | None:
+    """The checkpoint of the last event in global order, or None for an empty store."""
+    last = None
+    async for e in store.read_all():
+        last = e.checkpoint
+    return last
+
+
+BAD_STREAMS: list[Any] = [
+    "",
+    "x" * (MAX_STREAM_LENGTH + 1),
+    "a\x00b",
+    None,
+    42,
+    b"bytes",
+]
+
+
+def _bad_events() -> list[tuple[str, Callable[[], Any]]]:
+    class Opaque:
+        pass
+
+    return [
+        ("empty list", lambda: []),
+        ("not a list", lambda: ev()),
+        ("dict not list", lambda: {"type": "x"}),
+        ("element not NewEvent", lambda: [{"type": "x", "data": {}}]),
+        ("empty type", lambda: [NewEvent("", {})]),
+        ("NUL in type", lambda: [NewEvent("a\x00", {})]),
+        ("over-long type", lambda: [NewEvent("t" * (MAX_TYPE_LENGTH + 1), {})]),
+        ("version 0", lambda: [NewEvent("t", {}, version=0)]),
+        ("version not int", lambda: [NewEvent("t", {}, version="1")]),  # type: ignore[arg-type]
+        ("id not UUID", lambda: [NewEvent("t", {}, id="x")]),  # type: ignore[arg-type]
+        ("data not a dict", lambda: [NewEvent("t", [1, 2])]),  # type: ignore[arg-type]
+        ("data not JSON", lambda: [NewEvent("t", {"x": Opaque()})]),
+        ("data has a set", lambda: [NewEvent("t", {"x": {1, 2}})]),
+        ("data has NaN", lambda: [NewEvent("t", {"x": math.nan})]),
+        ("data has NUL", lambda: [NewEvent("t", {"x": "a\x00b"})]),
+        ("NUL in a key", lambda: [NewEvent("t", {"a\x00": 1})]),
+        ("metadata not JSON", lambda: [NewEvent("t", {}, {"x": Opaque()})]),
+        ("oversized", lambda: [NewEvent("t", {"x": "a" * MAX_EVENT_BYTES})]),
+        ("one bad among good", lambda: [ev(), ev(), NewEvent("t", {"x": Opaque()})]),
+        (
+            "duplicate id in one append",
+            lambda: (lambda i: [NewEvent("t", {}, id=i), NewEvent("t", {}, id=i)])(uuid.uuid4()),
+        ),
+    ]
+
+
+BAD_EVENTS = _bad_events()
+
+
+class EventStoreContract:
+    """The store contract (DESIGN section 1). Subclasses supply the ``store`` fixture."""
+
+    #: Tasks racing with observe-and-retry on one stream.
+    race_tasks: ClassVar[int] = 1000
+    #: Writers and streams in the live-subscriber test.
+    subscriber_writers: ClassVar[int] = 16
+    subscriber_streams: ClassVar[int] = 48
+    subscriber_appends_per_writer: ClassVar[int] = 30
+    #: Hypothesis examples for the stateful model test.
+    stateful_examples: ClassVar[int] = 30
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[EventStore]:
+        pytest.fail("subclass EventStoreContract and provide a `store` fixture")
+        yield  # pragma: no cover
+
+    # -- sequences and append_expect -----------------------------------------
+
+    async def test_empty_stream(self, store: EventStore) -> None:
+        assert await store.last_seq("nothing-here") == 0
+        assert await store.count("nothing-here") == 0
+        assert await store.read("nothing-here") == []
+        assert await everything(store) == []
+
+    async def test_append_expect_numbers_from_one(self, store: EventStore) -> None:
+        r1 = await store.append_expect("s", 0, [ev(n=1)])
+        assert isinstance(r1, Committed)
+        assert (r1.stream, r1.first_seq, r1.last_seq) == ("s", 1, 1)
+        r2 = await store.append_expect("s", 1, [ev(n=2), ev(n=3), ev(n=4)])
+        assert isinstance(r2, Committed)
+        assert (r2.first_seq, r2.last_seq) == (2, 4)
+        assert r2.position > r1.position
+        assert r2.checkpoint > r1.checkpoint
+        events = await store.read("s")
+        assert [e.seq for e in events] == [1, 2, 3, 4]
+        assert [e.data["n"] for e in events] == [1, 2, 3, 4]
+        assert events[-1].position == r2.position
+        assert events[-1].checkpoint == r2.checkpoint
+        assert await store.last_seq("s") == 4
+        assert await store.count("s") == 4
+
+    async def test_stale_expected_is_a_conflict_value(self, store: EventStore) -> None:
+        await store.append_expect("s", 0, [ev(), ev()])
+        r = await store.append_expect("s", 1, [ev(x="late")])
+        assert r == Conflict("s", 1, 2)
+        assert await store.last_seq("s") == 2
+        assert all("x" not in e.data for e in await store.read("s"))
+
+    async def test_expected_ahead_is_a_conflict_not_a_gap(self, store: EventStore) -> None:
+        r = await store.append_expect("s", 3, [ev()])
+        assert r == Conflict("s", 3, 0)
+        await store.append_expect("s", 0, [ev()])
+        r = await store.append_expect("s", 5, [ev(), ev()])
+        assert r == Conflict("s", 5, 1)
+        assert [e.seq for e in await store.read("s")] == [1]
+        assert await store.last_seq("s") == 1
+
+    async def test_append_without_expectation(self, store: EventStore) -> None:
+        r = await store.append("s", [ev(), ev()])
+        assert (r.first_seq, r.last_seq) == (1, 2)
+        r = await store.append("s", [ev()])
+        assert (r.first_seq, r.last_seq) == (3, 3)
+        assert [e.seq for e in await store.read("s")] == [1, 2, 3]
+
+    async def test_streams_are_independent(self, store: EventStore) -> None:
+        await store.append_expect("a", 0, [ev()])
+        await store.append_expect("b", 0, [ev(), ev()])
+        await store.append_expect("a", 1, [ev()])
+        assert [e.seq for e in await store.read("a")] == [1, 2]
+        assert [e.seq for e in await store.read("b")] == [1, 2]
+        assert {e.stream for e in await store.read("a")} == {"a"}
+
+    async def test_recorded_event_fields(self, store: EventStore) -> None:
+        new = NewEvent(
+            "booking",
+            {"actor": "ann", "n": [1, 2.5, None, True, {"deep": "ü€😀"}], "big": 2**62},
+            {"correlation_id": "c-1", "causation_id": "k-9"},
+            version=3,
+        )
+        before = datetime.now(UTC) - timedelta(minutes=5)
+        await store.append_expect("booking:yoga-0900", 0, [new])
+        (got,) = await store.read("booking:yoga-0900")
+        assert got.stream == "booking:yoga-0900"
+        assert got.seq == 1
+        assert got.id == new.id
+        assert got.type == "booking"
+        assert got.version == 3
+        assert got.data == new.data
+        assert got.metadata == new.metadata
+        assert got.recorded_at.tzinfo is not None
+        assert before <= got.recorded_at <= datetime.now(UTC) + timedelta(minutes=5)
+        assert isinstance(got.position, int)
+        assert isinstance(got.checkpoint, Checkpoint)
+
+    async def test_data_is_copied_in_and_out(self, store: EventStore) -> None:
+        data: dict[str, Any] = {"items": [1, 2]}
+        await store.append_expect("s", 0, [NewEvent("t", data)])
+        data["items"].append(3)
+        (first,) = await store.read("s")
+        assert first.data == {"items": [1, 2]}
+        first.data["items"].append(99)
+        (again,) = await store.read("s")
+        assert again.data == {"items": [1, 2]}
+
+    async def test_largest_allowed_event_and_longest_names(self, store: EventStore) -> None:
+        stream = "é" * MAX_STREAM_LENGTH
+        overhead = len('{"x":""}') + len("{}")
+        big = NewEvent("t" * MAX_TYPE_LENGTH, {"x": "a" * (MAX_EVENT_BYTES - overhead)})
+        r = await store.append_expect(stream, 0, [big])
+        assert isinstance(r, Committed)
+        (got,) = await store.read(stream)
+        assert len(got.data["x"]) == MAX_EVENT_BYTES - overhead
+        assert got.type == big.type
+
+    async def test_odd_but_valid_names_are_data(self, store: EventStore) -> None:
+        names = ["'; DROP TABLE evsrc_events; --", 'a"b', "$1", "%s", "booking:yoga 09:00", "∑"]
+        for name in names:
+            await store.append_expect(name, 0, [NewEvent(name, {name: name})])
+        for name in names:
+            (e,) = await store.read(name)
+            assert (e.stream, e.type, e.data) == (name, name, {name: name})
+
+    # -- reading ---------------------------------------------------------------
+
+    async def test_read_after_limit_backwards(self, store: EventStore) -> None:
+        await store.append_expect("s", 0, [ev(n=i) for i in range(1, 11)])
+        assert [e.seq for e in await store.read("s", after=7)] == [8, 9, 10]
+        assert [e.seq for e in await store.read("s", after=10)] == []
+        assert [e.seq for e in await store.read("s", after=50)] == []
+        assert [e.seq for e in await store.read("s", limit=3)] == [1, 2, 3]
+        assert [e.seq for e in await store.read("s", after=4, limit=2)] == [5, 6]
+        assert [e.seq for e in await store.read("s", limit=0)] == []
+        assert [e.seq for e in await store.read("s", backwards=True)] == list(range(10, 0, -1))
+        assert [e.seq for e in await store.read("s", backwards=True, limit=3)] == [10, 9, 8]
+        assert [e.seq for e in await store.read("s", after=8, backwards=True)] == [10, 9]
+
+    @pytest.mark.parametrize(
+        ("kwargs", "argument"),
+        [
+            ({"after": -1}, "after"),
+            ({"after": "3"}, "after"),
+            ({"limit": -1}, "limit"),
+            ({"limit": 1.5}, "limit"),
+        ],
+    )
+    async def test_read_refuses_bad_arguments(
+        self, store: EventStore, kwargs: dict[str, Any], argument: str
+    ) -> None:
+        with pytest.raises(InvalidInputError) as info:
+            await store.read("s", **kwargs)
+        assert info.value.argument == argument
+
+    @pytest.mark.parametrize("stream", BAD_STREAMS)
+    async def test_reads_refuse_bad_stream_names(self, store: EventStore, stream: Any) -> None:
+        with pytest.raises(InvalidStreamError):
+            await store.read(stream)
+        with pytest.raises(InvalidStreamError):
+            await store.last_seq(stream)
+        with pytest.raises(InvalidStreamError):
+            await store.count(stream)
+
+    # -- bad input -------------------------------------------------------------
+
+    @pytest.mark.parametrize("stream", BAD_STREAMS)
+    async def test_bad_stream_name_is_refused(self, store: EventStore, stream: Any) -> None:
+        await store.append_expect("ok", 0, [ev()])
+        with pytest.raises(InvalidStreamError) as info:
+            await store.append_expect(stream, 0, [ev()])
+        assert info.value.argument == "stream"
+        with pytest.raises(InvalidStreamError):
+            await store.append(stream, [ev()])
+        assert len(await everything(store)) == 1
+
+    @pytest.mark.parametrize("expected", [-1, 1.0, "0", None, True])
+    async def test_bad_expected_is_refused(self, store: EventStore, expected: Any) -> None:
+        with pytest.raises(InvalidInputError) as info:
+            await store.append_expect("s", expected, [ev()])
+        assert info.value.argument == "expected"
+        assert await everything(store) == []
+
+    @pytest.mark.parametrize(("case", "make"), BAD_EVENTS, ids=[c for c, _ in BAD_EVENTS])
+    async def test_bad_events_are_refused_before_writing(
+        self, store: EventStore, case: str, make: Callable[[], Any]
+    ) -> None:
+        await store.append_expect("s", 0, [ev(keep=True)])
+        with pytest.raises(InvalidEventError) as info:
+            await store.append_expect("s", 1, make())
+        assert isinstance(info.value, EvsrcError)
+        assert isinstance(info.value, ValueError)
+        assert str(info.value)
+        with pytest.raises(InvalidEventError):
+            await store.append("s", make())
+        with pytest.raises(InvalidEventError):
+            await store.append_expect("fresh", 0, make())
+        events = await everything(store)
+        assert [(e.stream, e.seq, e.data) for e in events] == [("s", 1, {"keep": True})]
+        assert await store.last_seq("fresh") == 0
+
+    # -- idempotent retries ----------------------------------------------------
+
+    async def test_retry_of_committed_append_returns_original(self, store: EventStore) -> None:
+        events = [ev(n=1), ev(n=2)]
+        first = await store.append_expect("s", 0, events)
+        await store.append_expect("s", 2, [ev(n=3)])
+        again = await store.append_expect("s", 0, events)
+        assert again == first
+        assert [e.data["n"] for e in await store.read("s")] == [1, 2, 3]
+
+    async def test_retry_of_append_without_expectation(self, store: EventStore) -> None:
+        await store.append("s", [ev()])
+        events = [ev(n=1), ev(n=2)]
+        first = await store.append("s", events)
+        await store.append("s", [ev()])
+        again = await store.append("s", events)
+        assert again == first
+        assert await store.last_seq("s") == 4
+
+    async def test_retry_with_append_expect_after_plain_append(self, store: EventStore) -> None:
+        events = [ev(n=1)]
+        first = await store.append("s", events)
+        assert await store.append_expect("s", 0, events) == first
+
+    async def test_same_id_in_another_stream_is_an_error(self, store: EventStore) -> None:
+        e = ev()
+        await store.append_expect("a", 0, [e])
+        with pytest.raises(DuplicateEventIdError) as info:
+            await store.append_expect("b", 0, [e])
+        assert info.value.event_id == e.id
+        assert (info.value.stream, info.value.seq) == ("a", 1)
+        with pytest.raises(DuplicateEventIdError):
+            await store.append("b", [e])
+        assert await store.last_seq("b") == 0
+
+    async def test_same_id_at_another_position_is_an_error(self, store: EventStore) -> None:
+        e = ev()
+        await store.append_expect("a", 0, [ev(), e])
+        with pytest.raises(DuplicateEventIdError):
+            await store.append_expect("a", 0, [e])  # it is at seq 2, not 1
+        with pytest.raises(DuplicateEventIdError):
+            await store.append_expect("a", 2, [e])
+        assert await store.last_seq("a") == 2
+
+    async def test_partial_overlap_is_an_error(self, store: EventStore) -> None:
+        old = ev()
+        await store.append_expect("a", 0, [old])
+        with pytest.raises(DuplicateEventIdError) as info:
+            await store.append_expect("a", 0, [old, ev()])
+        assert info.value.event_id == old.id
+        with pytest.raises(DuplicateEventIdError):
+            await store.append_expect("a", 1, [ev(), old])
+        assert await store.last_seq("a") == 1
+        assert len(await everything(store)) == 1
+
+    # -- global order ------------------------------------------------------------
+
+    async def test_read_all_is_global_commit_order(self, store: EventStore) -> None:
+        await store.append_expect("a", 0, [ev(n=1), ev(n=2)])
+        await store.append_expect("b", 0, [ev(n=3)])
+        await store.append_expect("a", 2, [ev(n=4)])
+        await store.append("c", [ev(n=5), ev(n=6)])
+        events = await everything(store)
+        assert [e.data["n"] for e in events] == [1, 2, 3, 4, 5, 6]
+        assert [(e.stream, e.seq) for e in events] == [
+            ("a", 1), ("a", 2), ("b", 1), ("a", 3), ("c", 1), ("c", 2),
+        ]  # fmt: skip
+        checkpoints = [e.checkpoint for e in events]
+        assert checkpoints == sorted(checkpoints)
+        assert len({e.position for e in events}) == 6
+
+    async def test_read_all_resumes_after_any_checkpoint(self, store: EventStore) -> None:
+        for i in range(6):
+            await store.append_expect(f"s{i % 3}", i // 3, [ev(n=i), ev(n=i + 100)])
+        events = await everything(store)
+        for k, e in enumerate(events):
+            rest = await everything(store, after=e.checkpoint)
+            assert [x.id for x in rest] == [x.id for x in events[k + 1 :]]
+            as_text = await everything(store, after=str(e.checkpoint))  # type: ignore[arg-type]
+            assert [x.id for x in as_text] == [x.id for x in rest]
+            assert Checkpoint.parse(str(e.checkpoint)) == e.checkpoint
+        assert await everything(store, after=events[-1].checkpoint) == []
+
+    async def test_read_all_limit(self, store: EventStore) -> None:
+        await store.append("s", [ev(n=i) for i in range(5)])
+        got = [e async for e in store.read_all(limit=2)]
+        assert [e.data["n"] for e in got] == [0, 1]
+        got = [e async for e in store.read_all(after=got[-1].checkpoint, limit=10)]
+        assert [e.data["n"] for e in got] == [2, 3, 4]
+
+    @pytest.mark.parametrize("after", [3, "nonsense", "1:-2", object()])
+    async def test_read_all_refuses_bad_checkpoints(self, store: EventStore, after: Any) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            await everything(store, after=after)
+        with pytest.raises(InvalidCheckpointError):
+            async for _ in store.subscribe(after=after):
+                pass  # pragma: no cover
+
+    async def test_committed_checkpoint_matches_recorded(self, store: EventStore) -> None:
+        r = await store.append_expect("s", 0, [ev(), ev()])
+        assert isinstance(r, Committed)
+        events = await everything(store)
+        assert events[-1].checkpoint == r.checkpoint
+        assert events[-1].position == r.position
+        assert await everything(store, after=r.checkpoint) == []
+
+    # -- subscriptions -------------------------------------------------------------
+
+    async def test_subscribe_catches_up_then_goes_live(self, store: EventStore) -> None:
+        await store.append_expect("s", 0, [ev(n=1), ev(n=2)])
+        seen: list[int] = []
+        caught_up = anyio.Event()
+
+        async def consume() -> None:
+            async for e in store.subscribe():
+                seen.append(e.data["n"])
+                if len(seen) == 2:
+                    caught_up.set()
+                if len(seen) == 5:
+                    return
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await caught_up.wait()
+                await store.append_expect("s", 2, [ev(n=3)])
+                await store.append("t", [ev(n=4), ev(n=5)])
+        assert seen == [1, 2, 3, 4, 5]
+
+    async def test_subscribe_resumes_from_checkpoint(self, store: EventStore) -> None:
+        r = await store.append_expect("s", 0, [ev(n=1), ev(n=2)])
+        assert isinstance(r, Committed)
+        await store.append_expect("s", 2, [ev(n=3)])
+        got: list[int] = []
+        with anyio.fail_after(30):
+            async for e in store.subscribe(after=r.checkpoint):
+                got.append(e.data["n"])
+                break
+        assert got == [3]
+
+    async def test_waiting_subscriber_wakes_on_append(self, store: EventStore) -> None:
+        got: list[RecordedEvent] = []
+        started = anyio.Event()
+
+        async def consume() -> None:
+            started.set()
+            async for e in store.subscribe():
+                got.append(e)
+                return
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await started.wait()
+                await anyio.sleep(0.05)  # let it find nothing and start waiting
+                r = await store.append_expect("s", 0, [ev()])
+        assert isinstance(r, Committed)
+        assert [e.id for e in got] == [(await store.read("s"))[0].id]
+
+    async def test_live_subscriber_sees_every_event_exactly_once(self, store: EventStore) -> None:
+        writers = self.subscriber_writers
+        n_streams = self.subscriber_streams
+        per_writer = self.subscriber_appends_per_writer
+        streams = [f"live-{i}" for i in range(n_streams)]
+        committed: list[tuple[str, int]] = []
+        seen: list[RecordedEvent] = []
+
+        async def writer(w: int) -> None:
+            rnd = random.Random(w)
+            for _ in range(per_writer):
+                stream = rnd.choice(streams)
+                while True:
+                    seq = await store.last_seq(stream)
+                    await anyio.lowlevel.checkpoint()
+                    size = rnd.randint(1, 3)
+                    r = await store.append_expect(stream, seq, batch(size))
+                    if isinstance(r, Committed):
+                        committed.extend((stream, s) for s in range(r.first_seq, r.last_seq + 1))
+                        break
+
+        async def subscriber() -> None:
+            async for e in store.subscribe():
+                seen.append(e)
+                if e.stream == "live-end":
+                    return
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(subscriber)
+                async with anyio.create_task_group() as wg:
+                    for w in range(writers):
+                        wg.start_soon(writer, w)
+                # Committed after every writer finished, so it is last in global order.
+                await store.append("live-end", [ev()])
+                committed.append(("live-end", 1))
+        keys = [(e.stream, e.seq) for e in seen]
+        assert Counter(keys) == Counter(committed)  # every event, exactly once
+        last: dict[str, int] = defaultdict(int)
+        for stream, seq in keys:
+            assert seq == last[stream] + 1, f"{stream} went {last[stream]} -> {seq}"
+            last[stream] = seq
+        assert [e.checkpoint for e in seen] == sorted(e.checkpoint for e in seen)
+
+    async def test_close_ends_use(self, store: EventStore) -> None:
+        await store.append("s", [ev()])
+        errors: list[BaseException] = []
+        waiting = anyio.Event()
+
+        async def consume() -> None:
+            try:
+                async for _ in store.subscribe():
+                    waiting.set()
+            except StoreClosedError as exc:
+                errors.append(exc)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await waiting.wait()
+                await anyio.sleep(0.05)
+                await store.close()
+        assert len(errors) == 1
+        with pytest.raises(StoreClosedError):
+            await store.append("s", [ev()])
+        with pytest.raises(StoreClosedError):
+            await store.append_expect("s", 1, [ev()])
+        await store.close()  # idempotent
+
+    # -- concurrency -----------------------------------------------------------
+
+    async def test_two_writers_one_expected_exactly_one_wins(self, store: EventStore) -> None:
+        await store.append_expect("seat", 0, [ev()])
+        results: list[Committed | Conflict] = []
+
+        async def attempt(name: str) -> None:
+            results.append(await store.append_expect("seat", 1, [ev(actor=name)]))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(attempt, "ann")
+            tg.start_soon(attempt, "bob")
+        assert sorted(type(r).__name__ for r in results) == ["Committed", "Conflict"]
+        conflict = next(r for r in results if isinstance(r, Conflict))
+        assert (conflict.expected, conflict.actual) == (1, 2)
+        assert await store.last_seq("seat") == 2
+
+    async def test_racing_writers_leave_a_gapless_stream(self, store: EventStore) -> None:
+        n = self.race_tasks
+        attempts = 0
+
+        async def writer(i: int) -> None:
+            nonlocal attempts
+            seq = await store.last_seq("hot")
+            while True:
+                attempts += 1
+                await anyio.lowlevel.checkpoint()  # the gap between observing and appending
+                r = await store.append_expect("hot", seq, [ev(writer=i)])
+                if isinstance(r, Committed):
+                    return
+                assert r.actual > seq
+                seq = r.actual
+
+        with anyio.fail_after(300):
+            async with anyio.create_task_group() as tg:
+                for i in range(n):
+                    tg.start_soon(writer, i)
+        events = await store.read("hot")
+        assert [e.seq for e in events] == list(range(1, n + 1))
+        assert sorted(e.data["writer"] for e in events) == list(range(n))
+        assert attempts > n  # they really raced
+        assert await store.last_seq("hot") == n
+
+    async def test_cancelled_appends_are_all_or_nothing(self, store: EventStore) -> None:
+        rnd = random.Random(7)
+
+        async def appender(k: int) -> None:
+            stream = f"cancel-{k % 4}"
+            for _ in range(5):
+                await store.append(stream, batch(rnd.randint(1, 20)))
+
+        async with anyio.create_task_group() as tg:
+            for k in range(24):
+                tg.start_soon(appender, k)
+            for _ in range(rnd.randint(1, 5)):
+                await anyio.lowlevel.checkpoint()
+            tg.cancel_scope.cancel()
+        for k in range(4):
+            events = await store.read(f"cancel-{k}")
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            sizes: Counter[str] = Counter(e.metadata["append"] for e in events)
+            for e in events:
+                assert sizes[e.metadata["append"]] == e.metadata["size"]
+        r = await store.append("cancel-0", [ev()])
+        assert isinstance(r, Committed)
+
+    # -- a model-based test ----------------------------------------------------
+
+    async def test_matches_a_plain_model_under_random_operations(self, store: EventStore) -> None:
+        """Hypothesis drives the store with random operations and checks it against a model."""
+        from evsrc.testing._stateful import run_model_test
+
+        await anyio.to_thread.run_sync(run_model_test, store, self.stateful_examples)
