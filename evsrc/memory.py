@@ -10,8 +10,10 @@ the same data is accepted and refused as on PostgreSQL.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+from uuid import UUID
 
 import anyio
 import anyio.lowlevel
@@ -22,7 +24,6 @@ from evsrc.store import EventStore, check_checkpoint, check_read_args, check_str
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
-    from uuid import UUID
 
     from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent
@@ -32,31 +33,27 @@ __all__ = ["InMemoryEventStore"]
 _loads = json.loads
 
 
-class _Row(NamedTuple):
-    stream: str
-    seq: int
-    position: int
-    commit: int
-    id: UUID
-    type: str
-    version: int
-    data: str
-    metadata: str
-    recorded_at: datetime
+_fromtimestamp = datetime.fromtimestamp
+
+# A stored event is a plain tuple of atoms (no UUID or datetime objects), so
+# that the cyclic garbage collector untracks it: a store holding millions of
+# events then costs the collector nothing. Fields by index:
+_STREAM, _SEQ, _POSITION, _COMMIT, _ID, _TYPE, _VERSION, _DATA, _METADATA, _AT = range(10)
+_Row = tuple[str, int, int, int, int, str, int, str, str, float]
 
 
 def _recorded(r: _Row) -> RecordedEvent:
     return RecordedEvent(
-        r.stream,
-        r.seq,
-        r.position,
-        Checkpoint(r.commit, r.position),
-        r.id,
-        r.type,
-        r.version,
-        _loads(r.data),
-        {} if r.metadata == "{}" else _loads(r.metadata),
-        r.recorded_at,
+        r[0],
+        r[1],
+        r[2],
+        Checkpoint(r[3], r[2]),
+        UUID(int=r[4]),
+        r[5],
+        r[6],
+        _loads(r[7]),
+        {} if r[8] == "{}" else _loads(r[8]),
+        _fromtimestamp(r[9], UTC),
     )
 
 
@@ -66,7 +63,7 @@ class InMemoryEventStore(EventStore):
     def __init__(self) -> None:
         self._streams: dict[str, list[_Row]] = {}
         self._log: list[_Row] = []
-        self._ids: dict[UUID, tuple[str, int]] = {}
+        self._ids: dict[int, tuple[str, int]] = {}
         self._commits = 0
         self._waiter: anyio.Event | None = None
         self._closed = False
@@ -94,7 +91,7 @@ class InMemoryEventStore(EventStore):
     ) -> Committed | Conflict:
         ids = self._ids
         for e in encoded:
-            if e.id in ids:
+            if e.id.int in ids:
                 return self._retried(stream, expected, encoded)
         rows = self._streams.get(stream)
         if rows is None:
@@ -104,18 +101,17 @@ class InMemoryEventStore(EventStore):
             return Conflict(stream, expected, actual)
         log = self._log
         self._commits = commit = self._commits + 1
-        now = datetime.now(UTC)
+        now = time.time()
         seq = actual
         position = len(log)
         for e in encoded:
             seq += 1
             position += 1
-            row = _Row(
-                stream, seq, position, commit, e.id, e.type, e.version, e.data, e.metadata, now
-            )
+            key = e.id.int
+            row = (stream, seq, position, commit, key, e.type, e.version, e.data, e.metadata, now)
             rows.append(row)
             log.append(row)
-            ids[e.id] = (stream, seq)
+            ids[key] = (stream, seq)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -124,7 +120,7 @@ class InMemoryEventStore(EventStore):
 
     def _retried(self, stream: str, expected: int | None, encoded: list[EncodedEvent]) -> Committed:
         """An append some of whose ids exist: the original result if it is a whole retry."""
-        places = [self._ids.get(e.id) for e in encoded]
+        places = [self._ids.get(e.id.int) for e in encoded]
         first = places[0]
         base = expected
         if base is None and first is not None and first[0] == stream:
@@ -134,7 +130,11 @@ class InMemoryEventStore(EventStore):
         ):
             last = self._streams[stream][base + len(encoded) - 1]
             return Committed(
-                stream, base + 1, last.seq, last.position, Checkpoint(last.commit, last.position)
+                stream,
+                base + 1,
+                last[_SEQ],
+                last[_POSITION],
+                Checkpoint(last[_COMMIT], last[_POSITION]),
             )
         # Some ids exist elsewhere, or only part of the append exists: not a retry.
         e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 from uuid import UUID
 
 from evsrc.errors import (
@@ -49,16 +48,42 @@ MAX_TYPE_LENGTH: Final = 255
 #: Largest event: its ``data`` and ``metadata`` encoded as compact JSON, in bytes.
 MAX_EVENT_BYTES: Final = 1024 * 1024
 
-# JSON text is ASCII here (ensure_ascii), so len() is the size in bytes.
-_encode = json.JSONEncoder(
-    ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=True
-).encode
+
+def _not_json(value: object) -> Any:
+    msg = f"Object of type {type(value).__name__} is not JSON serializable"
+    raise TypeError(msg)
+
+
+# Compact JSON, ASCII only (so len() is the size in bytes), no NaN/Infinity
+# (jsonb refuses them). The C encoder is built once: json.dumps rebuilds it on
+# every call, which costs more than encoding a small event. It does not track
+# cycles; a cyclic value ends in RecursionError, which is caught below.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    _c_encode = _c_make_encoder(
+        None,
+        _not_json,
+        json.encoder.encode_basestring_ascii,
+        float.__repr__,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )
+
+    def _encode(value: object) -> str:
+        return "".join(_c_encode(value, 0))
+
+else:  # pragma: no cover - interpreters without the C accelerator
+    _encode = json.JSONEncoder(
+        ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_not_json
+    ).encode
 # A JSON-escaped NUL that is not itself an escaped backslash followed by "u0000".
 _ESCAPED_NUL = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
+class EncodedEvent(NamedTuple):
     """A checked ``NewEvent`` with its data and metadata encoded as JSON text."""
 
     id: UUID
@@ -91,7 +116,7 @@ def _encode_json(value: object, what: str, index: int) -> str:
         raise InvalidEventError(msg, argument=f"events[{index}].{what}", value=value)
     try:
         text = _encode(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         msg = f"events[{index}].{what} is not JSON-serialisable: {exc}"
         raise InvalidEventError(msg, argument=f"events[{index}].{what}", value=value) from exc
     if "\\u0000" in text and _ESCAPED_NUL.search(text):
