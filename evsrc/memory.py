@@ -38,7 +38,7 @@ _fromtimestamp = datetime.fromtimestamp
 # A stored event is a plain tuple of atoms (no UUID or datetime objects), so
 # that the cyclic garbage collector untracks it: a store holding millions of
 # events then costs the collector nothing. Fields by index:
-_STREAM, _SEQ, _POSITION, _COMMIT, _ID, _TYPE, _VERSION, _DATA, _METADATA, _AT = range(10)
+# (stream, seq, position, commit, id as int, type, version, data, metadata, unix time)
 _Row = tuple[str, int, int, int, int, str, int, str, str, float]
 
 
@@ -128,14 +128,8 @@ class InMemoryEventStore(EventStore):
         if base is not None and all(
             where == (stream, base + i) for i, where in enumerate(places, 1)
         ):
-            last = self._streams[stream][base + len(encoded) - 1]
-            return Committed(
-                stream,
-                base + 1,
-                last[_SEQ],
-                last[_POSITION],
-                Checkpoint(last[_COMMIT], last[_POSITION]),
-            )
+            _, seq, position, commit, *_ = self._streams[stream][base + len(encoded) - 1]
+            return Committed(stream, base + 1, seq, position, Checkpoint(commit, position))
         # Some ids exist elsewhere, or only part of the append exists: not a retry.
         e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
         raise DuplicateEventIdError(event_id=e.id, stream=where[0], seq=where[1])

@@ -76,7 +76,7 @@ if _c_make_encoder is not None:
         return "".join(_c_encode(value, 0))
 
 else:  # pragma: no cover - interpreters without the C accelerator
-    _encode = json.JSONEncoder(
+    _encode = json.JSONEncoder(  # type: ignore[assignment]
         ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_not_json
     ).encode
 # A JSON-escaped NUL that is not itself an escaped backslash followed by "u0000".

@@ -76,6 +76,12 @@ BAD_STREAMS: list[Any] = [
 ]
 
 
+def _cyclic() -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    d["me"] = [d]
+    return d
+
+
 def _bad_events() -> list[tuple[str, Callable[[], Any]]]:
     class Opaque:
         pass
@@ -94,7 +100,7 @@ def _bad_events() -> list[tuple[str, Callable[[], Any]]]:
         ("data not a dict", lambda: [NewEvent("t", [1, 2])]),  # type: ignore[arg-type]
         ("data not JSON", lambda: [NewEvent("t", {"x": Opaque()})]),
         ("data has a set", lambda: [NewEvent("t", {"x": {1, 2}})]),
-        ("data is cyclic", lambda: (lambda d: [d.setdefault("me", [d]) and NewEvent("t", d)])({})),
+        ("data is cyclic", lambda: [NewEvent("t", _cyclic())]),
         ("data has NaN", lambda: [NewEvent("t", {"x": math.nan})]),
         ("data has NUL", lambda: [NewEvent("t", {"x": "a\x00b"})]),
         ("NUL in a key", lambda: [NewEvent("t", {"a\x00": 1})]),
