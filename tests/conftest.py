@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
     from evsrc.store import EventStore
 
-BACKENDS = ["memory"]
+pytest_plugins = ["tests.pgfixtures"]
+
+BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -26,5 +28,10 @@ async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]
     if request.param == "memory":
         async with InMemoryEventStore() as store:
             yield store
-    else:  # pragma: no cover - extended by the PostgreSQL fixtures
+    elif request.param == "postgres":
+        from tests.pgfixtures import postgres_any_store
+
+        async for store in postgres_any_store(request):
+            yield store
+    else:  # pragma: no cover
         raise AssertionError(request.param)

@@ -1,0 +1,102 @@
+"""The backend's SQL, kept as ``.sql`` package data and read with importlib.resources.
+
+``{schema}`` in a file is replaced by the quoted, validated schema name — the
+only text ever substituted; every value travels as a bind parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Final
+
+from evsrc.errors import InvalidInputError
+
+__all__ = [
+    "IDENTIFIER",
+    "latest_version",
+    "migrations",
+    "qualified",
+    "queries",
+    "quote_schema",
+    "schema_sql",
+]
+
+#: A plain SQL identifier: what a schema or table name may be.
+IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_IDENTIFIER: Final = 63
+_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")
+
+
+def quote_schema(schema: object, *, argument: str = "schema") -> str:
+    """``schema`` double-quoted; ``InvalidInputError`` if it is not a plain identifier."""
+    if type(schema) is not str or not IDENTIFIER.match(schema) or len(schema) > _MAX_IDENTIFIER:
+        msg = (
+            f"{argument} must be an SQL identifier (letters, digits, underscore; "
+            f"not starting with a digit; at most {_MAX_IDENTIFIER} characters), got {schema!r}"
+        )
+        raise InvalidInputError(msg, argument=argument, value=schema)
+    return f'"{schema}"'
+
+
+def qualified(schema: str, table: str) -> str:
+    """``"schema"."table"``, both validated as identifiers."""
+    return f"{quote_schema(schema)}.{quote_schema(table, argument='name')}"
+
+
+def _read(*parts: str) -> str:
+    return resources.files("evsrc.postgres").joinpath("sql", *parts).read_text("utf-8")
+
+
+def _fill(text: str, quoted_schema: str) -> str:
+    return text.replace("{schema}", quoted_schema)
+
+
+def schema_sql(quoted_schema: str) -> str:
+    """The whole current schema, for an empty database."""
+    return _fill(_read("schema.sql"), quoted_schema)
+
+
+@cache
+def _migration_files() -> tuple[tuple[int, str], ...]:
+    folder = resources.files("evsrc.postgres").joinpath("sql", "migrations")
+    found = []
+    for entry in folder.iterdir():
+        m = _MIGRATION.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name))
+    found.sort()
+    numbers = [n for n, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):  # pragma: no cover - a packaging bug
+        msg = f"migrations must be numbered 1..n without gaps, found {numbers}"
+        raise RuntimeError(msg)
+    return tuple(found)
+
+
+def latest_version() -> int:
+    """The schema version this release writes: the number of the last migration."""
+    return _migration_files()[-1][0]
+
+
+def migrations(quoted_schema: str, after: int) -> list[tuple[int, str]]:
+    """``(version, sql)`` of every migration newer than ``after``, in order."""
+    return [
+        (n, _fill(_read("migrations", name), quoted_schema))
+        for n, name in _migration_files()
+        if n > after
+    ]
+
+
+@cache
+def _named_queries() -> dict[str, str]:
+    text = _read("queries.sql")
+    parts = _NAME_LINE.split(text)
+    # parts: [preamble, name1, body1, name2, body2, ...]
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+def queries(quoted_schema: str) -> dict[str, str]:
+    """The named queries of ``queries.sql`` with the schema filled in."""
+    return {name: _fill(body, quoted_schema) for name, body in _named_queries().items()}

@@ -1,0 +1,68 @@
+-- 0002: the append function, so that an append of any size is one round trip.
+
+CREATE FUNCTION {schema}.evsrc_append(
+    p_stream text,
+    p_expected bigint,
+    p_ids uuid[],
+    p_types text[],
+    p_versions integer[],
+    p_data text[],
+    p_metadata text[],
+    OUT head bigint,
+    OUT last_position bigint,
+    OUT commit_id xid8,
+    OUT found_ids uuid[],
+    OUT found_streams text[],
+    OUT found_seqs bigint[],
+    OUT found_positions bigint[],
+    OUT found_commits xid8[]
+)
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    -- Writers of one stream queue on a transaction-scoped advisory lock keyed by
+    -- the stream, taken BEFORE this transaction has an id. Two consequences:
+    -- (1) each later statement runs on a fresh snapshot (READ COMMITTED, volatile
+    --     function) that sees every earlier writer of the stream committed, so the
+    --     head read below is exact and the expected-check never races;
+    -- (2) the transaction id, assigned by pg_current_xact_id() below, is allocated
+    --     after the previous writer of the stream has committed, so it is larger:
+    --     ordering by (commit, position) keeps each stream in seq order.
+    -- Writers of different streams share no lock (a 64-bit hash collision only
+    -- makes two streams queue together; it is never incorrect).
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 5308));
+
+    SELECT e.seq INTO head
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = p_stream
+    ORDER BY e.seq DESC
+    LIMIT 1;
+    head := coalesce(head, 0);
+
+    IF p_expected IS NOT NULL AND head <> p_expected THEN
+        -- A conflict, or an idempotent retry of an append that already committed:
+        -- report where these ids are (if anywhere) and let the caller decide.
+        SELECT array_agg(e.id), array_agg(e.stream), array_agg(e.seq),
+               array_agg(e.position), array_agg(e.commit)
+        INTO found_ids, found_streams, found_seqs, found_positions, found_commits
+        FROM {schema}.evsrc_events e
+        WHERE e.id = ANY (p_ids);
+        RETURN;
+    END IF;
+
+    commit_id := pg_current_xact_id();
+    -- The unique (stream, seq) key is the database's own guard against a gap or a
+    -- duplicate; no ON CONFLICT clause may ever soften it.
+    WITH inserted AS (
+        INSERT INTO {schema}.evsrc_events
+            (stream, seq, commit, id, type, version, data, metadata)
+        SELECT p_stream, head + u.ord, commit_id, u.id, u.type, u.version,
+               u.data::jsonb, u.metadata::jsonb
+        FROM unnest(p_ids, p_types, p_versions, p_data, p_metadata)
+             WITH ORDINALITY AS u (id, type, version, data, metadata, ord)
+        ORDER BY u.ord
+        RETURNING position
+    )
+    SELECT max(i.position) INTO last_position FROM inserted i;
+END;
+$fn$;

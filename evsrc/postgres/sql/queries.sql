@@ -1,0 +1,53 @@
+-- Named queries of PostgresEventStore. Each starts at a "-- name: <name>" line.
+-- {schema} is replaced once, when the store is created, by the quoted schema
+-- name; every value is a bind parameter. asyncpg prepares each one per
+-- connection on first use and keeps it in its statement cache.
+
+-- name: append
+SELECT head, last_position, commit_id, found_ids, found_streams, found_seqs,
+       found_positions, found_commits
+FROM {schema}.evsrc_append($1, $2, $3, $4, $5, $6, $7);
+
+-- name: find_ids
+SELECT id, stream, seq, position, commit
+FROM {schema}.evsrc_events
+WHERE id = ANY ($1::uuid[]);
+
+-- name: last_seq
+SELECT coalesce(max(seq), 0) FROM {schema}.evsrc_events WHERE stream = $1;
+
+-- name: read_forward
+SELECT seq, position, commit, id, type, version, data, metadata, recorded_at
+FROM {schema}.evsrc_events
+WHERE stream = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3;
+
+-- name: read_backward
+SELECT seq, position, commit, id, type, version, data, metadata, recorded_at
+FROM {schema}.evsrc_events
+WHERE stream = $1 AND seq > $2
+ORDER BY seq DESC
+LIMIT $3;
+
+-- name: read_all
+-- Rows of transactions below the snapshot's xmin only: every transaction with a
+-- smaller id has ended, so nothing can later commit in front of what this
+-- returns. "ready" is false for rows that are committed and visible but not yet
+-- orderable (an older transaction is still running); callers stop there.
+SELECT e.stream, e.seq, e.position, e.commit, e.id, e.type, e.version, e.data,
+       e.metadata, e.recorded_at, e.commit < h.xmin AS ready
+FROM {schema}.evsrc_events e,
+     (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
+WHERE (e.commit, e.position) > ($1::xid8, $2::bigint)
+ORDER BY e.commit, e.position
+LIMIT $3;
+
+-- name: schema_version
+SELECT max(version) FROM {schema}.evsrc_schema_version;
+
+-- name: stamp_version
+INSERT INTO {schema}.evsrc_schema_version (version) VALUES ($1);
+
+-- name: notify
+SELECT pg_notify($1, '');

@@ -1,0 +1,554 @@
+"""``PostgresEventStore``: the store contract on PostgreSQL through an asyncpg pool.
+
+How it keeps the contract, in short (``docs/postgres.md`` has the long form):
+
+* An append is one call of the ``evsrc_append`` SQL function — one round trip
+  whatever the number of events. The function queues writers of the same
+  stream on a transaction-scoped advisory lock, reads the stream's head on a
+  fresh snapshot, and either inserts every event (one ``INSERT … SELECT FROM
+  unnest(…)``) or reports the conflict. The unique ``(stream, seq)`` key is the
+  database's own last word against gaps and duplicates.
+* Global order is ``(commit, position)``: the writing transaction's id and a
+  sequence-allocated position. Readers only return rows of transactions below
+  the snapshot's ``xmin`` (see the comment "THE GLOBAL ORDER" below), so nothing ever commits in
+  front of a checkpoint a reader has passed, and writers never share a lock.
+* Every asyncpg error becomes an evsrc error in one place, :func:`_translate`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import uuid
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import anyio
+import asyncpg
+from asyncpg import exceptions as pgexc
+
+from evsrc.errors import (
+    DuplicateEventIdError,
+    EvsrcError,
+    InvalidInputError,
+    OutcomeUnknownError,
+    SchemaError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
+from evsrc.postgres import _sql
+from evsrc.store import EventStore, check_checkpoint, check_read_args, check_stream, prepare_append
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from evsrc.events import NewEvent
+    from evsrc.store import EncodedEvent
+
+__all__ = ["PostgresEventStore"]
+
+_ID_KEY: Final = "evsrc_events_id_key"
+_SEQ_KEY: Final = "evsrc_events_pkey"
+_UUID_RE: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+#: Rows per page of read_all / subscribe.
+_PAGE: Final = 500
+#: Serialises concurrent setup() calls (any constant; transaction-scoped).
+_SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
+_POOL_ONLY_OPTIONS: Final = frozenset(
+    {
+        "min_size",
+        "max_size",
+        "max_queries",
+        "max_inactive_connection_lifetime",
+        "setup",
+        "init",
+        "reset",
+        "loop",
+        "connection_class",
+    }
+)
+
+# THE GLOBAL ORDER — Why reading below xmin is exact and needs no lock.
+#
+# Positions come from a sequence, so they are handed out in insert order, not in
+# commit order: transaction A may take position 10, B position 11, and B commit
+# first. A reader that had passed 11 would never return to 10 — it would skip it.
+# Ordering by position alone is therefore wrong, and the classic fix (one table
+# lock per append, eventsourcing's ``_lock_table``) makes every writer wait for
+# every other.
+#
+# Instead each row records its writing transaction's id (``pg_current_xact_id()``,
+# a 64-bit xid8 that never wraps), and readers order by ``(commit, position)``
+# but only return rows whose transaction id is below ``pg_snapshot_xmin`` of
+# their snapshot. ``xmin`` is the oldest transaction id still running when the
+# snapshot was taken; every id below it belongs to a transaction that has ended,
+# and every transaction that starts later gets a larger id. So the set of rows
+# below ``xmin`` is final: no commit can ever add a row in front of what a reader
+# has returned, and a checkpoint ``(commit, position)`` is a resumable place.
+# Rows of a committed transaction at or above ``xmin`` are visible but held back
+# until the older transactions end — they are delayed, never skipped.
+#
+# Per stream the order agrees with seq: writers of a stream queue on an advisory
+# lock taken before their transaction has an id (see ``evsrc_append``), so a
+# later writer's id is always larger.
+#
+# The price: a transaction left open anywhere on the server (any database — ids
+# are cluster-wide) holds ``xmin`` back and stalls every subscriber until it
+# ends. Set ``idle_in_transaction_session_timeout`` (docs/postgres.md).
+
+_loads = json.loads
+
+
+def _translate(
+    exc: BaseException, *, stream: str | None = None, sent: bool = False, closed: bool = False
+) -> EvsrcError:
+    """The evsrc error for an asyncpg (or socket) error — the one place they are mapped.
+
+    ``sent`` is true once an append has gone to the server: a lost connection
+    then leaves its outcome unknown, where before it certainly did not commit.
+    """
+    if isinstance(exc, EvsrcError):
+        return exc
+    if isinstance(exc, pgexc.UniqueViolationError):
+        if exc.constraint_name == _ID_KEY:
+            m = _UUID_RE.search(exc.detail or "")
+            event_id = uuid.UUID(m.group(0)) if m else uuid.UUID(int=0)
+            return DuplicateEventIdError(event_id=event_id)
+        if exc.constraint_name == _SEQ_KEY:
+            return _SeqTakenError(str(exc))
+    if isinstance(
+        exc,
+        (pgexc.UndefinedTableError, pgexc.UndefinedFunctionError, pgexc.InvalidSchemaNameError),
+    ):
+        return SchemaError(f"the evsrc schema is missing or out of date; run setup() ({exc})")
+    if closed:
+        return StoreClosedError()
+    if isinstance(exc, pgexc.QueryCanceledError):
+        # statement_timeout or pg_cancel_backend: the statement failed before commit.
+        return StoreUnavailableError(f"the statement was cancelled: {exc}")
+    lost = isinstance(
+        exc,
+        (
+            pgexc.OperatorInterventionError,  # admin shutdown, backend terminated
+            pgexc.PostgresConnectionError,
+            asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
+            OSError,
+            TimeoutError,
+        ),
+    )
+    if lost and sent:
+        return OutcomeUnknownError(
+            f"the connection was lost during an append to {stream!r}; it may have committed. "
+            f"Retrying it with the same event ids is safe ({type(exc).__name__}: {exc})",
+            stream=stream,
+        )
+    return StoreUnavailableError(f"PostgreSQL: {type(exc).__name__}: {exc}")
+
+
+class _SeqTakenError(EvsrcError):
+    """The (stream, seq) key refused a row: someone wrote past evsrc's stream lock."""
+
+
+class PostgresEventStore(EventStore):
+    """An event store in PostgreSQL, owning (or borrowing) an asyncpg pool.
+
+    Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
+    the schema, and close it with ``await store.close()`` or ``async with``.
+    Tables live in ``schema`` and share the ``evsrc_`` prefix.
+
+    ``poll_interval`` bounds how long a live subscriber waits before looking for
+    events committed by *other* processes (this store's own appends wake its
+    subscribers at once).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        schema: str = "public",
+        poll_interval: float = 0.5,
+        owns_pool: bool = False,
+    ) -> None:
+        self._quoted = _sql.quote_schema(schema)
+        if not (isinstance(poll_interval, (int, float)) and 0 < poll_interval <= 3600):
+            msg = f"poll_interval must be a number of seconds in (0, 3600], got {poll_interval!r}"
+            raise InvalidInputError(msg, argument="poll_interval", value=poll_interval)
+        self._schema = schema
+        self._pool = pool
+        self._owns_pool = owns_pool
+        self._poll_interval = float(poll_interval)
+        q = _sql.queries(self._quoted)
+        self._q_append = q["append"]
+        self._q_find_ids = q["find_ids"]
+        self._q_last_seq = q["last_seq"]
+        self._q_read_forward = q["read_forward"]
+        self._q_read_backward = q["read_backward"]
+        self._q_read_all = q["read_all"]
+        self._q_schema_version = q["schema_version"]
+        self._q_stamp_version = q["stamp_version"]
+        self._waiter: anyio.Event | None = None
+        self._closed = False
+
+    @classmethod
+    async def connect(
+        cls,
+        dsn: str | None = None,
+        *,
+        schema: str = "public",
+        poll_interval: float = 0.5,
+        **pool_options: Any,
+    ) -> Self:
+        """Open a pool on ``dsn`` and return a store that owns it.
+
+        ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` defaults
+        to 1 and ``max_size`` to 10 here). Raises ``StoreUnavailableError`` when
+        the server cannot be reached and ``InvalidInputError`` for a bad
+        ``schema``.
+        """
+        _sql.quote_schema(schema)
+        options: dict[str, Any] = {"min_size": 1, "max_size": 10}
+        options.update(pool_options)
+        try:
+            pool = await asyncpg.create_pool(dsn, **options)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _translate(exc) from exc
+        return cls(pool, schema=schema, poll_interval=poll_interval, owns_pool=True)
+
+    # -- public properties, for code that builds on the same database ---------
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The asyncpg pool the store runs on (read-only)."""
+        return self._pool
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding the store's tables (unquoted)."""
+        return self._schema
+
+    def table(self, name: str) -> str:
+        """The quoted, schema-qualified name of an ``evsrc_`` table.
+
+        ``store.table("events")`` and ``store.table("evsrc_events")`` both give
+        ``"public"."evsrc_events"``. ``name`` must be an identifier.
+        """
+        _sql.quote_schema(name, argument="name")
+        if not name.startswith("evsrc_"):
+            name = "evsrc_" + name
+        return _sql.qualified(self._schema, name)
+
+    # -- schema ------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Create the schema, or migrate an older one; harmless to run again.
+
+        Concurrent calls (several processes starting at once) queue on an
+        advisory lock. Raises ``SchemaError`` if the database holds a newer
+        schema than this release knows.
+        """
+        latest = _sql.latest_version()
+        q = self._quoted
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SETUP_LOCK)
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+                has_version = await conn.fetchval(
+                    "SELECT to_regclass($1) IS NOT NULL", f"{q}.evsrc_schema_version"
+                )
+                if not has_version:
+                    await conn.execute(_sql.schema_sql(q))
+                    for n in range(1, latest + 1):
+                        await conn.execute(self._q_stamp_version, n)
+                    return
+                current = await conn.fetchval(self._q_schema_version) or 0
+                if current > latest:
+                    msg = (
+                        f"schema {self._schema!r} is at version {current}, newer than this "
+                        f"release of evsrc ({latest}); upgrade evsrc"
+                    )
+                    raise SchemaError(msg)
+                for n, sql in _sql.migrations(q, current):
+                    await conn.execute(sql)
+                    await conn.execute(self._q_stamp_version, n)
+        except EvsrcError:
+            raise
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _translate(exc, closed=self._closed) from exc
+
+    async def schema_version(self) -> int:
+        """The schema version in the database; 0 when ``setup()`` never ran."""
+        q = self._quoted
+        has = await self._fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", f"{q}.evsrc_schema_version"
+        )
+        if not has:
+            return 0
+        return int(await self._fetchval(self._q_schema_version) or 0)
+
+    # -- writing -----------------------------------------------------------------
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        if self._closed:
+            raise StoreClosedError
+        encoded = prepare_append(stream, expected, events)
+        return await self._append(stream, expected, encoded)
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
+        if self._closed:
+            raise StoreClosedError
+        encoded = prepare_append(stream, None, events, any_position=True)
+        result = await self._append(stream, None, encoded)
+        assert isinstance(result, Committed)
+        return result
+
+    async def _append(
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
+    ) -> Committed | Conflict:
+        pool = self._pool
+        try:
+            conn = await pool.acquire()
+        except Exception as exc:
+            raise _translate(exc, stream=stream, closed=self._closed) from exc
+        try:
+            # EncodedEvent is a NamedTuple: transpose into the five array parameters.
+            ids, types, versions, data, metadata = zip(*encoded, strict=True)
+            row = await conn.fetchrow(
+                self._q_append, stream, expected, ids, types, versions, data, metadata
+            )
+        except Exception as exc:
+            await pool.release(conn)
+            error = _translate(exc, stream=stream, sent=True)
+            if isinstance(error, DuplicateEventIdError):
+                return await self._resolve_retry(stream, expected, encoded, error)
+            if isinstance(error, _SeqTakenError):
+                return Conflict(stream, expected or 0, await self.last_seq(stream))
+            raise error from exc
+        except BaseException:
+            await pool.release(conn)
+            raise
+        await pool.release(conn)
+        assert row is not None
+        head, last_position, commit = row[0], row[1], row[2]
+        if last_position is not None:
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                waiter.set()
+            return Committed(
+                stream,
+                head + 1,
+                head + len(encoded),
+                last_position,
+                Checkpoint(commit, last_position),
+            )
+        if row[3] is None:
+            assert expected is not None
+            return Conflict(stream, expected, head)
+        places = {
+            i: (s, q, p, c)
+            for i, s, q, p, c in zip(row[3], row[4], row[5], row[6], row[7], strict=True)
+        }
+        return _retried(stream, expected, encoded, places)
+
+    async def _resolve_retry(
+        self,
+        stream: str,
+        expected: int | None,
+        encoded: list[EncodedEvent],
+        error: DuplicateEventIdError,
+    ) -> Committed:
+        """An id is taken: the original result if this is a whole retry, else the error."""
+        rows = await self._fetch(self._q_find_ids, [e.id for e in encoded])
+        places = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        if not places:  # pragma: no cover - the row that refused us cannot vanish
+            raise error
+        try:
+            return _retried(stream, expected, encoded, places)
+        except DuplicateEventIdError as exc:
+            raise exc from error
+
+    # -- reading -------------------------------------------------------------------
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        if self._closed:
+            raise StoreClosedError
+        try:
+            return await self._pool.fetch(query, *args)
+        except Exception as exc:
+            raise _translate(exc, closed=self._closed) from exc
+
+    async def _fetchval(self, query: str, *args: Any) -> Any:
+        if self._closed:
+            raise StoreClosedError
+        try:
+            return await self._pool.fetchval(query, *args)
+        except Exception as exc:
+            raise _translate(exc, closed=self._closed) from exc
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        check_read_args(stream, after, limit)
+        rows = await self._fetch(
+            self._q_read_backward if backwards else self._q_read_forward, stream, after, limit
+        )
+        return _stream_events(stream, rows)
+
+    async def last_seq(self, stream: str) -> int:
+        check_stream(stream)
+        value: int = await self._fetchval(self._q_last_seq, stream)
+        return value
+
+    async def read_all(
+        self, after: Checkpoint | None = None, *, limit: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        start = check_checkpoint(after)
+        if limit is not None and (type(limit) is not int or limit < 0):
+            check_read_args("-", 0, limit)
+        commit, position = (start.commit, start.position) if start is not None else (0, 0)
+        left = limit
+        while left is None or left > 0:
+            page = _PAGE if left is None else min(_PAGE, left)
+            rows = await self._fetch(self._q_read_all, commit, position, page)
+            events, complete = _global_events(rows)
+            for e in events:
+                yield e
+            if events:
+                commit, position = events[-1].checkpoint.commit, events[-1].position
+                if left is not None:
+                    left -= len(events)
+            if not complete or len(rows) < page:
+                return
+
+    async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+        start = check_checkpoint(after)
+        commit, position = (start.commit, start.position) if start is not None else (0, 0)
+        pending_delay = 0.0
+        failures = 0
+        while True:
+            if self._closed:
+                raise StoreClosedError
+            # Take the waiter before reading, so a commit that lands between the
+            # read and the wait still wakes us.
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = anyio.Event()
+            try:
+                rows = await self._fetch(self._q_read_all, commit, position, _PAGE)
+            except StoreUnavailableError:
+                if self._closed:
+                    raise StoreClosedError from None
+                failures += 1
+                if failures > 10:
+                    raise
+                await anyio.sleep(min(0.05 * 2**failures, 2.0))
+                continue
+            failures = 0
+            events, complete = _global_events(rows)
+            for e in events:
+                yield e
+            if events:
+                commit, position = events[-1].checkpoint.commit, events[-1].position
+            if complete and len(rows) == _PAGE:
+                continue  # more to catch up on
+            if not complete:
+                # Committed rows wait behind an older, still-running transaction;
+                # no commit of ours will announce its end, so poll, backing off.
+                pending_delay = min(max(pending_delay * 2, 0.002), self._poll_interval)
+                timeout = pending_delay
+            else:
+                pending_delay = 0.0
+                timeout = self._poll_interval
+            if self._closed:
+                raise StoreClosedError
+            with anyio.move_on_after(timeout):
+                await waiter.wait()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the store: subscribers end with ``StoreClosedError``; an owned pool closes."""
+        if self._closed:
+            return
+        self._closed = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+        if self._owns_pool:
+            with contextlib.suppress(Exception):
+                await self._pool.close()
+
+
+def _retried(
+    stream: str,
+    expected: int | None,
+    encoded: list[EncodedEvent],
+    found: dict[uuid.UUID, tuple[str, int, int, int]],
+) -> Committed:
+    """The original result if every id sits exactly where this append would put it."""
+    places = [found.get(e.id) for e in encoded]
+    first = places[0]
+    base = expected
+    if base is None and first is not None and first[0] == stream:
+        base = first[1] - 1
+    if base is not None and all(
+        p is not None and p[0] == stream and p[1] == base + i for i, p in enumerate(places, 1)
+    ):
+        last = places[-1]
+        assert last is not None
+        return Committed(stream, base + 1, last[1], last[2], Checkpoint(last[3], last[2]))
+    # Some ids exist elsewhere, or only part of the append exists: not a retry.
+    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
+    raise DuplicateEventIdError(event_id=e.id, stream=where[0], seq=where[1])
+
+
+def _stream_events(stream: str, rows: list[asyncpg.Record]) -> list[RecordedEvent]:
+    return [
+        RecordedEvent(
+            stream,
+            seq,
+            position,
+            Checkpoint(commit, position),
+            id_,
+            type_,
+            version,
+            _loads(data),
+            {} if metadata == "{}" else _loads(metadata),
+            recorded_at,
+        )
+        for seq, position, commit, id_, type_, version, data, metadata, recorded_at in rows
+    ]
+
+
+def _global_events(rows: list[asyncpg.Record]) -> tuple[list[RecordedEvent], bool]:
+    """The ready prefix of a read_all page, and whether the page was all ready."""
+    out: list[RecordedEvent] = []
+    for stream, seq, position, commit, id_, type_, version, data, metadata, at, ready in rows:
+        if not ready:
+            return out, False
+        out.append(
+            RecordedEvent(
+                stream,
+                seq,
+                position,
+                Checkpoint(commit, position),
+                id_,
+                type_,
+                version,
+                _loads(data),
+                {} if metadata == "{}" else _loads(metadata),
+                at,
+            )
+        )
+    return out, True

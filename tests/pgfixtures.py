@@ -1,0 +1,162 @@
+"""PostgreSQL fixtures: a template database once per session, a fresh clone per test.
+
+Loaded as a pytest plugin (``pytest_plugins = ["tests.pgfixtures"]``). The
+server comes from ``EVSRC_TEST_DSN`` (default: the local trust-auth server).
+If it cannot be reached the PostgreSQL tests are skipped with a hint — unless
+``CI=true``, where that is an error: CI must never pass by skipping.
+
+``pg_dsn`` is a *sync* fixture (it drives asyncpg on a worker thread with its
+own event loop), so an async fixture may call ``request.getfixturevalue("pg_dsn")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from evsrc.postgres import PostgresEventStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Coroutine, Iterator
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: Pool size of test stores: small, the server is shared.
+TEST_POOL = {"min_size": 1, "max_size": 8}
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgfixtures")
+
+
+def admin_dsn() -> str:
+    """The DSN of the server's maintenance database (where databases are created)."""
+    return os.environ.get("EVSRC_TEST_DSN") or DEFAULT_DSN
+
+
+def dsn_for(database: str) -> str:
+    """``admin_dsn()`` pointed at ``database``."""
+    parts = urlsplit(admin_dsn())
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion on a private worker thread (safe inside a running loop)."""
+    return _executor.submit(asyncio.run, coro).result()
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(admin_dsn(), timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+class _Template:
+    """The session's template database: created lazily, dropped at session end."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.error: str | None = None
+        self.lock = threading.Lock()
+
+    def get(self) -> str:
+        with self.lock:
+            if self.error is not None:
+                _unreachable(self.error)
+            if self.name is None:
+                try:
+                    run_sync(_probe())
+                except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    _unreachable(self.error)
+                name = f"evsrc_tpl_{uuid.uuid4().hex[:12]}"
+                run_sync(_admin(f'CREATE DATABASE "{name}"'))
+                run_sync(_setup(dsn_for(name)))
+                self.name = name
+            return self.name
+
+    def drop(self) -> None:
+        if self.name is not None:
+            run_sync(_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            self.name = None
+
+
+async def _probe() -> None:
+    conn = await asyncpg.connect(admin_dsn(), timeout=3)
+    await conn.close()
+
+
+async def _setup(dsn: str) -> None:
+    async with await PostgresEventStore.connect(dsn, min_size=1, max_size=1) as store:
+        await store.setup()
+
+
+def _unreachable(reason: str) -> None:
+    where = admin_dsn()
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL at {where} is unreachable in CI ({reason})", pytrace=False)
+    pytest.skip(
+        f"PostgreSQL at {where} is unreachable ({reason}); start PostgreSQL or set "
+        "EVSRC_TEST_DSN=postgresql://user@host:port/db to run the PostgreSQL tests"
+    )
+
+
+_template = _Template()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the template database when the session ends."""
+    _template.drop()
+    _executor.shutdown(wait=True)
+
+
+def create_database() -> str:
+    """Clone the template into a new, empty, set-up database; return its name."""
+    template = _template.get()
+    name = f"evsrc_test_{uuid.uuid4().hex[:12]}"
+    run_sync(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    return name
+
+
+def drop_database(name: str) -> None:
+    """Drop a database made by :func:`create_database`, disconnecting its clients."""
+    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A DSN to a fresh database with the evsrc schema set up; dropped after the test."""
+    name = create_database()
+    try:
+        yield dsn_for(name)
+    finally:
+        drop_database(name)
+
+
+@asynccontextmanager
+async def open_store(dsn: str, **options: Any) -> AsyncIterator[PostgresEventStore]:
+    """A ``PostgresEventStore`` on ``dsn`` with the small test pool, closed on exit."""
+    async with await PostgresEventStore.connect(dsn, **{**TEST_POOL, **options}) as store:
+        yield store
+
+
+@pytest.fixture
+async def pg_store(pg_dsn: str) -> AsyncIterator[PostgresEventStore]:
+    """A fresh, empty, set-up ``PostgresEventStore`` in its own database."""
+    async with open_store(pg_dsn) as store:
+        yield store
+
+
+async def postgres_any_store(request: pytest.FixtureRequest) -> AsyncIterator[PostgresEventStore]:
+    """The "postgres" case of ``any_store`` (tests/conftest.py)."""
+    dsn: str = request.getfixturevalue("pg_dsn")
+    async with open_store(dsn) as store:
+        yield store
