@@ -1,0 +1,256 @@
+"""``BookingService``: capacity-safe booking over any ``EventStore``.
+
+It owns one ``evsrc.CommandHandler`` for the ``Occurrence`` aggregate. Each
+command is observe → decide → ``append_expect`` → on conflict re-observe,
+done by the handler, which also decides concurrent commands on the same
+occurrence together and commits them in one append. The service only checks
+input, states the decision, and turns the handler's outcome into a result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, overload
+
+from evsrc.events import Conflict
+from evsrc.handler import CommandHandler
+from examples.booking.domain import (
+    AlreadyScheduledError,
+    BookingResult,
+    BookingStatus,
+    CancelResult,
+    CapacityMismatchError,
+    InvalidBookingError,
+    NotScheduledError,
+    Occurrence,
+    ScheduleResult,
+    check_actor,
+    check_capacity,
+    check_occurrence,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from evsrc.aggregate import Rejection
+    from evsrc.handler import Outcome
+    from evsrc.store import EventStore
+
+__all__ = ["BookingService"]
+
+#: Default bound on decide-and-append attempts per command. Without
+#: cancellations each conflict means one more seat was taken, so ``capacity+1``
+#: attempts always suffice; the handler's bound is per service, so it is set
+#: generously and ``RetriesExhaustedError`` surfaces only under pathological churn.
+DEFAULT_MAX_ATTEMPTS = 64
+
+
+def _raise_rejection(rejection: Rejection, occurrence: str, capacity: int | None) -> None:
+    reason = rejection.reason
+    if reason == "capacity_mismatch":
+        scheduled, given = rejection.detail
+        raise CapacityMismatchError(occurrence=occurrence, scheduled=scheduled, given=given)
+    if reason == "not_scheduled":
+        raise NotScheduledError(occurrence=occurrence)
+    if reason == "waitlist_not_scheduled":
+        msg = f"occurrence {occurrence!r} is not scheduled; the waitlist needs a scheduled capacity"
+        raise NotScheduledError(msg, occurrence=occurrence)
+    if reason == "already_scheduled":
+        msg = f"occurrence {occurrence!r} is already scheduled with capacity {rejection.detail}"
+        raise AlreadyScheduledError(
+            msg, occurrence=occurrence, capacity=rejection.detail, requested=capacity or 0
+        )
+    if reason == "roster_exceeds_capacity":
+        msg = (
+            f"occurrence {occurrence!r} already has {rejection.detail} bookings, "
+            f"more than capacity {capacity}"
+        )
+        raise AlreadyScheduledError(
+            msg, occurrence=occurrence, capacity=None, requested=capacity or 0
+        )
+    msg = f"booking refused: {reason}"  # pragma: no cover - every reason is mapped above
+    raise AssertionError(msg)  # pragma: no cover
+
+
+class BookingService:
+    """Book, cancel and list seats of capacity-limited occurrences.
+
+    ``store`` is any ``EventStore``. Every method checks its input first and
+    raises ``InvalidBookingError`` (an ``evsrc.InvalidInputError``) before
+    anything is written. ``max_attempts`` bounds the handler's retries on
+    conflict; ``batching`` lets it decide concurrent commands on one
+    occurrence together and commit them in one append (the default).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        batching: bool = True,
+    ) -> None:
+        self.store = store
+        self.handler: CommandHandler[Occurrence] = CommandHandler(
+            store, Occurrence, max_attempts=max_attempts, batching=batching
+        )
+
+    # -- commands -------------------------------------------------------------
+
+    @overload
+    async def book(
+        self, occurrence: str, capacity: int | None, actor: str, *, waitlist: bool = False
+    ) -> BookingResult: ...
+
+    @overload
+    async def book(
+        self,
+        occurrence: str,
+        capacity: int | None = None,
+        *,
+        actor: str,
+        waitlist: bool = False,
+    ) -> BookingResult: ...
+
+    async def book(
+        self,
+        occurrence: str,
+        capacity: int | None = None,
+        actor: str | None = None,
+        *,
+        waitlist: bool = False,
+    ) -> BookingResult:
+        """Book a seat for ``actor``, retrying on conflict; never returns ``conflict``.
+
+        Returns ``booked`` (with ``seat``), ``already`` (the actor's existing
+        seat — booking is idempotent per actor), ``full`` (with ``capacity``)
+        or, with ``waitlist=True`` on a full scheduled occurrence,
+        ``waitlisted`` (with ``position``). ``capacity`` may be omitted for a
+        scheduled occurrence; if given it must match the scheduled one
+        (``CapacityMismatchError``). Unscheduled and no capacity:
+        ``NotScheduledError``.
+        """
+        check_occurrence(occurrence)
+        if actor is None:
+            msg = "actor is required"
+            raise InvalidBookingError(msg, argument="actor", value=None)
+        check_actor(actor)
+        if capacity is not None:
+            check_capacity(capacity)
+        outcome: Outcome[BookingResult] = await self.handler.execute(
+            occurrence, lambda occ: occ.book(actor, capacity, waitlist=waitlist)
+        )
+        return self._booking_result(outcome, occurrence, capacity)
+
+    async def join_waitlist(
+        self, occurrence: str, actor: str, capacity: int | None = None
+    ) -> BookingResult:
+        """``book(..., waitlist=True)``: a seat if one is free, else a place on the waitlist."""
+        return await self.book(occurrence, capacity, actor, waitlist=True)
+
+    async def book_with_observed(
+        self,
+        occurrence: str,
+        capacity: int,
+        actor: str,
+        observed_roster: Sequence[str],
+        expected: int,
+    ) -> BookingResult:
+        """ONE booking attempt decided against an observed snapshot; no retry.
+
+        ``observed_roster`` and ``expected`` (the last seq observed) are what
+        the booker saw. The append lands only if the stream is still at
+        ``expected``; otherwise the result is ``conflict`` with ``actual``,
+        the last seq that won, and nothing was written. The occurrence's
+        scheduled capacity (a fact that never changes once recorded) is
+        honoured even though the roster comes from the snapshot.
+        """
+        check_occurrence(occurrence)
+        check_actor(actor)
+        check_capacity(capacity)
+        if type(expected) is not int or expected < 0:
+            msg = f"expected must be an int >= 0, got {expected!r}"
+            raise InvalidBookingError(msg, argument="expected", value=expected)
+        roster = [check_actor(a) for a in observed_roster]
+        current = await self.handler.load(occurrence)
+        snapshot = Occurrence.observed(roster, expected, current.capacity)
+        outcome = await self.handler.attempt(
+            occurrence, lambda occ: occ.book(actor, capacity), snapshot, expected
+        )
+        if isinstance(outcome, Conflict):
+            return BookingResult(BookingStatus.CONFLICT, actor, actual=outcome.actual)
+        return self._booking_result(outcome, occurrence, capacity)
+
+    async def cancel(self, occurrence: str, actor: str) -> CancelResult:
+        """Cancel ``actor``'s seat or waitlist place.
+
+        A freed seat goes to the waitlist's head in the same atomic append.
+        Status ``cancelled`` (with ``promoted``), ``left_waitlist`` or
+        ``absent`` (nothing to cancel; nothing written).
+        """
+        check_occurrence(occurrence)
+        check_actor(actor)
+        outcome: Outcome[CancelResult] = await self.handler.execute(
+            occurrence, lambda occ: occ.cancel(actor)
+        )
+        assert outcome.result is not None
+        return outcome.result
+
+    async def schedule(self, occurrence: str, capacity: int) -> ScheduleResult:
+        """Record the occurrence's capacity, so bookers need not pass it.
+
+        Idempotent for the same capacity (``created=False``); another capacity
+        raises ``AlreadyScheduledError``, as does a capacity below the number
+        of bookings already made.
+        """
+        check_occurrence(occurrence)
+        check_capacity(capacity)
+        outcome: Outcome[ScheduleResult] = await self.handler.execute(
+            occurrence, lambda occ: occ.schedule(occurrence, capacity)
+        )
+        if outcome.rejection is not None:
+            _raise_rejection(outcome.rejection, occurrence, capacity)
+        assert outcome.result is not None
+        return outcome.result
+
+    # -- queries --------------------------------------------------------------
+
+    async def state(self, occurrence: str) -> Occurrence:
+        """The occurrence's current state (capacity, roster, waitlist, seq)."""
+        check_occurrence(occurrence)
+        return await self.handler.load(occurrence)
+
+    async def roster(self, occurrence: str) -> list[str]:
+        """The booked actors, oldest first (a copy)."""
+        return list((await self.state(occurrence)).roster)
+
+    async def waitlist(self, occurrence: str) -> list[str]:
+        """The waitlisted actors, first in line first (a copy)."""
+        return list((await self.state(occurrence)).waitlist)
+
+    async def capacity(self, occurrence: str) -> int | None:
+        """The scheduled capacity, or ``None`` when the occurrence is not scheduled."""
+        return (await self.state(occurrence)).capacity
+
+    async def seats_left(self, occurrence: str, capacity: int | None = None) -> int:
+        """Free seats, never below 0; ``capacity`` may be omitted once scheduled."""
+        if capacity is not None:
+            check_capacity(capacity)
+        occ = await self.state(occurrence)
+        cap = occ.effective_capacity(capacity)
+        if not isinstance(cap, int):
+            _raise_rejection(cap, occurrence, capacity)
+            raise AssertionError  # pragma: no cover - _raise_rejection always raises
+        return max(0, cap - len(occ.roster))
+
+    # -- helpers --------------------------------------------------------------
+
+    @staticmethod
+    def _booking_result(
+        outcome: Outcome[BookingResult], occurrence: str, capacity: int | None
+    ) -> BookingResult:
+        if outcome.rejection is not None:
+            _raise_rejection(outcome.rejection, occurrence, capacity)
+        result = outcome.result
+        assert result is not None
+        last_seq = outcome.committed.last_seq if outcome.committed is not None else None
+        return dataclasses.replace(result, attempts=outcome.attempts, last_seq=last_seq)
