@@ -1,0 +1,31 @@
+"""The benchmark scenarios, by name, in the order a full run takes them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from benchmarks.harness import Context
+
+__all__ = ["SCENARIOS", "load"]
+
+#: name -> (title, "module:function")
+SCENARIOS: dict[str, tuple[str, str]] = {
+    "append_expect": ("append_expect, one event", "append:run_append_expect"),
+    "append_batch": ("append_expect, 100 events per append", "append:run_append_batch"),
+    "read": ("Reading: a 10,000-event stream, read_all, projector catch-up", "read:run_read"),
+    "hot_seat": ("The hot seat: bookers racing for few seats", "hot_seat:run_hot_seat"),
+    "decision": ("Decision cost as the roster grows", "decision:run_decision"),
+}
+
+
+def load(name: str) -> Callable[[Context], Awaitable[None]]:
+    """The coroutine function that runs scenario ``name``."""
+    import importlib
+
+    module, _, func = SCENARIOS[name][1].partition(":")
+    mod = importlib.import_module(f"benchmarks.scenarios.{module}")
+    fn: Callable[[Context], Awaitable[None]] = getattr(mod, func)
+    return fn

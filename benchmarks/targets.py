@@ -1,0 +1,184 @@
+"""What the scenarios drive: evsrc's stores, and the baselines beside them.
+
+- :class:`DictStore` — the in-memory limit: a minimal dict-of-lists store with
+  the same optimistic check (async method; last seq == expected; append).
+- :class:`RawPg` — the PostgreSQL limit: a bare asyncpg pool running the
+  *evsrc backend's own SQL*, read from the package's ``sql/queries.sql``, with
+  arguments built before the clock starts and no library code around it.
+- :class:`CountingStore` — a transparent proxy that counts the appends a
+  caller issues (for the hot seat's "appends issued").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from benchmarks.harness import NotAvailable
+from evsrc.store import EventStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from evsrc.events import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
+
+__all__ = [
+    "POOL_CAP",
+    "CountingStore",
+    "DictStore",
+    "RawPg",
+    "event_args",
+    "open_evsrc_pg",
+    "pg_queries",
+    "require_evsrc_pg",
+]
+
+#: Largest connection pool any variant opens. The PostgreSQL server is shared
+#: (max_connections=100) with engineers running tests; every variant gets the
+#: same cap, and only one variant's pool is open at a time.
+POOL_CAP = 32
+
+
+class DictStore:
+    """The in-memory limit: a dict of lists with the same optimistic check."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, list[NewEvent]] = {}
+        self.log: list[NewEvent] = []
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> tuple[bool, int]:
+        """Append iff the stream's last seq is ``expected``: (committed, last seq)."""
+        rows = self.streams.get(stream)
+        if rows is None:
+            rows = self.streams[stream] = []
+        if len(rows) != expected:
+            return False, len(rows)
+        rows.extend(events)
+        self.log.extend(events)
+        return True, len(rows)
+
+    async def read(self, stream: str, after: int = 0) -> list[NewEvent]:
+        """The stream's events after ``after`` (a copy of the list)."""
+        return self.streams.get(stream, [])[after:]
+
+    async def read_all(self) -> AsyncIterator[NewEvent]:
+        """Every event in append order."""
+        for ev in self.log:
+            yield ev
+
+
+def require_evsrc_pg() -> Any:
+    """The ``PostgresEventStore`` class, or NotAvailable while it has not landed."""
+    try:
+        from evsrc.postgres import PostgresEventStore
+    except ImportError as exc:
+        raise NotAvailable(f"evsrc.postgres not available ({exc})") from exc
+    return PostgresEventStore
+
+
+async def open_evsrc_pg(dsn: str, pool_size: int) -> EventStore:
+    """An evsrc PostgreSQL store on ``dsn`` with a pool of ``pool_size`` connections."""
+    cls = require_evsrc_pg()
+    store: EventStore = await cls.connect(dsn, min_size=pool_size, max_size=pool_size)
+    return store
+
+
+def pg_queries() -> dict[str, str]:
+    """The evsrc backend's named queries (``sql/queries.sql``), by name."""
+    from importlib import resources
+
+    try:
+        text = resources.files("evsrc.postgres").joinpath("sql/queries.sql").read_text()
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise NotAvailable(f"evsrc.postgres SQL not available ({exc})") from exc
+    out: dict[str, str] = {}
+    for block in re.split(r"^-- name: ", text, flags=re.M)[1:]:
+        name, _, body = block.partition("\n")
+        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
+        out[name.strip()] = "\n".join(lines).strip().rstrip(";")
+    return out
+
+
+def event_args(events: Sequence[NewEvent]) -> tuple[list[Any], ...]:
+    """The append statement's array arguments for ``events`` (ids, types, versions, data, metadata).
+
+    Built with the standard library's json, before the clock starts: the raw
+    baseline times the round trip and the database's work only.
+    """
+    import json
+
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    return (
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.version for e in events],
+        [dumps(e.data) for e in events],
+        [dumps(e.metadata) if e.metadata else "{}" for e in events],
+    )
+
+
+class RawPg:
+    """A bare asyncpg pool running evsrc's SQL: the PostgreSQL limit."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self.pool = pool
+        q = pg_queries()
+        self.sql = {k: v.replace("{schema}", schema) for k, v in q.items()}
+
+    @classmethod
+    async def open(cls, dsn: str, pool_size: int, schema: str) -> RawPg:
+        """A pool of ``pool_size`` connections on ``dsn``."""
+        q = pg_queries()  # NotAvailable before opening anything
+        del q
+        pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+        assert pool is not None
+        return cls(pool, schema)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self.pool.close()
+
+
+class CountingStore(EventStore):
+    """Delegates to ``inner``, counting ``append_expect`` / ``append`` calls."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+        self.appends = 0
+        self.conflicts = 0
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        self.appends += 1
+        r = await self.inner.append_expect(stream, expected, events)
+        if type(r).__name__ == "Conflict":
+            self.conflicts += 1
+        return r
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
+        self.appends += 1
+        return await self.inner.append(stream, events)
+
+    async def read(
+        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
+    ) -> list[RecordedEvent]:
+        return await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
+
+    async def last_seq(self, stream: str) -> int:
+        return await self.inner.last_seq(stream)
+
+    def read_all(
+        self, after: Checkpoint | None = None, *, limit: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        return self.inner.read_all(after, limit=limit)
+
+    def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+        return self.inner.subscribe(after)
+
+    async def close(self) -> None:
+        await self.inner.close()
