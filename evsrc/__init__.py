@@ -5,6 +5,12 @@ observed and commits with ``append_expect``, which lands only if the stream has
 not moved since. See ``README.md`` and ``docs/`` for the guide.
 """
 
+from evsrc.aggregate import Aggregate as Aggregate
+from evsrc.aggregate import Decision as Decision
+from evsrc.aggregate import Rejection as Rejection
+from evsrc.aggregate import applies as applies
+from evsrc.codec import Event as Event
+from evsrc.codec import EventRegistry as EventRegistry
 from evsrc.errors import (
     AggregateError as AggregateError,
 )
@@ -58,6 +64,8 @@ from evsrc.events import Committed as Committed
 from evsrc.events import Conflict as Conflict
 from evsrc.events import NewEvent as NewEvent
 from evsrc.events import RecordedEvent as RecordedEvent
+from evsrc.handler import CommandHandler as CommandHandler
+from evsrc.handler import Outcome as Outcome
 from evsrc.store import MAX_EVENT_BYTES as MAX_EVENT_BYTES
 from evsrc.store import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
 from evsrc.store import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
@@ -69,13 +77,18 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
+    "Aggregate",
     "AggregateError",
     "Checkpoint",
+    "CommandHandler",
     "Committed",
     "Conflict",
+    "Decision",
     "DuplicateEventIdError",
+    "Event",
     "EventCodecError",
     "EventDecodeError",
+    "EventRegistry",
     "EventStore",
     "EvsrcError",
     "InvalidCheckpointError",
@@ -83,12 +96,15 @@ __all__ = [
     "InvalidInputError",
     "InvalidStreamError",
     "NewEvent",
+    "Outcome",
     "OutcomeUnknownError",
     "ProjectionError",
     "RecordedEvent",
+    "Rejection",
     "RetriesExhaustedError",
     "SchemaError",
     "StoreClosedError",
     "StoreUnavailableError",
     "UnknownEventTypeError",
+    "applies",
 ]
