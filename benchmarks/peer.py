@@ -167,45 +167,7 @@ class EsBooking:
 
     def __init__(self, dsn: str, dbname: str, pool_size: int) -> None:
         require_eventsourcing()
-        from eventsourcing.application import Application
-        from eventsourcing.domain import Aggregate, event
-        from eventsourcing.persistence import IntegrityError
-
-        class Occurrence(Aggregate):
-            def __init__(self, capacity: int) -> None:
-                self.capacity = capacity
-                self.roster: list[str] = []
-
-            @event("Booked")
-            def book(self, actor: str) -> None:
-                self.roster.append(actor)
-
-        class Bookings(Application):  # type: ignore[type-arg]
-            def open(self, capacity: int) -> UUID:
-                occ = Occurrence(capacity)
-                self.save(occ)
-                return occ.id  # type: ignore[no-any-return]
-
-            def book(self, occ_id: UUID, actor: str) -> tuple[str, int, int]:
-                """(status, attempts, appends issued)."""
-                attempts = 0
-                while True:
-                    attempts += 1
-                    occ = self.repository.get(occ_id)
-                    if actor in occ.roster:
-                        return "already", attempts, attempts - 1
-                    if len(occ.roster) >= occ.capacity:
-                        return "full", attempts, attempts - 1
-                    occ.book(actor)
-                    try:
-                        self.save(occ)
-                    except IntegrityError:
-                        continue
-                    return "booked", attempts, attempts
-
-            def roster(self, occ_id: UUID) -> list[str]:
-                occ = self.repository.get(occ_id)
-                return list(occ.roster)
+        from benchmarks.es_domain import Bookings
 
         p = _env(dsn, dbname, pool_size, AGGREGATE_CACHE_MAXSIZE="1000")
         self.app = Bookings(env=p)

@@ -201,7 +201,8 @@ def _scenario_table(s: Data) -> list[str]:
         return ["_no cases ran_", ""]
     groups: dict[str, list[Data]] = {}
     for c in s["cases"]:
-        groups.setdefault(str(c["params"].get("backend", "")), []).append(c)
+        key = c["params"].get("group", c["params"].get("backend", ""))
+        groups.setdefault(str(key), []).append(c)
     for cases in groups.values():
         lines += _group_table(cases)
     return lines
@@ -233,6 +234,8 @@ def _group_table(cases: list[Data]) -> list[str]:
         return _num(v["median"])
 
     def ratio_head(k: str) -> str:
+        if "/" not in k:
+            return {"cost_ratio": "time per decision, big / small"}.get(k, k)
         a, _, b = k.partition("/")
         names = {"limit": "limit", "peer": "eventsourcing", "evsrc": "evsrc"}
         return f"{names.get(a, labels.get(a, a))} / {names.get(b, labels.get(b, b))}"
@@ -273,7 +276,7 @@ def _hot_table(s: Data) -> list[str]:
     ]
     for c in s["cases"]:
         for v, info in c["variants"].items():
-            if info["status"] != "ok" or not info["extra"]:
+            if info["status"] != "ok" or "bookings_per_s" not in info["extra"]:
                 continue
             cells = [_num(_extra(c, v, m)) for m, _ in _HOT_METRICS]
             lines.append(f"| {c['name']} | {info['label']} | " + " | ".join(cells) + " |")
