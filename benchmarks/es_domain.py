@@ -6,12 +6,14 @@ topic (module path) once per process.
 
 from __future__ import annotations
 
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 __all__ = ["Bookings", "Occurrence"]
 
