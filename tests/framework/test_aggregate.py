@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,9 +19,11 @@ from evsrc import (
     applies,
 )
 from evsrc.aggregate import normalize_decision
-from evsrc.store import EventStore
 
 from .domain import Account, Deposited, Inventory, Opened, Restocked, Withdrawn
+
+if TYPE_CHECKING:
+    from evsrc.store import EventStore
 
 
 async def test_replay_folds_the_stream(any_store: EventStore) -> None:

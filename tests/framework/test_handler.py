@@ -20,12 +20,12 @@ from evsrc import (
     RetriesExhaustedError,
     UnknownEventTypeError,
 )
-from evsrc.codec import Event
 
 from .domain import Account, Deposited, Opened, Restocked
 from .stores import LostReplyStore, ProxyStore, RacingStore
 
 if TYPE_CHECKING:
+    from evsrc.codec import Event
     from evsrc.store import EventStore
 
 
