@@ -38,7 +38,7 @@ def require_eventsourcing() -> None:
         import eventsourcing.postgres  # noqa: F401
         import psycopg  # noqa: F401
     except ImportError as exc:
-        raise NotAvailable(f"{SKIP_BENCH} ({exc.name} missing)") from exc
+        raise NotAvailable(f"{SKIP_BENCH} ({exc})") from exc
 
 
 def _env(dsn: str, dbname: str, pool_size: int, **more: str) -> dict[str, str]:
