@@ -177,3 +177,20 @@ class RetriesExhaustedError(EvsrcError):
 
 class ProjectionError(EvsrcError):
     """A projector failed while handling an event."""
+
+    projection: str | None
+    event: Any
+    cause: BaseException | None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        projection: str | None = None,
+        event: Any = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        if message is None and projection is not None:
+            where = f" at {event.stream}#{event.seq}" if event is not None else ""
+            message = f"projection {projection!r} failed{where}: {cause!r}"
+        super().__init__(message, projection=projection, event=event, cause=cause)
