@@ -66,6 +66,16 @@ from evsrc.events import NewEvent as NewEvent
 from evsrc.events import RecordedEvent as RecordedEvent
 from evsrc.handler import CommandHandler as CommandHandler
 from evsrc.handler import Outcome as Outcome
+from evsrc.projection import CheckpointStore as CheckpointStore
+from evsrc.projection import InMemoryCheckpointStore as InMemoryCheckpointStore
+from evsrc.projection import Lag as Lag
+from evsrc.projection import ProjectionRunner as ProjectionRunner
+from evsrc.projection import Projector as Projector
+from evsrc.projection import handles as handles
+from evsrc.snapshot import EventStreamSnapshotStore as EventStreamSnapshotStore
+from evsrc.snapshot import InMemorySnapshotStore as InMemorySnapshotStore
+from evsrc.snapshot import Snapshot as Snapshot
+from evsrc.snapshot import SnapshotStore as SnapshotStore
 from evsrc.store import MAX_EVENT_BYTES as MAX_EVENT_BYTES
 from evsrc.store import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
 from evsrc.store import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
@@ -80,6 +90,7 @@ __all__ = [
     "Aggregate",
     "AggregateError",
     "Checkpoint",
+    "CheckpointStore",
     "CommandHandler",
     "Committed",
     "Conflict",
@@ -90,21 +101,30 @@ __all__ = [
     "EventDecodeError",
     "EventRegistry",
     "EventStore",
+    "EventStreamSnapshotStore",
     "EvsrcError",
+    "InMemoryCheckpointStore",
+    "InMemorySnapshotStore",
     "InvalidCheckpointError",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidStreamError",
+    "Lag",
     "NewEvent",
     "Outcome",
     "OutcomeUnknownError",
     "ProjectionError",
+    "ProjectionRunner",
+    "Projector",
     "RecordedEvent",
     "Rejection",
     "RetriesExhaustedError",
     "SchemaError",
+    "Snapshot",
+    "SnapshotStore",
     "StoreClosedError",
     "StoreUnavailableError",
     "UnknownEventTypeError",
     "applies",
+    "handles",
 ]
