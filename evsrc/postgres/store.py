@@ -56,6 +56,8 @@ _UUID_RE: Final = re.compile(
 )
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
+#: The largest transaction id (xid8): subscribe reads without an upper bound.
+_NO_END: Final = 2**64 - 1
 #: Serialises concurrent setup() calls (any constant; transaction-scoped).
 _SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
 _POOL_ONLY_OPTIONS: Final = frozenset(
@@ -195,6 +197,7 @@ class PostgresEventStore(EventStore):
         self._q_read_forward = q["read_forward"]
         self._q_read_backward = q["read_backward"]
         self._q_read_all = q["read_all"]
+        self._q_horizon = q["horizon"]
         self._q_schema_version = q["schema_version"]
         self._q_stamp_version = q["stamp_version"]
         self._q_notify = q["notify"]
@@ -441,10 +444,15 @@ class PostgresEventStore(EventStore):
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
         commit, position = (start.commit, start.position) if start is not None else (0, 0)
+        # "What was committed when it got there": transactions below this id.
+        # Of those, any still held back by an older running transaction are
+        # waited for (briefly, normally), so a reader sees its own appends.
+        end = await self._fetchval(self._q_horizon)
         left = limit
+        delay = 0.0
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
-            rows = await self._fetch(self._q_read_all, commit, position, page)
+            rows = await self._fetch(self._q_read_all, commit, position, page, end)
             events, complete = _global_events(rows)
             for e in events:
                 yield e
@@ -452,8 +460,13 @@ class PostgresEventStore(EventStore):
                 commit, position = events[-1].checkpoint.commit, events[-1].position
                 if left is not None:
                     left -= len(events)
-            if not complete or len(rows) < page:
-                return
+            if complete:
+                if len(rows) < page:
+                    return
+                delay = 0.0
+            else:
+                delay = min(max(delay * 2, 0.001), 0.1)
+                await anyio.sleep(delay)
 
     async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
@@ -469,7 +482,7 @@ class PostgresEventStore(EventStore):
             if waiter is None:
                 waiter = self._waiter = anyio.Event()
             try:
-                rows = await self._fetch(self._q_read_all, commit, position, _PAGE)
+                rows = await self._fetch(self._q_read_all, commit, position, _PAGE, _NO_END)
             except StoreUnavailableError:
                 if self._closed:
                     raise StoreClosedError from None

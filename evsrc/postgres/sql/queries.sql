@@ -31,17 +31,22 @@ ORDER BY seq DESC
 LIMIT $3;
 
 -- name: read_all
--- Rows of transactions below the snapshot's xmin only: every transaction with a
--- smaller id has ended, so nothing can later commit in front of what this
--- returns. "ready" is false for rows that are committed and visible but not yet
--- orderable (an older transaction is still running); callers stop there.
+-- One page of the global order after ($1, $2), of transactions below $4.
+-- "ready" marks rows of transactions below the snapshot's xmin: every
+-- transaction with a smaller id has ended, so nothing can later commit in front
+-- of them. Rows after the first unready one are committed and visible but not
+-- yet orderable (an older transaction still runs); callers stop there and wait.
 SELECT e.stream, e.seq, e.position, e.commit, e.id, e.type, e.version, e.data,
        e.metadata, e.recorded_at, e.commit < h.xmin AS ready
 FROM {schema}.evsrc_events e,
      (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
-WHERE (e.commit, e.position) > ($1::xid8, $2::bigint)
+WHERE (e.commit, e.position) > ($1::xid8, $2::bigint) AND e.commit < $4::xid8
 ORDER BY e.commit, e.position
 LIMIT $3;
+
+-- name: horizon
+-- Every transaction committed by now has an id below this.
+SELECT pg_snapshot_xmax(pg_current_snapshot());
 
 -- name: schema_version
 SELECT max(version) FROM {schema}.evsrc_schema_version;
