@@ -227,6 +227,7 @@ class Context:
         runners: dict[str, Callable[[], Awaitable[Runner]]],
         *,
         reps: int | None = None,
+        warmup: bool | None = None,
     ) -> Case:
         """Prepare every variant, then run them interleaved ``reps`` times.
 
@@ -247,6 +248,17 @@ class Context:
                 case.status[variant] = "ok"
         n = self.reps if reps is None else reps
         order = list(ready)
+        # In-memory cases are short enough that the first run in a process pays
+        # for imports and caches warming up: give every variant one untimed run.
+        if warmup if warmup is not None else case.params.get("backend") != "postgres":
+            for variant in list(order):
+                self.progress.show(f"{self.result.name}: {case.name}: {variant} warm-up")
+                try:
+                    await ready[variant]()
+                except NotAvailable as exc:
+                    case.status[variant] = f"not available: {exc}"
+                    ready.pop(variant)
+                    order.remove(variant)
         for rep in range(n):
             shift = rep % len(order) if order else 0
             for variant in order[shift:] + order[:shift]:

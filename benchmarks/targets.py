@@ -80,10 +80,14 @@ def require_evsrc_pg() -> Any:
     return PostgresEventStore
 
 
-async def open_evsrc_pg(dsn: str, pool_size: int) -> EventStore:
-    """An evsrc PostgreSQL store on ``dsn`` with a pool of ``pool_size`` connections."""
+async def open_evsrc_pg(dsn: str, pool_size: int, **options: Any) -> EventStore:
+    """An evsrc PostgreSQL store on ``dsn`` with a pool of ``pool_size`` connections.
+
+    Everything else is evsrc's default unless ``options`` says otherwise (used
+    only by variants labelled as diagnostics).
+    """
     cls = require_evsrc_pg()
-    store: EventStore = await cls.connect(dsn, min_size=pool_size, max_size=pool_size)
+    store: EventStore = await cls.connect(dsn, min_size=pool_size, max_size=pool_size, **options)
     return store
 
 

@@ -28,10 +28,13 @@ from evsrc.memory import InMemoryEventStore
 __all__ = ["run_append_batch", "run_append_expect"]
 
 CONCURRENCY = (1, 4, 16, 64)
+#: Pool size of the sequential cases: evsrc's default ``max_size``.
+SEQ_POOL = 10
 
 LABELS_MEM = {"evsrc": "evsrc InMemoryEventStore", "limit": "dict-of-lists store"}
 LABELS_PG = {
     "evsrc": "evsrc PostgresEventStore",
+    "evsrc_nonotify": "evsrc, notify=False (diagnostic)",
     "limit": "raw asyncpg, same SQL",
     "peer": "eventsourcing recorder",
 }
@@ -78,11 +81,13 @@ async def _warm_pool(append: Any, size: int, batch: int) -> None:
     await asyncio.gather(*(append(n, 0, make_events(batch)) for n in names))
 
 
-def _pg_evsrc(url: str, streams: int, per_stream: int, batch: int, sequential: bool) -> Any:
+def _pg_evsrc(
+    url: str, streams: int, per_stream: int, batch: int, sequential: bool, **options: Any
+) -> Any:
     async def prepare() -> Any:
         async def rep() -> Sample:
-            size = 1 if sequential else pool_size(streams)
-            store = await open_evsrc_pg(url, size)
+            size = SEQ_POOL if sequential else pool_size(streams)
+            store = await open_evsrc_pg(url, size, **options)
             try:
 
                 async def append(stream: str, expected: int, events: Any) -> bool:
@@ -109,7 +114,7 @@ def _pg_raw(
 ) -> Any:
     async def prepare() -> Any:
         async def rep() -> Sample:
-            size = 1 if sequential else pool_size(streams)
+            size = SEQ_POOL if sequential else pool_size(streams)
             raw = await RawPg.open(url, size, quoted(dbs.schema))
             try:
                 sql = raw.sql["append"]
@@ -217,9 +222,14 @@ async def _run(ctx: Context, *, batch: int, scenario: str) -> None:
             runners: dict[str, Any] = {}
             if urls:
                 runners["evsrc"] = _pg_evsrc(urls["evsrc"], k, per, batch, seq)
+                runners["evsrc_nonotify"] = _pg_evsrc(
+                    urls["evsrc"], k, per, batch, seq, notify=False
+                )
                 runners["limit"] = _pg_raw(urls["raw"], dbs, k, per, batch, seq)
             else:
-                runners["evsrc"] = runners["limit"] = _unavailable(reason)
+                runners["evsrc"] = runners["evsrc_nonotify"] = runners["limit"] = _unavailable(
+                    reason
+                )
             if peer_db:
                 runners["peer"] = _pg_peer(ctx.require_pg(), peer_db, k, per, batch)
             else:
@@ -239,9 +249,12 @@ def _unavailable(reason: str) -> Any:
 async def run_append_expect(ctx: Context) -> None:
     """Scenario 1: single-event ``append_expect``."""
     ctx.note(
-        "Concurrent cases: one writer task (eventsourcing: thread) per stream; every "
-        f"variant gets the same pool, min(streams, {pool_size(10**6)}) connections "
-        "(the server is shared), opened and warmed before the clock starts."
+        "Sequential cases: one loop; every variant gets a pool of "
+        f"{SEQ_POOL} (evsrc's default max_size). Concurrent cases: one writer task "
+        "(eventsourcing: thread) per stream; every variant gets the same pool, "
+        f"min(streams, {pool_size(10**6)}) connections (the server is shared). Pools are "
+        "opened and warmed before the clock starts. `evsrc, notify=False` is a diagnostic: "
+        "the same store without its post-commit NOTIFY."
     )
     await _run(ctx, batch=1, scenario="append")
 

@@ -171,7 +171,7 @@ def _pg_raw(url: str, dbs: PgDatabases, what: str, ds: Dataset) -> Any:
                 async with raw.pool.acquire() as conn:
                     await conn.fetch(fwd, BIG, 0, 1)  # warm, as evsrc
                     if what != "stream":
-                        await conn.fetch(allq, 0, 0, 1)
+                        await conn.fetch(allq, 0, 0, 1, *((2**63,) if "$4" in allq else ()))
                 t0 = time.perf_counter()
                 if what == "stream":
                     n = len(await raw.pool.fetch(fwd, BIG, 0, None))
@@ -179,8 +179,13 @@ def _pg_raw(url: str, dbs: PgDatabases, what: str, ds: Dataset) -> Any:
                 else:
                     n, commit, position = 0, 0, 0
                     fetch = raw.pool.fetch
+                    # The same statements evsrc sends: an upper bound ("horizon")
+                    # first when its read_all statement takes one.
+                    bound: tuple[Any, ...] = ()
+                    if "$4" in allq:
+                        bound = (await raw.pool.fetchval(raw.sql["horizon"]),)
                     while True:
-                        rows = await fetch(allq, commit, position, page)
+                        rows = await fetch(allq, commit, position, page, *bound)
                         # Rows come in commit order, so "ready" holds for a prefix:
                         # all of them are ready when the last one is.
                         if not rows or not rows[-1][10]:
