@@ -12,10 +12,11 @@ own event loop), so an async fixture may call ``request.getfixturevalue("pg_dsn"
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -113,22 +114,40 @@ _template = _Template()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Drop the template database when the session ends."""
+    """Drop the spare and template databases when the session ends."""
+    while _spare:
+        with contextlib.suppress(Exception):
+            drop_database(_spare.pop().result())
     _template.drop()
     _executor.shutdown(wait=True)
+
+
+# One database is cloned ahead, on the worker thread, while the current test
+# runs; drops run there too, so neither stands in a test's way.
+_spare: list[Future[str]] = []
+
+
+def _clone_later(template: str) -> Future[str]:
+    async def clone() -> str:
+        name = f"evsrc_test_{uuid.uuid4().hex[:12]}"
+        await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return name
+
+    return _executor.submit(asyncio.run, clone())
 
 
 def create_database() -> str:
     """Clone the template into a new, empty, set-up database; return its name."""
     template = _template.get()
-    name = f"evsrc_test_{uuid.uuid4().hex[:12]}"
-    run_sync(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    ready = _spare.pop() if _spare else _clone_later(template)
+    name = ready.result()
+    _spare.append(_clone_later(template))
     return name
 
 
 def drop_database(name: str) -> None:
-    """Drop a database made by :func:`create_database`, disconnecting its clients."""
-    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    """Drop a database made by :func:`create_database` (in the background)."""
+    _executor.submit(asyncio.run, _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
