@@ -313,13 +313,9 @@ async def run_read(ctx: Context) -> None:
             )
         if "rec" in peer_box:
             peer_box["rec"].close()
-        await _projector_cases(ctx, ds, url)
+        from benchmarks.scenarios import projector
+
+        raw_all = _pg_raw(url, dbs, "all", ds) if url else None
+        await projector.run(ctx, ds, url, raw_all, dbs.schema)
     finally:
         await dbs.drop_all()
-
-
-async def _projector_cases(ctx: Context, ds: Dataset, url: str) -> None:
-    """Projector catch-up: written when ``evsrc.projection`` is known (see below)."""
-    from benchmarks.scenarios import projector
-
-    await projector.run(ctx, ds, url)

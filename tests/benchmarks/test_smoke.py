@@ -31,8 +31,6 @@ from tests.pgfixtures import admin_dsn
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ["append_expect", "append_batch", "read", "hot_seat", "decision"]
 SKIP_BENCH = "skipped: install .[bench]"
-#: Pieces of the library a scenario may still report as not available.
-NOT_LANDED = ("not available: evsrc.projection not available",)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -89,22 +87,14 @@ def _ok(case: dict[str, Any], variant: str) -> dict[str, Any]:
     return v  # type: ignore[no-any-return]
 
 
-def _evsrc_ok_or_not_landed(case: dict[str, Any]) -> bool:
-    status = case["variants"]["evsrc"]["status"]
-    if status.startswith(NOT_LANDED):
-        return False
-    _ok(case, "evsrc")
-    return True
-
-
 def _check_memory(data: dict[str, Any]) -> None:
     for scenario in ("append_expect", "append_batch"):
         for c in _cases(data, scenario, "memory"):
             _ok(c, "evsrc")
             _ok(c, "limit")
     for c in _cases(data, "read", "memory"):
-        if _evsrc_ok_or_not_landed(c) and "limit" in c["variants"]:
-            _ok(c, "limit")
+        for v in c["variants"]:
+            _ok(c, v)
     for c in _cases(data, "hot_seat", "memory"):
         seats = c["params"]["seats"]
         for v in ("evsrc", "evsrc_nobatch"):
@@ -168,10 +158,11 @@ def test_quick_run_every_scenario(tmp_path: Path) -> None:
             if bench:
                 _ok(c, "peer")
     for c in _cases(data, "read", "postgres"):
-        if _evsrc_ok_or_not_landed(c) and c["params"]["what"] != "projector":
-            _ok(c, "limit")
-            if bench:
-                _ok(c, "peer")
+        for v in c["variants"]:
+            if v != "peer" or bench:
+                _ok(c, v)
+        if c["params"]["what"] in ("stream", "all"):
+            assert "peer" in c["variants"]
     _hot_seat_pg(data, peer=bench)
     decision = next(s for s in data["scenarios"] if s["name"] == "decision")
     pg = next(c for c in decision["cases"] if c["params"]["backend"] == "postgres")
