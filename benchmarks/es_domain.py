@@ -31,7 +31,7 @@ class Occurrence(Aggregate):
         self.roster.append(actor)
 
 
-class Bookings(Application):  # type: ignore[type-arg,misc]
+class Bookings(Application):  # type: ignore[type-arg]
     """Book with the library's own optimistic concurrency: retry on ``IntegrityError``."""
 
     def open(self, capacity: int) -> UUID:

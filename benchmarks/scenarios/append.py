@@ -166,7 +166,7 @@ def _pg_peer(dsn: str, dbname: str, streams: int, per_stream: int, batch: int) -
 
 async def _run(ctx: Context, *, batch: int, scenario: str) -> None:
     total_mem = ctx.size(20_000 if batch == 1 else 400, 200 if batch == 1 else 4)
-    total_pg = ctx.size(2_000 if batch == 1 else 200, 16 if batch == 1 else 2)
+    total_pg = ctx.size(1_500 if batch == 1 else 200, 16 if batch == 1 else 2)
     unit = "appends/s"
     levels: list[tuple[str, int, bool]] = [("sequential", 1, True)]
     levels += [

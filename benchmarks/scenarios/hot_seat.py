@@ -220,7 +220,9 @@ async def run_hot_seat(ctx: Context) -> None:
     ctx.note(
         "Each booker books fresh actors until told `full`; bookings/s = seats / wall time; "
         "latency over the calls that booked; appends issued counted at the store (a batched "
-        "append counts once); limit = one writer's sequential single-event append rate."
+        "append counts once); limit = one writer's sequential single-event append rate. "
+        "Pools: evsrc runs B booker tasks on min(B, 32) connections; eventsourcing (sync) "
+        "runs its B bookers on min(B, 32) threads with a pool of the same size."
     )
     for bookers, seats in races:
         labels = dict(LABELS)

@@ -52,7 +52,7 @@ def _api() -> dict[str, Any]:
     except ImportError as exc:
         raise NotAvailable(f"evsrc.projection not available ({exc})") from exc
 
-    class Booked(Event, type="booking"):  # type: ignore[call-arg]
+    class Booked(Event, type="booking"):
         actor: str
 
     class Counts(Projector):

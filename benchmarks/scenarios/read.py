@@ -23,6 +23,8 @@ from benchmarks.workloads import PgDatabases, chunks, make_events, quoted
 from evsrc.memory import InMemoryEventStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from evsrc.events import NewEvent
     from evsrc.store import EventStore
 
@@ -56,7 +58,7 @@ class Dataset:
                 store.log.extend(part)
 
 
-def _timed(n_expected: int, what: str):  # type: ignore[no-untyped-def]
+def _timed(n_expected: int, what: str) -> Callable[[Any], Any]:
     def wrap(fn: Any) -> Any:
         async def rep() -> Sample:
             t0 = time.perf_counter()
