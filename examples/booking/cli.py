@@ -87,7 +87,7 @@ class RaceReport:
     @property
     def appends(self) -> int:
         """Appends that carried bookings (concurrent bookings share one when batched)."""
-        return len({r.last_seq for r in self.results if r.last_seq is not None})
+        return len({r.checkpoint for r in self.results if r.checkpoint is not None})
 
     def problems(self) -> list[str]:
         """Every way the outcome breaks the rule; empty when all is well."""

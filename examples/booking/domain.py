@@ -34,6 +34,8 @@ from evsrc.errors import EvsrcError, InvalidInputError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from evsrc.events import Checkpoint
+
 __all__ = [
     "MAX_ACTOR_LENGTH",
     "MAX_CAPACITY",
@@ -227,8 +229,9 @@ class BookingResult:
     ``seat`` is set for booked / already, ``capacity`` for full (and booked),
     ``actual`` (the stream's last seq) for conflict, ``position`` (1-based
     place on the waitlist) for waitlisted. ``attempts`` is how many
-    decide-and-append attempts it took; ``last_seq`` is the stream's last seq
-    after the append that carried this booking, if one was needed.
+    decide-and-append attempts it took. When the booking was written,
+    ``last_seq`` is the seq of its event and ``checkpoint`` that of the append
+    that carried it (concurrent bookings batched into one append share it).
     """
 
     status: BookingStatus
@@ -239,6 +242,7 @@ class BookingResult:
     position: int | None = None
     attempts: int = 1
     last_seq: int | None = None
+    checkpoint: Checkpoint | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a JSON object (``None`` fields left out)."""

@@ -252,5 +252,12 @@ class BookingService:
             _raise_rejection(outcome.rejection, occurrence, capacity)
         result = outcome.result
         assert result is not None
-        last_seq = outcome.committed.last_seq if outcome.committed is not None else None
-        return dataclasses.replace(result, attempts=outcome.attempts, last_seq=last_seq)
+        committed = outcome.committed
+        if committed is None:
+            return dataclasses.replace(result, attempts=outcome.attempts)
+        return dataclasses.replace(
+            result,
+            attempts=outcome.attempts,
+            last_seq=committed.last_seq,
+            checkpoint=committed.checkpoint,
+        )

@@ -8,12 +8,48 @@ caught, not only one visible at the end.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING
 
+import anyio.lowlevel
+
+from evsrc.memory import InMemoryEventStore
+
 if TYPE_CHECKING:
     from evsrc.store import EventStore
+
+
+class InterleavingStore(InMemoryEventStore):
+    """The in-memory store with scheduling points around reads and appends.
+
+    The plain in-memory store never yields inside ``read`` or
+    ``append_expect``, so concurrent tasks on it run one after another. This
+    one yields 0–2 times before and after each (seeded, so reproducible), as
+    a network round trip would, so that concurrent commands really interleave:
+    they observe the same state, race, and conflict.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self._rng = random.Random(seed)
+
+    async def _yield(self) -> None:
+        for _ in range(self._rng.randint(0, 2)):
+            await anyio.lowlevel.checkpoint()
+
+    async def read(self, stream, *, after=0, limit=None, backwards=False):
+        await self._yield()
+        events = await super().read(stream, after=after, limit=limit, backwards=backwards)
+        await self._yield()
+        return events
+
+    async def append_expect(self, stream, expected, events):
+        await self._yield()
+        result = await super().append_expect(stream, expected, events)
+        await self._yield()
+        return result
 
 
 @dataclass

@@ -17,7 +17,7 @@ from examples.booking import (
     seat_of,
 )
 from examples.booking.domain import MAX_ACTOR_LENGTH, MAX_OCCURRENCE_LENGTH
-from tests.booking.history import checked_history
+from tests.booking.history import InterleavingStore, checked_history
 
 BOOKED, ALREADY, FULL, CONFLICT, WAITLISTED = (
     BookingStatus.BOOKED,
@@ -124,6 +124,19 @@ async def test_book_with_observed_honours_the_scheduled_capacity(svc):
 @pytest.mark.parametrize("batching", [True, False], ids=["batched", "unbatched"])
 async def test_many_bookers_few_seats(any_store, batching):
     """300 concurrent tasks (150 actors, each twice) on three services for 7 seats."""
+    await _many_bookers_few_seats(any_store, batching)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("batching", [True, False], ids=["batched", "unbatched"])
+async def test_many_bookers_few_seats_interleaved(batching, seed):
+    """The same on an in-memory store that yields like a network: real conflicts."""
+    store = InterleavingStore(seed)
+    results = await _many_bookers_few_seats(store, batching)
+    assert sum(r.attempts - 1 for r in results) > 0  # the race was real: some retried
+
+
+async def _many_bookers_few_seats(any_store, batching):
     services = [BookingService(any_store, batching=batching, max_attempts=200) for _ in range(3)]
     capacity, results = 7, []
 
@@ -158,6 +171,7 @@ async def test_many_bookers_few_seats(any_store, batching):
     assert state.roster == roster
     if not batching:
         assert state.appends == capacity  # one booking per append
+    return results
 
 
 # -- schedule ------------------------------------------------------------------
