@@ -1,11 +1,9 @@
 """One racing process for ``test_processes.py``.
 
 ``python -m tests.booking._racer DSN OCCURRENCE CAPACITY ACTOR...``: connects its own
-
-PostgreSQL store, schedules the occurrence (idempotent),
-prints ``ready``, waits for a line on stdin (the start signal, so that all
-processes race at once), books every actor concurrently, and prints the
-results as one JSON line.
+PostgreSQL store, schedules the occurrence (idempotent), prints ``ready``, waits for
+a line on stdin (the start signal, so that all processes race at once), books every
+actor concurrently, and prints the results as one JSON line.
 """
 
 from __future__ import annotations
