@@ -358,18 +358,19 @@ def chart(data: Data, path: Path) -> str:
         ("PostgreSQL: append_expect (1 event)", _cases(data, "append_expect", "postgres")),
         ("In memory: append_expect (1 event)", _cases(data, "append_expect", "memory")),
     ]
-    hot = _cases(data, "hot_seat")
+    hot = _cases(data, "hot_seat", "postgres")
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
     styles = {
         "evsrc": {"color": "tab:blue", "marker": "o", "linestyle": "-"},
         "limit": {"color": "black", "marker": "s", "linestyle": "--"},
         "peer": {"color": "tab:orange", "marker": "^", "linestyle": "-"},
+        "evsrc_nonotify": {"color": "tab:blue", "marker": ".", "linestyle": ":", "alpha": 0.6},
     }
     for ax, (title, cases) in zip(axes[:2], panels, strict=True):
         conc = [c for c in cases if not c["params"].get("sequential")]
         conc.sort(key=lambda c: c["params"]["streams"])
         labels: dict[str, str] = {}
-        for v in ("evsrc", "limit", "peer"):
+        for v in ("evsrc", "evsrc_nonotify", "limit", "peer"):
             xs, ys = [], []
             for c in conc:
                 y = _median(c, v)
@@ -412,7 +413,12 @@ def chart(data: Data, path: Path) -> str:
     for c in hot:
         for v, info in c["variants"].items():
             if info["median"] is not None:
-                short = c["name"].replace(" bookers / ", "/").replace(" seats", "")
+                short = (
+                    c["name"]
+                    .replace("postgres · ", "")
+                    .replace(" bookers / ", " bookers/")
+                    .replace(" seats", " seats")
+                )
                 bars.append((f"{short}\n{info['label']}", info["median"], colors.get(v, "gray")))
     if bars:
         ax.barh(range(len(bars)), [b[1] for b in bars], color=[b[2] for b in bars], alpha=0.85)
@@ -423,7 +429,7 @@ def chart(data: Data, path: Path) -> str:
         ax.set_xlabel("bookings / s (limit: raw single-row appends / s)")
     else:
         ax.text(0.5, 0.5, "not available", ha="center", transform=ax.transAxes)
-    ax.set_title("The hot seat")
+    ax.set_title("The hot seat on PostgreSQL")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     m = data["machine"]
     fig.suptitle(
