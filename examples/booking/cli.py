@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import sys
 import time
 import uuid
@@ -36,9 +37,10 @@ from examples.booking.service import BookingService
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from evsrc.events import Committed, Conflict, NewEvent, RecordedEvent
     from evsrc.store import EventStore
 
-__all__ = ["RaceReport", "main", "open_store", "race"]
+__all__ = ["LaggyMemoryStore", "RaceReport", "main", "open_store", "race"]
 
 MEMORY_NOTE = (
     "Without --dsn every command runs on a fresh in-memory store that vanishes when it "
@@ -48,11 +50,53 @@ MEMORY_NOTE = (
 )
 
 
+class LaggyMemoryStore(InMemoryEventStore):
+    """The in-memory store with a simulated round trip on every read and append.
+
+    The plain in-memory store answers without ever yielding to the event
+    loop, so concurrent bookers on it simply run one after another and never
+    race. This one waits a random 0…``latency`` seconds before each read and
+    append, as a network would, so that bookers observe the same state,
+    race, conflict and batch — the race demo is then a real race.
+    """
+
+    def __init__(self, latency: float) -> None:
+        super().__init__()
+        self.latency = latency
+        self._rng = random.Random()
+
+    async def _round_trip(self) -> None:
+        await anyio.sleep(self._rng.uniform(0, self.latency))
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        """``InMemoryEventStore.read`` after a simulated round trip."""
+        await self._round_trip()
+        return await super().read(stream, after=after, limit=limit, backwards=backwards)
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        """``InMemoryEventStore.append_expect`` after a simulated round trip."""
+        await self._round_trip()
+        return await super().append_expect(stream, expected, events)
+
+
 @contextlib.asynccontextmanager
-async def open_store(dsn: str | None) -> AsyncIterator[EventStore]:
-    """An in-memory store, or a PostgreSQL one (schema set up) when ``dsn`` is given."""
+async def open_store(dsn: str | None, *, latency: float = 0.0) -> AsyncIterator[EventStore]:
+    """An in-memory store, or a PostgreSQL one (schema set up) when ``dsn`` is given.
+
+    ``latency`` (seconds, in-memory only) simulates a network round trip.
+    """
     if dsn is None:
-        async with InMemoryEventStore() as memory:
+        memory = LaggyMemoryStore(latency) if latency > 0 else InMemoryEventStore()
+        async with memory:
             yield memory
         return
     from evsrc.postgres import PostgresEventStore
@@ -74,6 +118,7 @@ class RaceReport:
     backend: str
     bookers: int
     seats: int
+    clients: int
     results: list[BookingResult]
     roster: list[str]
     elapsed: float
@@ -114,6 +159,7 @@ class RaceReport:
             "backend": self.backend,
             "bookers": self.bookers,
             "seats": self.seats,
+            "clients": self.clients,
             "counts": dict(self.counts),
             "conflicts_retried": self.conflicts_retried,
             "appends": self.appends,
@@ -137,7 +183,8 @@ class RaceReport:
                 "every booked seat distinct"
             )
         lines = [
-            f"race on {self.backend}: {self.bookers} bookers for {self.seats} seats "
+            f"race on {self.backend}: {self.bookers} bookers for {self.seats} seats, "
+            f"{self.clients} client{'s' if self.clients != 1 else ''} "
             f"(booking:{self.occurrence})",
             f"  booked             {c['booked']:>8}",
             f"  full               {c['full']:>8}",
@@ -155,7 +202,7 @@ class RaceReport:
 
 
 async def race(
-    service: BookingService,
+    service: BookingService | Sequence[BookingService],
     *,
     bookers: int,
     seats: int,
@@ -164,14 +211,20 @@ async def race(
     backend: str = "memory",
     progress: Progress | None = None,
 ) -> RaceReport:
-    """Schedule ``occurrence`` with ``seats`` and let ``bookers`` tasks race for them at once."""
+    """Schedule ``occurrence`` with ``seats`` and let ``bookers`` tasks race for them at once.
+
+    Given several services (clients: each its own handler, cache and batches,
+    like separate app servers on one store), bookers are dealt out to them in turn.
+    """
+    services = [service] if isinstance(service, BookingService) else list(service)
     occurrence = occurrence or f"race-{uuid.uuid4().hex[:12]}"
-    await service.schedule(occurrence, seats)
+    await services[0].schedule(occurrence, seats)
     results: list[BookingResult] = []
     counts: Counter[str] = Counter()
 
     async def booker(i: int) -> None:
-        r = await service.book(occurrence, actor=f"{actor_prefix}{i:06d}")
+        svc = services[i % len(services)]
+        r = await svc.book(occurrence, actor=f"{actor_prefix}{i:06d}")
         results.append(r)
         counts[r.status.value] += 1
         if progress is not None:
@@ -184,8 +237,10 @@ async def race(
     elapsed = time.perf_counter() - started
     if progress is not None:
         progress.finish(len(results), f"booked {counts['booked']}  full {counts['full']}")
-    roster = await service.roster(occurrence)
-    return RaceReport(occurrence, backend, bookers, seats, results, roster, elapsed, counts)
+    roster = await services[0].roster(occurrence)
+    return RaceReport(
+        occurrence, backend, bookers, seats, len(services), results, roster, elapsed, counts
+    )
 
 
 # -- commands -----------------------------------------------------------------
@@ -196,13 +251,15 @@ def _print_json(out: TextIO, value: Any) -> None:
 
 
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
-    async with open_store(args.dsn) as store:
+    latency = getattr(args, "latency", 0.0) / 1000 if args.dsn is None else 0.0
+    async with open_store(args.dsn, latency=latency) as store:
         svc = BookingService(store)
         backend = "memory" if args.dsn is None else "postgres"
         if args.command == "race":
             progress = None if args.json else Progress(args.bookers, sys.stderr)
+            clients = [BookingService(store, max_attempts=1000) for _ in range(args.clients)]
             report = await race(
-                svc,
+                clients,
                 bookers=args.bookers,
                 seats=args.seats,
                 occurrence=args.occurrence,
@@ -323,6 +380,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seats", type=_positive, default=100, help="capacity (100)")
     p.add_argument("--occurrence", help="occurrence to race on (default: a fresh name)")
     p.add_argument("--actor-prefix", default="booker-", help="actor names' prefix (booker-)")
+    p.add_argument(
+        "--clients",
+        type=_positive,
+        default=4,
+        help="services sharing the store, each with its own handler and cache, "
+        "like app servers (4)",
+    )
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=1.0,
+        metavar="MS",
+        help="in-memory only: simulated round trip, a random 0…MS milliseconds per read "
+        "and append, so that bookers really interleave (1.0; 0 = none)",
+    )
 
     epilog = MEMORY_NOTE
     p = sub.add_parser(

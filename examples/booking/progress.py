@@ -39,9 +39,9 @@ class Progress:
         if self.tty:
             filled = self.width * done // self.total
             bar = "█" * filled + "·" * (self.width - filled)
-            return (
-                f"\r[{bar}] {done:>{len(str(self.total))}}/{self.total}  {label}  {elapsed:5.1f}s"
-            )
+            count = f"{done:>{len(str(self.total))}}/{self.total}"
+            # \x1b[K clears what a longer previous line left behind.
+            return f"\r[{bar}] {count}  {label}  {elapsed:5.1f}s\x1b[K"
         return (
             f"progress {done}/{self.total} ({100 * done // self.total}%)  {label}  {elapsed:.1f}s\n"
         )

@@ -105,7 +105,7 @@ def test_progress_bar_on_a_tty():
     bar.finish(10, "done")
     text = out.getvalue()
     assert text.startswith("\r[█████·····]  5/10  half")
-    assert "\r[██████████] 10/10  done" in text and text.endswith("\n")
+    assert "\r[██████████] 10/10  done" in text and text.endswith("\x1b[K\n")
 
 
 @pytest.mark.postgres
