@@ -101,12 +101,18 @@ def run_child(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         cmd.append("--no-pg")
     if args.quiet:
         cmd.append("--quiet")
-    proc = subprocess.run(cmd, check=False)
-    if proc.returncode != 0 or not path.exists():
+    limit = 300 if args.quick else 900
+    try:
+        proc = subprocess.run(cmd, check=False, timeout=limit)
+        status = f"error: scenario process exited with {proc.returncode}"
+        failed = proc.returncode != 0
+    except subprocess.TimeoutExpired:
+        status, failed = f"error: scenario process killed after {limit}s", True
+    if failed or not path.exists():
         return {
             "name": name,
             "title": SCENARIOS[name][0],
-            "status": f"error: scenario process exited with {proc.returncode}",
+            "status": status,
             "cases": [],
             "checks": [],
             "notes": [],
