@@ -256,6 +256,13 @@ async def run_append_expect(ctx: Context) -> None:
         "opened and warmed before the clock starts. `evsrc, notify=False` is a diagnostic: "
         "the same store without its post-commit NOTIFY."
     )
+    ctx.note(
+        "eventsourcing runs in its default PostgreSQL mode: each insert takes LOCK TABLE "
+        "… IN EXCLUSIVE MODE (and NOTIFY) so that its notification ids commit in order — "
+        "the guarantee evsrc's (commit, position) order gives without a global lock. Its "
+        "POSTGRES_ENABLE_DB_FUNCTIONS mode inserts through a function without that lock; "
+        "it is faster but gives up that ordering, so it is not the like-for-like peer."
+    )
     await _run(ctx, batch=1, scenario="append")
 
 
