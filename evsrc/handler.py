@@ -25,6 +25,7 @@ its real outcome.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections import OrderedDict, deque
@@ -40,6 +41,7 @@ from evsrc.errors import (
     InvalidInputError,
     OutcomeUnknownError,
     RetriesExhaustedError,
+    StoreUnavailableError,
 )
 from evsrc.events import Committed, Conflict
 
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from evsrc.codec import Event
-    from evsrc.events import NewEvent
+    from evsrc.events import NewEvent, RecordedEvent
     from evsrc.snapshot import SnapshotStore
     from evsrc.store import EventStore
 
@@ -303,7 +305,7 @@ class CommandHandler(Generic[A]):
                     cache.popitem(last=False)
             return state
         cache.move_to_end(stream)
-        events = await self.store.read(stream, after=state.seq)
+        events = await self._read(stream, state.seq)
         # No await from here on: events are folded and seq advanced in one step, and
         # fold() skips what another task's catch-up already folded meanwhile.
         if events:
@@ -338,7 +340,7 @@ class CommandHandler(Generic[A]):
                     state = None
         if state is None:
             state = agg()
-        events = await self.store.read(stream, after=state.seq)
+        events = await self._read(stream, state.seq)
         try:
             state.fold_all(events)
         except EvsrcError:
@@ -416,16 +418,46 @@ class CommandHandler(Generic[A]):
     async def _append(
         self, stream: str, expected: int, new: list[NewEvent]
     ) -> Committed | Conflict:
-        """``append_expect``, re-sending the same events when the outcome is unknown."""
+        """``append_expect``, re-sending the same events when the store is unavailable.
+
+        Re-sending is safe whether or not an earlier try committed: the event
+        ids make it idempotent. If any try's outcome was unknown, giving up
+        raises ``OutcomeUnknownError`` even when the last try failed cleanly.
+        """
         tries = 0
+        unknown: OutcomeUnknownError | None = None
         while True:
             try:
                 return await self.store.append_expect(stream, expected, new)
-            except OutcomeUnknownError:
+            except StoreUnavailableError as exc:
+                if isinstance(exc, OutcomeUnknownError):
+                    unknown = exc
+                tries += 1
+                if tries > self.unknown_retries:
+                    if unknown is not None and unknown is not exc:
+                        msg = (
+                            f"an append to {stream!r} was interrupted and re-sending it "
+                            f"failed {tries - 1} times; it may have committed ({exc})"
+                        )
+                        raise OutcomeUnknownError(
+                            msg,
+                            stream=stream,
+                        ) from exc
+                    raise
+                log.info("append to %r failed (%s); re-sending (%d)", stream, exc, tries)
+                await anyio.sleep(self._pause(tries))
+
+    async def _read(self, stream: str, after: int) -> list[RecordedEvent]:
+        """``read``, retried a bounded number of times while the store is unavailable."""
+        tries = 0
+        while True:
+            try:
+                return await self.store.read(stream, after=after)
+            except StoreUnavailableError as exc:
                 tries += 1
                 if tries > self.unknown_retries:
                     raise
-                log.info("append to %r outcome unknown; re-sending (%d)", stream, tries)
+                log.info("read of %r failed (%s); retrying (%d)", stream, exc, tries)
                 await anyio.sleep(self._pause(tries))
 
     def _pause(self, attempt: int) -> float:
@@ -471,8 +503,10 @@ class CommandHandler(Generic[A]):
             self._cache.pop(stream, None)
 
     def _finish_all(self, commands: Sequence[_Command], error: BaseException) -> None:
-        for c in commands:
-            c.finish(None, error)
+        # Each caller raises its own copy: one instance raised in many tasks would
+        # pile up all their tracebacks.
+        for i, c in enumerate(commands):
+            c.finish(None, error if i == 0 else _copy_error(error))
 
     # -- the retry loop ----------------------------------------------------------------
 
@@ -634,3 +668,17 @@ class CommandHandler(Generic[A]):
             return
         live = self._after_conflict(stream, att)
         lane.queue.extendleft(reversed(live))
+
+
+def _copy_error(error: BaseException) -> BaseException:
+    """A copy of ``error`` with the same attributes, cause and traceback (or itself)."""
+    try:
+        dup = copy.copy(error)
+    except Exception:
+        return error
+    if type(dup) is not type(error):  # pragma: no cover - an odd __reduce__
+        return error
+    dup.__cause__ = error.__cause__
+    dup.__context__ = error.__context__
+    dup.__suppress_context__ = error.__suppress_context__
+    return dup.with_traceback(error.__traceback__)
