@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -261,3 +262,20 @@ async def test_metadata_must_be_a_dict(any_store: EventStore) -> None:
     bad: Any = ["x"]
     with pytest.raises(InvalidInputError):
         await h.execute("a", lambda a: a.open("x"), metadata=bad)
+
+
+async def test_concurrent_catch_ups_never_apply_an_event_twice(any_store: EventStore) -> None:
+    from .stores import YieldingStore
+
+    store = YieldingStore(any_store)
+    h = CommandHandler(store, Account, batching=False)
+    await open_account(h, "a")
+    await h.load("a")  # warm
+    for _ in range(5):
+        await any_store.append("account:a", [foreign_deposit()])
+    # Many tasks read the same five events and fold them into the one cached instance.
+    states = await asyncio.gather(*(h.load("a") for _ in range(20)))
+    assert {(s.seq, s.balance) for s in states} == {(6, 5)}
+    outs = await asyncio.gather(*(h.execute("a", lambda a: a.deposit(1)) for _ in range(20)))
+    assert sorted(o.result for o in outs) == list(range(6, 26))
+    assert (await h.load("a")).balance == 25
