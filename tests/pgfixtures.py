@@ -130,6 +130,14 @@ _spare: list[Future[str]] = []
 def _clone_later(template: str) -> Future[str]:
     async def clone() -> str:
         name = f"evsrc_test_{uuid.uuid4().hex[:12]}"
+        for attempt in range(20):
+            try:
+                await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                return name
+            except (asyncpg.ObjectInUseError, asyncpg.TooManyConnectionsError):
+                # A shared server: someone briefly touched the template, or the
+                # connection slots are full. Try again shortly.
+                await asyncio.sleep(0.05 * (attempt + 1))
         await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return name
 

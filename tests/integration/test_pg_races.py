@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def test_16_connections_race_on_one_stream(pg_dsn: str) -> None:
     tasks, appends = 16, 25
     conflicts = 0
-    async with open_store(pg_dsn, min_size=16, max_size=16) as store:
+    async with open_store(pg_dsn, min_size=2, max_size=16) as store:
 
         async def writer(t: int) -> None:
             nonlocal conflicts

@@ -1,0 +1,31 @@
+"""The PostgreSQL fixtures' reachability policy: skip with a hint locally, fail in CI."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import pgfixtures
+
+
+@pytest.fixture
+def unreachable(monkeypatch: pytest.MonkeyPatch) -> pgfixtures._Template:
+    monkeypatch.setenv("EVSRC_TEST_DSN", "postgresql://postgres@127.0.0.1:1/postgres")
+    return pgfixtures._Template()
+
+
+def test_unreachable_server_skips_with_a_hint(
+    unreachable: pgfixtures._Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="start PostgreSQL or set EVSRC_TEST_DSN"):
+        unreachable.get()
+    with pytest.raises(pytest.skip.Exception):  # remembered, not probed again
+        unreachable.get()
+
+
+def test_unreachable_server_fails_in_ci(
+    unreachable: pgfixtures._Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="unreachable in CI"):
+        unreachable.get()
