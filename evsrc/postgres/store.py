@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
+import math
 import re
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -56,6 +58,9 @@ _SEQ_KEY: Final = "evsrc_events_pkey"
 _UUID_RE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+#: Seconds readers may be held back by an open transaction before a warning.
+_HELD_BACK_WARNING: Final = 10.0
+_log = logging.getLogger("evsrc.postgres")
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
 #: The largest transaction id (xid8): subscribe reads without an upper bound.
@@ -200,6 +205,7 @@ class PostgresEventStore(EventStore):
         self._q_read_backward = q["read_backward"]
         self._q_read_all = q["read_all"]
         self._q_horizon = q["horizon"]
+        self._q_oldest_xact = q["oldest_xact"]
         self._q_schema_version = q["schema_version"]
         self._q_stamp_version = q["stamp_version"]
         self._q_notify = q["notify"]
@@ -210,7 +216,9 @@ class PostgresEventStore(EventStore):
         self._notify = bool(notify)
         self._notify_pending = False
         self._notifier: asyncio.Task[None] | None = None
-        self._listen_dsn = listen_dsn if owns_pool else None
+        self._can_listen = owns_pool
+        self._listen_dsn = listen_dsn
+        self._held_back_since: float | None = None
         self._listen_options = dict(listen_options or {})
         self._listener: asyncpg.Connection | None = None
         self._listener_task: asyncio.Task[None] | None = None
@@ -462,6 +470,7 @@ class PostgresEventStore(EventStore):
                 commit, position = events[-1].checkpoint.commit, events[-1].position
                 if left is not None:
                     left -= len(events)
+            await self._note_held_back(complete)
             if complete:
                 if len(rows) < page:
                     return
@@ -499,6 +508,7 @@ class PostgresEventStore(EventStore):
                 yield e
             if events:
                 commit, position = events[-1].checkpoint.commit, events[-1].position
+            await self._note_held_back(complete)
             if complete and len(rows) == _PAGE:
                 continue  # more to catch up on
             if not complete:
@@ -511,10 +521,32 @@ class PostgresEventStore(EventStore):
                 timeout = self._poll_interval
             if self._closed:
                 raise StoreClosedError
-            if self._listen_dsn is not None and self._listener is None:
+            if self._can_listen and self._listener is None:
                 self._start_listener()
             with anyio.move_on_after(timeout):
                 await waiter.wait()
+
+    async def _note_held_back(self, complete: bool) -> None:
+        """Warn (once per stall) when an open transaction holds the global order back."""
+        if complete:
+            self._held_back_since = None
+            return
+        now = asyncio.get_running_loop().time()
+        since = self._held_back_since
+        if since is None:
+            self._held_back_since = now
+        elif now - since > _HELD_BACK_WARNING:
+            self._held_back_since = math.inf  # warned; reset by the next complete page
+            culprit = None
+            with contextlib.suppress(EvsrcError):
+                culprit = await self._fetch(self._q_oldest_xact)
+            _log.warning(
+                "readers of %s have waited %.0f s for an open transaction to end "
+                "(oldest: %s); see idle_in_transaction_session_timeout in docs/postgres.md",
+                self._schema,
+                _HELD_BACK_WARNING,
+                dict(culprit[0]) if culprit else "unknown",
+            )
 
     # -- waking subscribers ----------------------------------------------------------
     #

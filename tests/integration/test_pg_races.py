@@ -187,3 +187,35 @@ async def test_read_all_pages_through_many_events(pg_store: PostgresEventStore) 
     assert got == list(range(1200))
     got = [e.data["n"] async for e in pg_store.read_all(limit=777)]
     assert got == list(range(777))
+
+
+async def test_read_all_waits_for_commits_held_back_and_warns(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An open older transaction holds back a newer commit; read_all waits, never skips."""
+    from evsrc.postgres import store as store_module
+
+    monkeypatch.setattr(store_module, "_HELD_BACK_WARNING", 0.05)
+    old = await asyncpg.connect(pg_dsn)
+    try:
+        async with open_store(pg_dsn) as store:
+            tx = old.transaction()
+            await tx.start()
+            await old.execute("SELECT pg_current_xact_id()")  # an id older than what follows
+            r = await store.append("newer", [NewEvent("e")])
+            got: list[RecordedEvent] = []
+
+            async def read() -> None:
+                got.extend([e async for e in store.read_all()])
+
+            with anyio.fail_after(30), caplog.at_level("WARNING", logger="evsrc.postgres"):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read)
+                    while not caplog.records:
+                        await anyio.sleep(0.01)
+                    assert got == []  # committed, visible, but not yet orderable
+                    await tx.commit()
+            assert [e.checkpoint for e in got] == [r.checkpoint]
+            assert "open transaction" in caplog.records[0].getMessage()
+    finally:
+        await old.close()

@@ -48,6 +48,14 @@ LIMIT $3;
 -- Every transaction committed by now has an id below this.
 SELECT pg_snapshot_xmax(pg_current_snapshot());
 
+-- name: oldest_xact
+-- The session holding the global order back (for a warning).
+SELECT pid, datname, usename, state, xact_start, left(query, 200) AS query
+FROM pg_stat_activity
+WHERE backend_xid IS NOT NULL
+ORDER BY age(backend_xid) DESC
+LIMIT 1;
+
 -- name: schema_version
 SELECT max(version) FROM {schema}.evsrc_schema_version;
 
