@@ -19,6 +19,7 @@ exactly once.
 from __future__ import annotations
 
 import inspect
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -30,7 +31,7 @@ from evsrc.errors import EvsrcError, InvalidInputError, ProjectionError
 from evsrc.events import Checkpoint, Committed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     from evsrc.events import RecordedEvent
     from evsrc.store import EventStore
@@ -216,17 +217,18 @@ class ProjectionRunner:
 
     async def run(self) -> None:
         """Catch up, then follow live commits; returns only by cancellation or an error."""
-        async with self._session():
-            async for recorded in self.store.subscribe(after=self.checkpoint):
+        async with self._session(), _closing(self.store.subscribe(after=self.checkpoint)) as feed:
+            async for recorded in feed:
                 await self._step(recorded)
 
     async def catch_up(self) -> int:
         """Process every event committed so far, then return how many were processed."""
         n = 0
         async with self._session():
-            async for recorded in self.store.read_all(after=self.checkpoint):
-                await self._step(recorded)
-                n += 1
+            async with _closing(self.store.read_all(after=self.checkpoint)) as feed:
+                async for recorded in feed:
+                    await self._step(recorded)
+                    n += 1
             await self._flush()
         return n
 
@@ -308,12 +310,26 @@ class ProjectionRunner:
         """Events committed after the projection's checkpoint, and the age of the oldest."""
         n = 0
         oldest: datetime | None = None
-        async for recorded in self.store.read_all(after=self.checkpoint, limit=limit):
-            if oldest is None:
-                oldest = recorded.recorded_at
-            n += 1
+        async with _closing(self.store.read_all(after=self.checkpoint, limit=limit)) as feed:
+            async for recorded in feed:
+                if oldest is None:
+                    oldest = recorded.recorded_at
+                n += 1
         seconds = 0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds())
         return Lag(n, seconds, exact=n < limit)
+
+
+@asynccontextmanager
+async def _closing(
+    feed: AsyncIterator[RecordedEvent],
+) -> AsyncIterator[AsyncIterator[RecordedEvent]]:
+    """Close an event feed (an async generator) when done, as trio requires."""
+    try:
+        yield feed
+    finally:
+        aclose = getattr(feed, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class _Session:
