@@ -369,7 +369,9 @@ class PostgresEventStore(EventStore):
             if isinstance(error, DuplicateEventIdError):
                 return await self._resolve_retry(stream, expected, encoded, error)
             if isinstance(error, _SeqTakenError):
-                return Conflict(stream, expected or 0, await self.last_seq(stream))
+                # Only a writer bypassing evsrc_append (and its stream lock) can
+                # get here. Nothing was written; the next attempt re-reads the head.
+                return await self._append(stream, expected, encoded)
             raise error from exc
         except BaseException:
             await pool.release(conn)

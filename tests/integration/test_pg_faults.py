@@ -19,6 +19,7 @@ import pytest
 
 from evsrc import (
     Committed,
+    Conflict,
     NewEvent,
     OutcomeUnknownError,
     RecordedEvent,
@@ -257,3 +258,36 @@ async def test_closed_store_refuses_and_ends_subscribers(pg_store: PostgresEvent
     with pytest.raises(StoreClosedError):
         async for _ in pg_store.read_all():
             pass
+
+
+@pytest.mark.parametrize("expectation", ["expected", "any"])
+async def test_the_database_refuses_a_duplicate_seq_from_a_foreign_writer(
+    pg_dsn: str, other: Any, expectation: str
+) -> None:
+    """A writer that bypasses evsrc_append (and its stream lock) still cannot make a gap or a dup.
+
+    The unique (stream, seq) key stops the evsrc append; it re-reads the head
+    and reports a conflict (or, without expectation, lands after the intruder).
+    """
+    async with open_store(pg_dsn) as store:
+        await store.append_expect("s", 0, events(1, "first"))
+        async with other.transaction():
+            await other.execute(
+                "INSERT INTO evsrc_events (commit, stream, seq, id, type, version, data, metadata)"
+                " VALUES (pg_current_xact_id(), 's', 2, gen_random_uuid(), 'intruder', 1,"
+                ' \'{}\', \'{"append": "intruder", "size": 1}\')'
+            )
+            batch = events(2, "mine")
+            if expectation == "expected":
+                task = asyncio.ensure_future(store.append_expect("s", 1, batch))
+            else:
+                task = asyncio.ensure_future(store.append("s", batch))
+            await waiting_backend(other, "transactionid")  # on the intruder's index entry
+        r = await task
+        if expectation == "expected":
+            assert r == Conflict("s", 1, 2)
+            assert [e.type for e in await store.read("s")] == ["part", "intruder"]
+        else:
+            assert isinstance(r, Committed)
+            assert (r.first_seq, r.last_seq) == (3, 4)
+            assert_whole(await store.read("s"))
