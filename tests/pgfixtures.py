@@ -52,8 +52,10 @@ def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
     return _executor.submit(asyncio.run, coro).result()
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(admin_dsn(), timeout=10)
+async def _admin(sql: str, dsn: str) -> None:
+    # The DSN is read on the calling thread, when the work is submitted: the
+    # worker thread may run it later, when a test has patched the environment.
+    conn = await asyncpg.connect(dsn, timeout=10)
     try:
         await conn.execute(sql)
     finally:
@@ -79,14 +81,14 @@ class _Template:
                     self.error = f"{type(exc).__name__}: {exc}"
                     _unreachable(self.error)
                 name = f"evsrc_tpl_{uuid.uuid4().hex[:12]}"
-                run_sync(_admin(f'CREATE DATABASE "{name}"'))
+                run_sync(_admin(f'CREATE DATABASE "{name}"', admin_dsn()))
                 run_sync(_setup(dsn_for(name)))
                 self.name = name
             return self.name
 
     def drop(self) -> None:
         if self.name is not None:
-            run_sync(_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            run_sync(_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)', admin_dsn()))
             self.name = None
 
 
@@ -128,17 +130,19 @@ _spare: list[Future[str]] = []
 
 
 def _clone_later(template: str) -> Future[str]:
+    dsn = admin_dsn()
+
     async def clone() -> str:
         name = f"evsrc_test_{uuid.uuid4().hex[:12]}"
         for attempt in range(20):
             try:
-                await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"', dsn)
                 return name
             except (asyncpg.ObjectInUseError, asyncpg.TooManyConnectionsError):
                 # A shared server: someone briefly touched the template, or the
                 # connection slots are full. Try again shortly.
                 await asyncio.sleep(0.05 * (attempt + 1))
-        await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"', dsn)
         return name
 
     return _executor.submit(asyncio.run, clone())
@@ -155,7 +159,8 @@ def create_database() -> str:
 
 def drop_database(name: str) -> None:
     """Drop a database made by :func:`create_database` (in the background)."""
-    _executor.submit(asyncio.run, _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    sql = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    _executor.submit(asyncio.run, _admin(sql, admin_dsn()))
 
 
 @pytest.fixture

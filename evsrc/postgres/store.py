@@ -60,6 +60,8 @@ _UUID_RE: Final = re.compile(
 )
 #: At most one post-commit NOTIFY per this many seconds per store (the first is immediate).
 _NOTIFY_INTERVAL: Final = 0.01
+#: Seconds close() waits for busy connections before terminating them.
+_CLOSE_GRACE: Final = 10.0
 #: Seconds readers may be held back by an open transaction before a warning.
 _HELD_BACK_WARNING: Final = 10.0
 _log = logging.getLogger("evsrc.postgres")
@@ -652,8 +654,13 @@ class PostgresEventStore(EventStore):
             with contextlib.suppress(Exception):
                 await listener.close(timeout=2)
         if self._owns_pool:
-            with contextlib.suppress(Exception):
-                await self._pool.close()
+            # Let queries in flight finish; a connection still busy after the
+            # grace period (say, an append queued on a lock held elsewhere) is cut.
+            try:
+                with anyio.fail_after(_CLOSE_GRACE):
+                    await self._pool.close()
+            except Exception:
+                self._pool.terminate()
 
 
 def _retried(

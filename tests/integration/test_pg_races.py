@@ -219,3 +219,31 @@ async def test_read_all_waits_for_commits_held_back_and_warns(
             assert "open transaction" in caplog.records[0].getMessage()
     finally:
         await old.close()
+
+
+@pytest.mark.parametrize("expectation", ["expected", "any"])
+async def test_concurrent_retries_of_one_append_commit_it_once(
+    pg_dsn: str, expectation: str
+) -> None:
+    """16 connections send the same append (same ids) at once: one commit, 16 equal results."""
+    batch = [NewEvent("part", {"i": i}) for i in range(3)]
+    results: list[Committed | Conflict] = []
+    async with open_store(pg_dsn, min_size=2, max_size=16) as store:
+        await store.append("s", [NewEvent("first")])
+
+        async def send() -> None:
+            if expectation == "expected":
+                results.append(await store.append_expect("s", 1, batch))
+            else:
+                results.append(await store.append("s", batch))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(16):
+                tg.start_soon(send)
+        assert len(results) == 16
+        assert all(r == results[0] for r in results)
+        r = results[0]
+        assert isinstance(r, Committed)
+        assert (r.first_seq, r.last_seq) == (2, 4)
+        assert [e.id for e in await store.read("s", after=1)] == [e.id for e in batch]
+        assert await store.last_seq("s") == 4
