@@ -10,8 +10,8 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
   database's own last word against gaps and duplicates.
 * Global order is ``(commit, position)``: the writing transaction's id and a
   sequence-allocated position. Readers only return rows of transactions below
-  the snapshot's ``xmin`` (see the comment "THE GLOBAL ORDER" below), so nothing ever commits in
-  front of a checkpoint a reader has passed, and writers never share a lock.
+  the snapshot's ``xmin`` (see THE GLOBAL ORDER below), so nothing ever commits
+  in front of a checkpoint a reader has passed, and writers never share a lock.
 * Every asyncpg error becomes an evsrc error in one place, :func:`_translate`.
 """
 
@@ -180,6 +180,11 @@ class PostgresEventStore(EventStore):
     NOTIFY off. ``poll_interval`` bounds how long a subscriber waits when no
     wakeup comes (a store built on a borrowed pool has no LISTEN connection and
     relies on it for other processes' appends).
+
+    Built directly, the store borrows ``pool`` and leaves it open on close;
+    :meth:`connect` passes ``owns_pool=True`` with the ``listen_dsn`` and
+    ``listen_options`` (the pool's connection arguments) for the LISTEN
+    connection.
     """
 
     def __init__(
