@@ -63,4 +63,8 @@ SELECT max(version) FROM {schema}.evsrc_schema_version;
 INSERT INTO {schema}.evsrc_schema_version (version) VALUES ($1);
 
 -- name: notify
-SELECT pg_notify($1, '');
+-- A wakeup for LISTENing subscribers, in its own transaction after appends
+-- commit. NOTIFY gives its transaction an id, so its commit would wait for a
+-- WAL flush like an append's; a lost wakeup costs nothing (subscribers poll),
+-- so this one commit is asynchronous.
+SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '');
