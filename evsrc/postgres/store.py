@@ -69,6 +69,7 @@ _log = logging.getLogger("evsrc.postgres")
 _PAGE: Final = 500
 #: The largest transaction id (xid8): subscribe reads without an upper bound.
 _NO_END: Final = 2**64 - 1
+_MAX_POSITION: Final = 2**63 - 1
 #: Serialises concurrent setup() calls (any constant; transaction-scoped).
 _SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
 _POOL_ONLY_OPTIONS: Final = frozenset(
@@ -464,7 +465,7 @@ class PostgresEventStore(EventStore):
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
-        commit, position = (start.commit, start.position) if start is not None else (0, 0)
+        commit, position = _start(start)
         # "What was committed when it got there": transactions below this id.
         # Of those, any still held back by an older running transaction are
         # waited for (briefly, normally), so a reader sees its own appends.
@@ -492,7 +493,7 @@ class PostgresEventStore(EventStore):
 
     async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
-        commit, position = (start.commit, start.position) if start is not None else (0, 0)
+        commit, position = _start(start)
         pending_delay = 0.0
         failures = 0
         while True:
@@ -667,6 +668,13 @@ class PostgresEventStore(EventStore):
                     await self._pool.close()
             except Exception:
                 self._pool.terminate()
+
+
+def _start(after: Checkpoint | None) -> tuple[int, int]:
+    """Keyset start of a global read; a checkpoint past every possible one reads nothing."""
+    if after is None:
+        return 0, 0
+    return min(after.commit, _NO_END), min(after.position, _MAX_POSITION)
 
 
 def _retried(

@@ -247,3 +247,14 @@ async def test_concurrent_retries_of_one_append_commit_it_once(
         assert (r.first_seq, r.last_seq) == (2, 4)
         assert [e.id for e in await store.read("s", after=1)] == [e.id for e in batch]
         assert await store.last_seq("s") == 4
+
+
+async def test_checkpoints_beyond_the_column_ranges(pg_store: PostgresEventStore) -> None:
+    from evsrc import Checkpoint
+
+    r = await pg_store.append("s", [NewEvent("e")])
+    for far in ["99999999999999999999:1", "18446744073709551615:0"]:
+        assert [e async for e in pg_store.read_all(after=Checkpoint.parse(far))] == []
+    # An early commit with an enormous position still precedes later commits.
+    early = Checkpoint.parse("1:99999999999999999999")
+    assert [e.checkpoint async for e in pg_store.read_all(after=early)] == [r.checkpoint]
