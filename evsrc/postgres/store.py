@@ -141,6 +141,9 @@ def _translate(
         return SchemaError(f"the evsrc schema is missing or out of date; run setup() ({exc})")
     if closed:
         return StoreClosedError()
+    if isinstance(exc, asyncpg.DataError):
+        # asyncpg refused an argument before sending anything (out of range).
+        return InvalidInputError(f"a value does not fit PostgreSQL: {exc}")
     if isinstance(exc, pgexc.QueryCanceledError):
         # statement_timeout or pg_cancel_backend: the statement failed before commit.
         return StoreUnavailableError(f"the statement was cancelled: {exc}")
@@ -347,6 +350,8 @@ class PostgresEventStore(EventStore):
         if self._closed:
             raise StoreClosedError
         encoded = prepare_append(stream, expected, events)
+        if expected > _MAX_POSITION:  # beyond bigint: ahead of any stream
+            return Conflict(stream, expected, await self.last_seq(stream))
         return await self._append(stream, expected, encoded)
 
     async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
@@ -450,7 +455,10 @@ class PostgresEventStore(EventStore):
     ) -> list[RecordedEvent]:
         check_read_args(stream, after, limit)
         rows = await self._fetch(
-            self._q_read_backward if backwards else self._q_read_forward, stream, after, limit
+            self._q_read_backward if backwards else self._q_read_forward,
+            stream,
+            min(after, _MAX_POSITION),
+            limit if limit is None else min(limit, _MAX_POSITION),
         )
         return _stream_events(stream, rows)
 

@@ -258,3 +258,12 @@ async def test_checkpoints_beyond_the_column_ranges(pg_store: PostgresEventStore
     # An early commit with an enormous position still precedes later commits.
     early = Checkpoint.parse("1:99999999999999999999")
     assert [e.checkpoint async for e in pg_store.read_all(after=early)] == [r.checkpoint]
+
+
+async def test_numbers_beyond_bigint_are_handled(pg_store: PostgresEventStore) -> None:
+    await pg_store.append("s", [NewEvent("e"), NewEvent("e")])
+    huge = 2**70
+    assert await pg_store.append_expect("s", huge, [NewEvent("e")]) == Conflict("s", huge, 2)
+    assert await pg_store.read("s", after=huge) == []
+    assert [e.seq for e in await pg_store.read("s", limit=huge)] == [1, 2]
+    assert await pg_store.last_seq("s") == 2
