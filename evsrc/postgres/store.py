@@ -307,6 +307,10 @@ class PostgresEventStore(EventStore):
         q = self._quoted
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                version = conn.get_server_version()
+                if version.major < 13:
+                    msg = f"evsrc needs PostgreSQL 13 or newer (xid8), this server is {version}"
+                    raise SchemaError(msg)
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _SETUP_LOCK)
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
                 has_version = await conn.fetchval(
