@@ -102,8 +102,15 @@ async def _setup(dsn: str) -> None:
         await store.setup()
 
 
+def _redacted(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
 def _unreachable(reason: str) -> None:
-    where = admin_dsn()
+    where = _redacted(admin_dsn())
     if os.environ.get("CI") == "true":
         pytest.fail(f"PostgreSQL at {where} is unreachable in CI ({reason})", pytrace=False)
     pytest.skip(

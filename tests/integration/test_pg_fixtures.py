@@ -29,3 +29,12 @@ def test_unreachable_server_fails_in_ci(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="unreachable in CI"):
         unreachable.get()
+
+
+def test_messages_do_not_show_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVSRC_TEST_DSN", "postgresql://app:s3cret@127.0.0.1:1/postgres")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as info:
+        pgfixtures._Template().get()
+    assert "s3cret" not in str(info.value)
+    assert "app:***@127.0.0.1:1" in str(info.value)
