@@ -166,6 +166,22 @@ def _translate(
     return StoreUnavailableError(f"PostgreSQL: {type(exc).__name__}: {exc}")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to undo beyond asyncpg's own rollback (see connect())."""
+
+
+async def _release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -> None:
+    """Give ``conn`` back; a connection that died after answering is dropped, not reported.
+
+    asyncpg terminates a connection whose reset fails and opens a new one on
+    demand, so the pool recovers by itself; the caller's result stands.
+    """
+    try:
+        await pool.release(conn)
+    except Exception as exc:
+        _log.debug("dropped a broken connection on release: %r", exc)
+
+
 class _SeqTakenError(EvsrcError):
     """The (stream, seq) key refused a row: someone wrote past evsrc's stream lock."""
 
@@ -253,9 +269,17 @@ class PostgresEventStore(EventStore):
         to 1 and ``max_size`` to 10 here). Raises ``StoreUnavailableError`` when
         the server cannot be reached and ``InvalidInputError`` for a bad
         ``schema``.
+
+        Unlike asyncpg's default, the pool does not send ``RESET ALL; UNLISTEN
+        *; …`` each time a connection is released: that is a second round trip
+        per append, and the store's own statements leave no session state
+        (its locks are transaction-scoped). asyncpg still rolls back a
+        transaction left open. Code that borrows connections from ``store.pool``
+        must not leave session state behind (use ``SET LOCAL``), or pass its own
+        ``reset=`` here.
         """
         _sql.quote_schema(schema)
-        options: dict[str, Any] = {"min_size": 1, "max_size": 10}
+        options: dict[str, Any] = {"min_size": 1, "max_size": 10, "reset": _keep_session}
         options.update(pool_options)
         try:
             pool = await asyncpg.create_pool(dsn, **options)
@@ -381,7 +405,7 @@ class PostgresEventStore(EventStore):
                 self._q_append, stream, expected, ids, types, versions, data, metadata
             )
         except Exception as exc:
-            await pool.release(conn)
+            await _release(pool, conn)
             error = _translate(exc, stream=stream, sent=True)
             if isinstance(error, DuplicateEventIdError):
                 return await self._resolve_retry(stream, expected, encoded, error)
@@ -391,9 +415,9 @@ class PostgresEventStore(EventStore):
                 return await self._append(stream, expected, encoded)
             raise error from exc
         except BaseException:
-            await pool.release(conn)
+            await _release(pool, conn)
             raise
-        await pool.release(conn)
+        await _release(pool, conn)
         assert row is not None
         head, last_position, commit = row[0], row[1], row[2]
         if last_position is not None:
