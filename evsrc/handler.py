@@ -154,7 +154,12 @@ class CommandHandler(Generic[A]):
     one stream together and commits them in one append of at most
     ``max_batch`` commands. ``snapshots`` (optional) is a
     :class:`~evsrc.snapshot.SnapshotStore`, written every ``snapshot_every``
-    events.
+    events. ``optimistic`` (with the cache) decides a command's first attempt
+    on the cached state without reading first: ``append_expect`` confirms the
+    state was current, so the usual case costs one round trip, not two. A
+    conflict then catches up and decides again; a first attempt that would
+    append nothing (a rejection, a no-op) or whose decision raises is not
+    trusted and is decided again on caught-up state.
     """
 
     def __init__(
@@ -172,6 +177,7 @@ class CommandHandler(Generic[A]):
         unknown_retries: int = 3,
         snapshots: SnapshotStore | None = None,
         snapshot_every: int = 1000,
+        optimistic: bool = True,
     ) -> None:
         if not (isinstance(aggregate, type) and issubclass(aggregate, Aggregate)):
             msg = f"aggregate must be an Aggregate subclass, got {aggregate!r}"
@@ -204,6 +210,7 @@ class CommandHandler(Generic[A]):
         self.unknown_retries = unknown_retries
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every
+        self.optimistic = bool(optimistic)
         self._cache: OrderedDict[str, A] = OrderedDict()
         self._lanes: dict[str, _Lane] = {}
         self._snapshot_seq: dict[str, int] = {}
@@ -369,19 +376,30 @@ class CommandHandler(Generic[A]):
 
     # -- deciding --------------------------------------------------------------------
 
+    def _decision(self, command: _Command, state: Aggregate) -> _Decided:
+        """Run one decision and encode its events; raises what the decision raised."""
+        value = command.decide(state)
+        events, result, rejection = normalize_decision(value)
+        new = [self.registry.encode(e, metadata=command.metadata) for e in events]
+        return _Decided(command, events, new, result, rejection)
+
     def _decide_one(self, command: _Command, state: Aggregate) -> _Decided | None:
         """Run one decision; on error, finish the command with it and return None."""
         try:
-            value = command.decide(state)
-            events, result, rejection = normalize_decision(value)
-            new = [self.registry.encode(e, metadata=command.metadata) for e in events]
+            return self._decision(command, state)
         except Exception as exc:
             command.finish(None, exc)
             return None
-        return _Decided(command, events, new, result, rejection)
 
-    def _decide_batch(self, commands: list[_Command], state: A) -> _Attempt:
-        """Decide each command in order, each seeing the events of those before it."""
+    def _decide_batch(
+        self, commands: list[_Command], state: A, *, provisional: bool = False
+    ) -> _Attempt | None:
+        """Decide each command in order, each seeing the events of those before it.
+
+        ``provisional``: ``state`` may be stale (the cache, unread). Then a
+        decision that raises finishes nobody: the attempt is abandoned (None)
+        and the caller decides again on caught-up state.
+        """
         expected = state.seq
         decided: list[_Decided] = []
         new: list[NewEvent] = []
@@ -389,7 +407,16 @@ class CommandHandler(Generic[A]):
         last = len(commands) - 1
         for i, command in enumerate(commands):
             command.attempts += 1
-            d = self._decide_one(command, work if work is not None else state)
+            target = work if work is not None else state
+            if provisional:
+                try:
+                    d: _Decided | None = self._decision(command, target)
+                except Exception:
+                    for c in commands[: i + 1]:
+                        c.attempts -= 1
+                    return None
+            else:
+                d = self._decide_one(command, target)
             if d is None:
                 continue
             if d.events and i < last:
@@ -399,6 +426,10 @@ class CommandHandler(Generic[A]):
                 try:
                     work.apply_new(d.events)
                 except Exception as exc:
+                    if provisional:
+                        for c in commands[: i + 1]:
+                            c.attempts -= 1
+                        return None
                     err = AggregateError(
                         f"{type(state).__qualname__} failed to apply its own decided events: {exc}"
                     )
@@ -520,14 +551,31 @@ class CommandHandler(Generic[A]):
         live = [c for c in commands if not c.done]
         att: _Attempt | None = None
         appending = False
+        # The first round may decide on the cached state unread; append_expect checks it.
+        trust_cache = self.optimistic and self.cache_enabled
         try:
             while live:
-                try:
-                    state = await self._observe(stream)
-                except Exception as exc:
-                    self._finish_all(live, exc)
-                    return
-                att = self._decide_batch(live, state)
+                cached = self._cache.get(stream) if trust_cache else None
+                provisional = cached is not None
+                trust_cache = False
+                if cached is not None:
+                    self._cache.move_to_end(stream)
+                    state = cached
+                else:
+                    try:
+                        state = await self._observe(stream)
+                    except Exception as exc:
+                        self._finish_all(live, exc)
+                        return
+                att = self._decide_batch(live, state, provisional=provisional)
+                if att is None or (provisional and not att.new):
+                    # Nothing to append means nothing confirms the cached state:
+                    # undo this round's count and decide again on caught-up state.
+                    if att is not None:
+                        for d in att.decided:
+                            d.command.attempts -= 1
+                    att = None
+                    continue
                 if not att.new:
                     for d in att.decided:
                         d.command.finish(
@@ -547,7 +595,8 @@ class CommandHandler(Generic[A]):
                     return
                 live = self._after_conflict(stream, att)
                 att = None
-                if live:
+                if live and not provisional:
+                    # (After a stale cache, the conflict is news already read: no pause.)
                     await anyio.sleep(self._pause(max(c.attempts for c in live)))
         except BaseException:
             if lane is not None:

@@ -177,21 +177,55 @@ async def test_attempt_is_one_try_against_an_observed_state(any_store: EventStor
         await h.attempt("a", lambda a: [], seen, -1)
 
 
-async def test_warm_cache_reads_only_new_events(any_store: EventStore) -> None:
+@pytest.mark.parametrize("optimistic", [False, True])
+async def test_warm_cache_reads_only_new_events(any_store: EventStore, optimistic: bool) -> None:
     counting = ProxyStore(any_store)
-    h = CommandHandler(counting, Account)
+    h = CommandHandler(counting, Account, optimistic=optimistic)
     await open_account(h, "a")
     for _ in range(20):
         await h.execute("a", lambda a: a.deposit(1))
     counting.events_read = 0
     counting.reads = 0
-    await h.execute("a", lambda a: a.deposit(1))
-    # One catch-up read, which found nothing new: own appends were folded directly.
-    assert (counting.reads, counting.events_read) == (1, 0)
+    out = await h.execute("a", lambda a: a.deposit(1))
+    # Own appends were folded directly: a catch-up read finds nothing new, and an
+    # optimistic handler does not even read — append_expect confirms the state.
+    assert (counting.reads, counting.events_read) == (0 if optimistic else 1, 0)
+    assert out.attempts == 1
     await any_store.append("account:a", [foreign_deposit(), foreign_deposit()])
     counting.events_read = 0
     out = await h.execute("a", lambda a: a.deposit(1))
     assert counting.events_read == 2 and out.result == 24
+    # Optimistic: the stale first try conflicted, the second (caught up) landed.
+    assert out.attempts == (2 if optimistic else 1)
+
+
+async def test_optimistic_rejection_is_confirmed_by_a_read(any_store: EventStore) -> None:
+    """A "no" decided on unread cached state is never returned without catching up."""
+    h = CommandHandler(any_store, Account)
+    await open_account(h, "a", 5)
+    assert (await h.execute("a", lambda a: a.withdraw(5))).ok
+    # Another process deposits; this handler's cache still says the balance is 0.
+    await any_store.append("account:a", [foreign_deposit()])
+    out = await h.execute("a", lambda a: a.withdraw(1))
+    assert out.ok and out.rejection is None and out.attempts == 1
+
+
+async def test_optimistic_decision_error_is_decided_again(any_store: EventStore) -> None:
+    h = CommandHandler(any_store, Account)
+    await open_account(h, "a", 1)
+    await any_store.append("account:a", [foreign_deposit()])
+    calls: list[int] = []
+
+    def picky(a: Account) -> Decision[Decimal] | Rejection:
+        calls.append(a.seq)
+        if a.seq < 3:  # only valid on the caught-up state
+            msg = "stale"
+            raise RuntimeError(msg)
+        return a.deposit(1)
+
+    out = await h.execute("a", picky)
+    assert out.ok and out.attempts == 1
+    assert calls == [2, 3]
 
 
 async def test_load_returns_a_copy(any_store: EventStore) -> None:
