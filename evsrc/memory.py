@@ -10,16 +10,15 @@ the same data is accepted and refused as on PostgreSQL.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, SafeUUID
 
 import anyio
 import anyio.lowlevel
 
 from evsrc.errors import DuplicateEventIdError, StoreClosedError
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
 from evsrc.store import EventStore, check_checkpoint, check_read_args, check_stream, prepare_append
 
 if TYPE_CHECKING:
@@ -31,30 +30,53 @@ if TYPE_CHECKING:
 __all__ = ["InMemoryEventStore"]
 
 _loads = json.loads
+_now = datetime.now
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown
+_tuple_new = tuple.__new__
+
+# A stored event is a plain tuple of atoms (no UUID objects), so that the cyclic
+# garbage collector untracks it: a store holding millions of events then costs
+# the collector nothing. Fields by index:
+# (stream, seq, position, commit, id as int, type, version, data, metadata, recorded_at)
+_Row = tuple[str, int, int, int, int, str, int, str, str, datetime]
+
+#: How many events a read decodes at a time (one json.loads per page).
+_PAGE = 1024
 
 
-_fromtimestamp = datetime.fromtimestamp
+if set(getattr(UUID, "__slots__", ())) >= {"int", "is_safe"}:
 
-# A stored event is a plain tuple of atoms (no UUID or datetime objects), so
-# that the cyclic garbage collector untracks it: a store holding millions of
-# events then costs the collector nothing. Fields by index:
-# (stream, seq, position, commit, id as int, type, version, data, metadata, unix time)
-_Row = tuple[str, int, int, int, int, str, int, str, str, float]
+    def _uuid(value: int) -> UUID:
+        # What UUID.__setstate__ (unpickling) does: the int is already valid.
+        u: UUID = _new(UUID)
+        _set(u, "int", value)
+        _set(u, "is_safe", _UNKNOWN)
+        return u
+
+else:  # pragma: no cover - a future UUID without these slots
+
+    def _uuid(value: int) -> UUID:
+        return UUID(int=value)
 
 
-def _recorded(r: _Row) -> RecordedEvent:
-    return RecordedEvent(
-        r[0],
-        r[1],
-        r[2],
-        Checkpoint(r[3], r[2]),
-        UUID(int=r[4]),
-        r[5],
-        r[6],
-        _loads(r[7]),
-        {} if r[8] == "{}" else _loads(r[8]),
-        _fromtimestamp(r[9], UTC),
-    )
+def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
+    """Decode stored rows, their JSON in one call per column."""
+    if not rows:
+        return []
+    data: list[dict[str, Any]] = _loads("[" + ",".join([r[7] for r in rows]) + "]")
+    metadata: list[dict[str, Any]]
+    if all(r[8] == "{}" for r in rows):
+        metadata = [{} for _ in rows]
+    else:
+        metadata = _loads("[" + ",".join([r[8] for r in rows]) + "]")
+    event = _recorded
+    uuid = _uuid
+    return [
+        event(r[0], r[1], r[2], r[3], uuid(r[4]), r[5], r[6], d, m, r[9])
+        for r, d, m in zip(rows, data, metadata, strict=True)
+    ]
 
 
 class InMemoryEventStore(EventStore):
@@ -101,7 +123,7 @@ class InMemoryEventStore(EventStore):
             return Conflict(stream, expected, actual)
         log = self._log
         self._commits = commit = self._commits + 1
-        now = time.time()
+        now = _now(UTC)
         seq = actual
         position = len(log)
         for e in encoded:
@@ -116,7 +138,10 @@ class InMemoryEventStore(EventStore):
         if waiter is not None:
             self._waiter = None
             waiter.set()
-        return Committed(stream, actual + 1, seq, position, Checkpoint(commit, position))
+        return _tuple_new(
+            Committed,
+            (stream, actual + 1, seq, position, _tuple_new(Checkpoint, (commit, position))),
+        )
 
     def _retried(self, stream: str, expected: int | None, encoded: list[EncodedEvent]) -> Committed:
         """An append some of whose ids exist: the original result if it is a whole retry."""
@@ -155,7 +180,7 @@ class InMemoryEventStore(EventStore):
             selected.reverse()
         if limit is not None:
             selected = selected[:limit]
-        return [_recorded(r) for r in selected]
+        return _events(selected)
 
     async def last_seq(self, stream: str) -> int:
         check_stream(stream)
@@ -178,10 +203,11 @@ class InMemoryEventStore(EventStore):
             end = min(end, index + limit)
         log = self._log
         while index < end:
-            yield _recorded(log[index])
-            index += 1
-            if index % 1024 == 0:
-                await anyio.lowlevel.checkpoint()
+            page = _events(log[index : min(end, index + _PAGE)])
+            index += len(page)
+            for event in page:
+                yield event
+            await anyio.lowlevel.checkpoint()
 
     async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
@@ -191,10 +217,11 @@ class InMemoryEventStore(EventStore):
             if self._closed:
                 raise StoreClosedError
             while index < len(log):
-                yield _recorded(log[index])
-                index += 1
-                if index % 1024 == 0:
-                    await anyio.lowlevel.checkpoint()
+                page = _events(log[index : index + _PAGE])
+                index += len(page)
+                for event in page:
+                    yield event
+                await anyio.lowlevel.checkpoint()
             if self._closed:
                 raise StoreClosedError
             if self._waiter is None:

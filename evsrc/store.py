@@ -83,6 +83,9 @@ else:  # pragma: no cover - interpreters without the C accelerator
 _ESCAPED_NUL = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 
 
+_tuple_new = tuple.__new__
+
+
 class EncodedEvent(NamedTuple):
     """A checked ``NewEvent`` with its data and metadata encoded as JSON text."""
 
@@ -143,7 +146,7 @@ def prepare_append(
         msg = f"events must be a list of NewEvent, got {type(events).__name__}"
         raise InvalidEventError(msg, argument="events", value=events)
     out: list[EncodedEvent] = []
-    seen: set[UUID] = set()
+    seen: set[int] = set()
     for i, ev in enumerate(events):
         if type(ev) is not NewEvent:
             msg = f"events[{i}] must be a NewEvent, got {type(ev).__name__}"
@@ -155,27 +158,34 @@ def prepare_append(
                 f"characters without NUL, got {t!r}"
             )
             raise InvalidEventError(msg, argument=f"events[{i}].type", value=t)
-        if type(ev.version) is not int or ev.version < 1:
-            msg = f"events[{i}].version must be an int >= 1, got {ev.version!r}"
-            raise InvalidEventError(msg, argument=f"events[{i}].version", value=ev.version)
-        if type(ev.id) is not UUID:
-            msg = f"events[{i}].id must be a uuid.UUID, got {type(ev.id).__name__}"
-            raise InvalidEventError(msg, argument=f"events[{i}].id", value=ev.id)
-        if ev.id in seen:
-            msg = f"events[{i}].id {ev.id} appears twice in one append"
-            raise InvalidEventError(msg, argument=f"events[{i}].id", value=ev.id)
-        seen.add(ev.id)
+        version = ev.version
+        if type(version) is not int or version < 1:
+            msg = f"events[{i}].version must be an int >= 1, got {version!r}"
+            raise InvalidEventError(msg, argument=f"events[{i}].version", value=version)
+        event_id = ev.id
+        if type(event_id) is not UUID:
+            msg = f"events[{i}].id must be a uuid.UUID, got {type(event_id).__name__}"
+            raise InvalidEventError(msg, argument=f"events[{i}].id", value=event_id)
+        if out:  # duplicate ids are only possible from the second event on
+            key = event_id.int
+            if not seen:
+                seen.add(out[0][0].int)
+            if key in seen:
+                msg = f"events[{i}].id {event_id} appears twice in one append"
+                raise InvalidEventError(msg, argument=f"events[{i}].id", value=event_id)
+            seen.add(key)
         data = _encode_json(ev.data, "data", i)
-        metadata = (
+        metadata = ev.metadata
+        metadata_text = (
             "{}"
-            if not ev.metadata and type(ev.metadata) is dict
-            else (_encode_json(ev.metadata, "metadata", i))
+            if not metadata and type(metadata) is dict
+            else _encode_json(metadata, "metadata", i)
         )
-        size = len(data) + len(metadata)
+        size = len(data) + len(metadata_text)
         if size > MAX_EVENT_BYTES:
             msg = f"events[{i}] is {size} bytes of JSON; the limit is {MAX_EVENT_BYTES}"
             raise InvalidEventError(msg, argument=f"events[{i}]", value=size)
-        out.append(EncodedEvent(ev.id, t, ev.version, data, metadata))
+        out.append(_tuple_new(EncodedEvent, (event_id, t, version, data, metadata_text)))
     if not out:
         msg = "events must not be empty"
         raise InvalidEventError(msg, argument="events", value=events)

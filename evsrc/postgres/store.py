@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -40,13 +39,12 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
 from evsrc.postgres import _sql
 from evsrc.store import EventStore, check_checkpoint, check_read_args, check_stream, prepare_append
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
-    from datetime import datetime
 
     from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent
@@ -740,77 +738,11 @@ def _retried(
 #
 # Reading is dominated by per-row Python work, so it is kept lean: JSON is
 # decoded in bulk (one json.loads over a JSON array of a whole page is about
-# three times cheaper than one call per event), and RecordedEvent / Checkpoint
-# are filled through their slot descriptors, skipping the frozen dataclass
-# __init__ and Checkpoint's validation of values the database already typed.
-# If RecordedEvent's fields ever change, the plain constructors are used.
+# three times cheaper than one call per event), and each RecordedEvent (a named
+# tuple) is built in one C call, skipping the validation of values the database
+# already typed.
 
-_new = object.__new__
-_EVENT_FIELDS: Final = (
-    "stream", "seq", "position", "checkpoint", "id",
-    "type", "version", "data", "metadata", "recorded_at",
-)  # fmt: skip
-
-
-def _slot_setters(cls: type, names: tuple[str, ...]) -> list[Any] | None:
-    if tuple(f.name for f in dataclasses.fields(cls)) != names:  # pragma: no cover
-        return None
-    return [getattr(cls, name).__set__ for name in names]
-
-
-_event_setters = _slot_setters(RecordedEvent, _EVENT_FIELDS)
-_checkpoint_setters = _slot_setters(Checkpoint, ("commit", "position"))
-
-if _event_setters is not None and _checkpoint_setters is not None:
-    _s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9 = _event_setters
-    _c0, _c1 = _checkpoint_setters
-
-    def _event(
-        stream: str,
-        seq: int,
-        position: int,
-        commit: int,
-        id_: uuid.UUID,
-        type_: str,
-        version: int,
-        data: dict[str, Any],
-        metadata: dict[str, Any],
-        recorded_at: datetime,
-    ) -> RecordedEvent:
-        cp = _new(Checkpoint)
-        _c0(cp, commit)
-        _c1(cp, position)
-        e = _new(RecordedEvent)
-        _s0(e, stream)
-        _s1(e, seq)
-        _s2(e, position)
-        _s3(e, cp)
-        _s4(e, id_)
-        _s5(e, type_)
-        _s6(e, version)
-        _s7(e, data)
-        _s8(e, metadata)
-        _s9(e, recorded_at)
-        return e
-
-else:  # pragma: no cover
-
-    def _event(
-        stream: str,
-        seq: int,
-        position: int,
-        commit: int,
-        id_: uuid.UUID,
-        type_: str,
-        version: int,
-        data: dict[str, Any],
-        metadata: dict[str, Any],
-        recorded_at: datetime,
-    ) -> RecordedEvent:
-        return RecordedEvent(
-            stream, seq, position, Checkpoint(commit, position), id_, type_, version,
-            data, metadata, recorded_at,
-        )  # fmt: skip
+_event = _recorded
 
 
 def _decode_all(texts: list[str]) -> list[dict[str, Any]]:

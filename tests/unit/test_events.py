@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import pickle
+from datetime import UTC, datetime
+from uuid import uuid4
+
 import pytest
 
 from evsrc import (
     Checkpoint,
+    Committed,
+    Conflict,
     DuplicateEventIdError,
     EvsrcError,
     InvalidCheckpointError,
     InvalidInputError,
     NewEvent,
     OutcomeUnknownError,
+    RecordedEvent,
     RetriesExhaustedError,
     StoreUnavailableError,
 )
@@ -39,6 +46,33 @@ def test_checkpoint_parse_refuses_garbage(text: object) -> None:
 def test_checkpoint_refuses_bad_parts(parts: tuple[object, object]) -> None:
     with pytest.raises(InvalidCheckpointError):
         Checkpoint(*parts)  # type: ignore[arg-type]
+
+
+def test_checkpoint_is_an_immutable_validated_named_tuple() -> None:
+    cp = Checkpoint(3, 4)
+    assert (cp.commit, cp.position) == (3, 4)
+    assert repr(cp) == "Checkpoint(commit=3, position=4)"
+    assert cp._replace(position=9) == Checkpoint(3, 9)
+    with pytest.raises(InvalidCheckpointError):
+        cp._replace(commit=-1)
+    with pytest.raises(ValueError, match="unexpected field"):
+        cp._replace(seq=1)
+    with pytest.raises(AttributeError):
+        cp.commit = 5  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(cp)) == cp
+    assert hash(cp) == hash(Checkpoint(3, 4))
+
+
+def test_returned_values_are_named_tuples() -> None:
+    ev = RecordedEvent(
+        "s", 1, 1, Checkpoint(1, 1), uuid4(), "t", 1, {"a": 1}, {}, datetime.now(UTC)
+    )
+    assert ev._replace(seq=2).seq == 2
+    assert ev._asdict()["data"] == {"a": 1}
+    with pytest.raises(AttributeError):
+        ev.seq = 3  # type: ignore[misc]
+    assert Committed("s", 1, 1, 1, Checkpoint(1, 1)) != Conflict("s", 0, 1)
+    assert pickle.loads(pickle.dumps(ev)) == ev
 
 
 def test_new_event_gets_a_fresh_id() -> None:
