@@ -96,7 +96,9 @@ class _Command:
     error: BaseException | None = None
     abandoned: bool = False
     lead: bool = False
-    wake: anyio.Event = field(default_factory=anyio.Event)
+    #: Set by whoever gives this caller its outcome or the lead; created only
+    #: when the caller has to wait (a caller that leads at once never does).
+    wake: anyio.Event | None = None
 
     @property
     def done(self) -> bool:
@@ -107,7 +109,8 @@ class _Command:
             return
         self.outcome = outcome
         self.error = error
-        self.wake.set()
+        if self.wake is not None:
+            self.wake.set()
 
 
 @dataclass(eq=False)
@@ -641,9 +644,11 @@ class CommandHandler(Generic[A]):
                 if command.lead:
                     await self._drive(stream, lane, command)
                 else:
-                    await command.wake.wait()
-                    if not command.done:
-                        command.wake = anyio.Event()
+                    # No await between queueing and here: nobody can have
+                    # tried to wake this caller before its event exists.
+                    wake = command.wake = anyio.Event()
+                    await wake.wait()
+                    command.wake = None
         except BaseException:
             self._abandon(lane, command)
             raise
@@ -672,7 +677,8 @@ class CommandHandler(Generic[A]):
         for c in candidates:
             if not c.done and not c.abandoned:
                 c.lead = True
-                c.wake.set()
+                if c.wake is not None:
+                    c.wake.set()
                 return
         lane.inflight = None
         lane.busy = False

@@ -9,7 +9,6 @@ input, states the decision, and turns the handler's outcome into a result.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, overload
 
 from evsrc.events import Conflict
@@ -253,11 +252,16 @@ class BookingService:
         result = outcome.result
         assert result is not None
         committed = outcome.committed
-        if committed is None:
-            return dataclasses.replace(result, attempts=outcome.attempts)
-        return dataclasses.replace(
-            result,
-            attempts=outcome.attempts,
-            last_seq=committed.last_seq,
-            checkpoint=committed.checkpoint,
+        # Built field by field rather than with dataclasses.replace (which
+        # inspects the fields on every call): this runs once per booking.
+        return BookingResult(
+            result.status,
+            result.actor,
+            result.seat,
+            result.capacity,
+            result.actual,
+            result.position,
+            outcome.attempts,
+            result.last_seq if committed is None else committed.last_seq,
+            result.checkpoint if committed is None else committed.checkpoint,
         )
