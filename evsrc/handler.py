@@ -556,6 +556,8 @@ class CommandHandler(Generic[A]):
         appending = False
         # The first round may decide on the cached state unread; append_expect checks it.
         trust_cache = self.optimistic and self.cache_enabled
+        # A provisional round that appends nothing, waiting for the read that confirms it.
+        unconfirmed: _Attempt | None = None
         try:
             while live:
                 cached = self._cache.get(stream) if trust_cache else None
@@ -570,20 +572,29 @@ class CommandHandler(Generic[A]):
                     except Exception as exc:
                         self._finish_all(live, exc)
                         return
+                    if (
+                        unconfirmed is not None
+                        and state is unconfirmed.base
+                        and state.seq == unconfirmed.expected
+                    ):
+                        # The read found nothing new: the decisions taken on the
+                        # cached state stand as they are (no second decision).
+                        self._finish_unwritten(stream, unconfirmed)
+                        return
+                    if unconfirmed is not None:
+                        # The stream moved: that round does not count as an attempt.
+                        for d in unconfirmed.decided:
+                            d.command.attempts -= 1
+                        unconfirmed = None
                 att = self._decide_batch(live, state, provisional=provisional)
                 if att is None or (provisional and not att.new):
                     # Nothing to append means nothing confirms the cached state:
-                    # undo this round's count and decide again on caught-up state.
-                    if att is not None:
-                        for d in att.decided:
-                            d.command.attempts -= 1
+                    # read; if the stream moved, decide again on caught-up state.
+                    unconfirmed = att
                     att = None
                     continue
                 if not att.new:
-                    for d in att.decided:
-                        d.command.finish(
-                            Outcome(stream, d.command.attempts, [], d.result, d.rejection, None)
-                        )
+                    self._finish_unwritten(stream, att)
                     return
                 appending = True
                 try:
@@ -609,6 +620,14 @@ class CommandHandler(Generic[A]):
                     rest = [c for c in live if not c.done and not c.abandoned]
                     lane.queue.extendleft(reversed(rest))
             raise
+
+    @staticmethod
+    def _finish_unwritten(stream: str, att: _Attempt) -> None:
+        """Deliver the outcomes of an attempt whose decisions append nothing."""
+        for d in att.decided:
+            c = d.command
+            if not c.done:
+                c.finish(Outcome(stream, c.attempts, [], d.result, d.rejection, None))
 
     def _after_conflict(self, stream: str, att: _Attempt) -> list[_Command]:
         """Commands to decide again after a conflict; the others exhausted their attempts."""

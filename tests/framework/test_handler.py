@@ -210,6 +210,24 @@ async def test_optimistic_rejection_is_confirmed_by_a_read(any_store: EventStore
     assert out.ok and out.rejection is None and out.attempts == 1
 
 
+async def test_optimistic_rejection_on_current_state_is_decided_once(any_store: EventStore) -> None:
+    """When the confirming read finds nothing new, the "no" stands without a second decision."""
+    counting = ProxyStore(any_store)
+    h = CommandHandler(counting, Account)
+    await open_account(h, "a", 2)
+    calls: list[int] = []
+
+    def too_much(a: Account) -> Decision[Decimal] | Rejection:
+        calls.append(a.seq)
+        return a.withdraw(5)
+
+    counting.reads = 0
+    out = await h.execute("a", too_much)
+    assert out.rejection is not None and out.attempts == 1
+    assert calls == [2]  # decided once
+    assert counting.reads == 1  # and confirmed by one read
+
+
 async def test_optimistic_decision_error_is_decided_again(any_store: EventStore) -> None:
     h = CommandHandler(any_store, Account)
     await open_account(h, "a", 1)
