@@ -211,7 +211,8 @@ class ProjectionRunner:
         self._loaded = False
         self._running = False
         self._unsaved = 0
-        self._advanced = anyio.Event()
+        # Created only while someone waits: an event per processed event is not free.
+        self._advanced: anyio.Event | None = None
 
     # -- running ------------------------------------------------------------------
 
@@ -284,8 +285,10 @@ class ProjectionRunner:
     # -- waiting and lag ----------------------------------------------------------------
 
     def _notify(self) -> None:
-        self._advanced.set()
-        self._advanced = anyio.Event()
+        advanced = self._advanced
+        if advanced is not None:
+            self._advanced = None
+            advanced.set()
 
     def reached(self, checkpoint: Checkpoint | Committed) -> bool:
         """Whether the projection has processed everything up to ``checkpoint``."""
@@ -304,7 +307,10 @@ class ProjectionRunner:
         while not self.reached(checkpoint):
             if self.failed is not None:
                 raise self.failed
-            await self._advanced.wait()
+            advanced = self._advanced
+            if advanced is None:
+                advanced = self._advanced = anyio.Event()
+            await advanced.wait()
 
     async def lag(self, *, limit: int = 100_000) -> Lag:
         """Events committed after the projection's checkpoint, and the age of the oldest."""
