@@ -145,9 +145,17 @@ def _clone_later(template: str) -> Future[str]:
             try:
                 await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"', dsn)
                 return name
-            except (asyncpg.ObjectInUseError, asyncpg.TooManyConnectionsError):
-                # A shared server: someone briefly touched the template, or the
-                # connection slots are full. Try again shortly.
+            except (
+                asyncpg.ObjectInUseError,
+                asyncpg.TooManyConnectionsError,
+                asyncpg.CannotConnectNowError,
+                asyncpg.AdminShutdownError,
+                asyncpg.ConnectionDoesNotExistError,
+                OSError,
+            ):
+                # A shared server: someone briefly touched the template, the
+                # connection slots are full, or a test restarted the server.
+                # Try again shortly.
                 await asyncio.sleep(0.05 * (attempt + 1))
         await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"', dsn)
         return name
@@ -158,8 +166,16 @@ def _clone_later(template: str) -> Future[str]:
 def create_database() -> str:
     """Clone the template into a new, empty, set-up database; return its name."""
     template = _template.get()
-    ready = _spare.pop() if _spare else _clone_later(template)
-    name = ready.result()
+    name = None
+    if _spare:
+        try:
+            name = _spare.pop().result()
+        except Exception:
+            # The clone made ahead failed in the background (a test restarted
+            # or killed the server's backends meanwhile): make one now.
+            name = None
+    if name is None:
+        name = _clone_later(template).result()
     _spare.append(_clone_later(template))
     return name
 

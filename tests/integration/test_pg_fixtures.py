@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
+import asyncpg
 import pytest
 
 from tests import pgfixtures
@@ -38,3 +41,30 @@ def test_messages_do_not_show_the_password(monkeypatch: pytest.MonkeyPatch) -> N
         pgfixtures._Template().get()
     assert "s3cret" not in str(info.value)
     assert "app:***@127.0.0.1:1" in str(info.value)
+
+
+def test_a_failed_clone_ahead_is_replaced() -> None:
+    """A spare database whose background clone died (server restarted) is made again."""
+    pgfixtures._template.get()  # skips or fails (CI) when the server is unreachable
+    saved = list(pgfixtures._spare)
+    pgfixtures._spare.clear()
+    failed: Future[str] = Future()
+    failed.set_exception(asyncpg.ConnectionDoesNotExistError("killed by a restart"))
+    pgfixtures._spare.append(failed)
+    name = pgfixtures.create_database()
+    try:
+
+        async def tables() -> int:
+            conn = await asyncpg.connect(pgfixtures.dsn_for(name))
+            try:
+                n: int = await conn.fetchval(
+                    "SELECT count(*) FROM pg_tables WHERE tablename = 'evsrc_events'"
+                )
+                return n
+            finally:
+                await conn.close()
+
+        assert pgfixtures.run_sync(tables()) == 1
+    finally:
+        pgfixtures.drop_database(name)
+        pgfixtures._spare.extend(saved)
