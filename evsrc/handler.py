@@ -613,6 +613,10 @@ class CommandHandler(Generic[A]):
                     # (After a stale cache, the conflict is news already read: no pause.)
                     await anyio.sleep(self._pause(max(c.attempts for c in live)))
         except BaseException:
+            if unconfirmed is not None:
+                # Interrupted while confirming: that round does not count either.
+                for d in unconfirmed.decided:
+                    d.command.attempts -= 1
             if lane is not None:
                 if appending and att is not None:
                     lane.inflight = att
