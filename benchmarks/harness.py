@@ -189,6 +189,22 @@ class Progress:
         sys.stderr.flush()
 
 
+def rep_order(variants: list[str], rep: int) -> list[str]:
+    """The order of the variants in repetition ``rep``.
+
+    Rotating one fixed order would give every variant the same predecessor in
+    every repetition — on PostgreSQL the variant that runs right after the
+    peer's heavy, table-locking writes would always meet the server still
+    flushing them. Odd repetitions rotate the reversed order instead, so each
+    variant starts first, last and after different neighbours.
+    """
+    if not variants:
+        return []
+    base = variants if rep % 2 == 0 else variants[::-1]
+    shift = (rep // 2) % len(base)
+    return base[shift:] + base[:shift]
+
+
 @dataclass
 class Context:
     """What a scenario gets: sizes, the DSN, the repetition count, progress and checks."""
@@ -267,8 +283,7 @@ class Context:
                     ready.pop(variant)
                     order.remove(variant)
         for rep in range(n):
-            shift = rep % len(order) if order else 0
-            for variant in order[shift:] + order[:shift]:
+            for variant in rep_order(order, rep):
                 self.progress.show(f"{self.result.name}: {case.name}: {variant} rep {rep + 1}/{n}")
                 gc.collect()
                 try:
