@@ -135,6 +135,12 @@ class _Attempt:
     base: Aggregate
 
 
+def _uncount(att: _Attempt) -> None:
+    """Take back the attempt a provisional round counted for each of its commands."""
+    for d in att.decided:
+        d.command.attempts -= 1
+
+
 @dataclass(eq=False)
 class _Lane:
     """A stream's queue of commands waiting for the append in flight."""
@@ -572,19 +578,14 @@ class CommandHandler(Generic[A]):
                     except Exception as exc:
                         self._finish_all(live, exc)
                         return
-                    if (
-                        unconfirmed is not None
-                        and state is unconfirmed.base
-                        and state.seq == unconfirmed.expected
-                    ):
-                        # The read found nothing new: the decisions taken on the
-                        # cached state stand as they are (no second decision).
-                        self._finish_unwritten(stream, unconfirmed)
-                        return
                     if unconfirmed is not None:
+                        if state is unconfirmed.base and state.seq == unconfirmed.expected:
+                            # The read found nothing new: the decisions taken on the
+                            # cached state stand as they are (no second decision).
+                            self._finish_unwritten(stream, unconfirmed)
+                            return
                         # The stream moved: that round does not count as an attempt.
-                        for d in unconfirmed.decided:
-                            d.command.attempts -= 1
+                        _uncount(unconfirmed)
                         unconfirmed = None
                 att = self._decide_batch(live, state, provisional=provisional)
                 if att is None or (provisional and not att.new):
@@ -615,8 +616,7 @@ class CommandHandler(Generic[A]):
         except BaseException:
             if unconfirmed is not None:
                 # Interrupted while confirming: that round does not count either.
-                for d in unconfirmed.decided:
-                    d.command.attempts -= 1
+                _uncount(unconfirmed)
             if lane is not None:
                 if appending and att is not None:
                     lane.inflight = att

@@ -9,9 +9,8 @@ the same data is accepted and refused as on PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID, SafeUUID
 
 import anyio
@@ -19,7 +18,15 @@ import anyio.lowlevel
 
 from evsrc.errors import DuplicateEventIdError, StoreClosedError
 from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
-from evsrc.store import EventStore, check_checkpoint, check_read_args, check_stream, prepare_append
+from evsrc.store import (
+    EventStore,
+    check_checkpoint,
+    check_read_args,
+    check_stream,
+    decode_metadata,
+    decode_objects,
+    prepare_append,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -29,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["InMemoryEventStore"]
 
-_loads = json.loads
 _now = datetime.now
 _new = object.__new__
 _set = object.__setattr__
@@ -65,12 +71,8 @@ def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
     """Decode stored rows, their JSON in one call per column."""
     if not rows:
         return []
-    data: list[dict[str, Any]] = _loads("[" + ",".join([r[7] for r in rows]) + "]")
-    metadata: list[dict[str, Any]]
-    if all(r[8] == "{}" for r in rows):
-        metadata = [{} for _ in rows]
-    else:
-        metadata = _loads("[" + ",".join([r[8] for r in rows]) + "]")
+    data = decode_objects([r[7] for r in rows])
+    metadata = decode_metadata([r[8] for r in rows])
     event = _recorded
     uuid = _uuid
     return [

@@ -38,6 +38,8 @@ __all__ = [
     "check_checkpoint",
     "check_read_args",
     "check_stream",
+    "decode_metadata",
+    "decode_objects",
     "prepare_append",
 ]
 
@@ -84,6 +86,25 @@ _ESCAPED_NUL = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 
 
 _tuple_new = tuple.__new__
+_loads = json.loads
+
+
+def decode_objects(texts: list[str]) -> list[dict[str, Any]]:
+    """Decode stored JSON object texts in one ``json.loads`` call (a backend's read path).
+
+    One call over a JSON array of a whole page is about three times cheaper
+    than one call per event.
+    """
+    decoded: list[dict[str, Any]] = _loads("[" + ",".join(texts) + "]")
+    return decoded
+
+
+def decode_metadata(texts: list[str]) -> list[dict[str, Any]]:
+    """Like :func:`decode_objects`, with a shortcut for the common all-empty page."""
+    for t in texts:
+        if t != "{}":
+            return decode_objects(texts)
+    return [{} for _ in texts]
 
 
 class EncodedEvent(NamedTuple):
@@ -166,14 +187,11 @@ def prepare_append(
         if type(event_id) is not UUID:
             msg = f"events[{i}].id must be a uuid.UUID, got {type(event_id).__name__}"
             raise InvalidEventError(msg, argument=f"events[{i}].id", value=event_id)
-        if out:  # duplicate ids are only possible from the second event on
-            key = event_id.int
-            if not seen:
-                seen.add(out[0][0].int)
-            if key in seen:
-                msg = f"events[{i}].id {event_id} appears twice in one append"
-                raise InvalidEventError(msg, argument=f"events[{i}].id", value=event_id)
-            seen.add(key)
+        key = event_id.int  # an int hashes in C; UUID.__hash__ is Python code
+        if key in seen:
+            msg = f"events[{i}].id {event_id} appears twice in one append"
+            raise InvalidEventError(msg, argument=f"events[{i}].id", value=event_id)
+        seen.add(key)
         data = _encode_json(ev.data, "data", i)
         metadata = ev.metadata
         metadata_text = (

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import re
@@ -41,7 +40,15 @@ from evsrc.errors import (
 )
 from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
 from evsrc.postgres import _sql
-from evsrc.store import EventStore, check_checkpoint, check_read_args, check_stream, prepare_append
+from evsrc.store import (
+    EventStore,
+    check_checkpoint,
+    check_read_args,
+    check_stream,
+    decode_metadata,
+    decode_objects,
+    prepare_append,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -111,8 +118,6 @@ _POOL_ONLY_OPTIONS: Final = frozenset(
 # The price: a transaction left open anywhere on the server (any database — ids
 # are cluster-wide) holds ``xmin`` back and stalls every subscriber until it
 # ends. Set ``idle_in_transaction_session_timeout`` (docs/postgres.md).
-
-_loads = json.loads
 
 
 def _translate(
@@ -742,28 +747,13 @@ def _retried(
 # tuple) is built in one C call, skipping the validation of values the database
 # already typed.
 
-_event = _recorded
-
-
-def _decode_all(texts: list[str]) -> list[dict[str, Any]]:
-    """Decode JSON object texts in one json.loads call."""
-    decoded: list[dict[str, Any]] = _loads("[" + ",".join(texts) + "]")
-    return decoded
-
-
-def _decode_metadata(texts: list[str]) -> list[dict[str, Any]]:
-    for t in texts:
-        if t != "{}":
-            return _decode_all(texts)
-    return [{} for _ in texts]
-
 
 def _stream_events(stream: str, rows: list[asyncpg.Record]) -> list[RecordedEvent]:
     if not rows:
         return []
-    data = _decode_all([r[6] for r in rows])
-    metadata = _decode_metadata([r[7] for r in rows])
-    event = _event
+    data = decode_objects([r[6] for r in rows])
+    metadata = decode_metadata([r[7] for r in rows])
+    event = _recorded
     return [
         event(stream, r[0], r[1], r[2], r[3], r[4], r[5], d, m, r[8])
         for r, d, m in zip(rows, data, metadata, strict=True)
@@ -780,9 +770,9 @@ def _global_events(rows: list[asyncpg.Record]) -> tuple[list[RecordedEvent], boo
             break
     if not rows:
         return [], complete
-    data = _decode_all([r[7] for r in rows])
-    metadata = _decode_metadata([r[8] for r in rows])
-    event = _event
+    data = decode_objects([r[7] for r in rows])
+    metadata = decode_metadata([r[8] for r in rows])
+    event = _recorded
     events = [
         event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], d, m, r[9])
         for r, d, m in zip(rows, data, metadata, strict=True)
