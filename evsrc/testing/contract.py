@@ -7,6 +7,7 @@ fit its speed, never to dodge a failure.
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 import uuid
@@ -70,6 +71,7 @@ BAD_STREAMS: list[Any] = [
     "",
     "x" * (MAX_STREAM_LENGTH + 1),
     "a\x00b",
+    "booking:\ud800",
     None,
     42,
     b"bytes",
@@ -102,6 +104,16 @@ def _bad_events() -> list[tuple[str, Callable[[], Any]]]:
         ("data has a set", lambda: [NewEvent("t", {"x": {1, 2}})]),
         ("data is cyclic", lambda: [NewEvent("t", _cyclic())]),
         ("data has NaN", lambda: [NewEvent("t", {"x": math.nan})]),
+        ("data has NaN beside a null", lambda: [NewEvent("t", {"a": None, "x": math.nan})]),
+        ("data has infinity", lambda: [NewEvent("t", {"x": [1, -math.inf]})]),
+        ("data has a datetime", lambda: [NewEvent("t", {"x": datetime.now(UTC)})]),
+        ("data has bytes", lambda: [NewEvent("t", {"x": b"raw"})]),
+        ("lone surrogate in data", lambda: [NewEvent("t", {"x": "a\ud800b"})]),
+        ("lone surrogate in a key", lambda: [NewEvent("t", {"\udfff": 1})]),
+        ("lone surrogate in metadata", lambda: [NewEvent("t", {}, {"m": "\ud800"})]),
+        ("lone surrogate in type", lambda: [NewEvent("t\ud800", {})]),
+        ("version beyond int32", lambda: [NewEvent("t", {}, version=2**31)]),
+        ("oversized in UTF-8", lambda: [NewEvent("t", {"x": "é" * (MAX_EVENT_BYTES // 2)})]),
         ("data has NUL", lambda: [NewEvent("t", {"x": "a\x00b"})]),
         ("NUL in a key", lambda: [NewEvent("t", {"a\x00": 1})]),
         ("metadata not JSON", lambda: [NewEvent("t", {}, {"x": Opaque()})]),
@@ -211,6 +223,47 @@ class EventStoreContract:
         assert before <= got.recorded_at <= datetime.now(UTC) + timedelta(minutes=5)
         assert isinstance(got.position, int)
         assert isinstance(got.checkpoint, Checkpoint)
+
+    async def test_json_values_round_trip(self, store: EventStore) -> None:
+        class Colour(enum.Enum):
+            RED = "red"
+
+        class Size(enum.IntEnum):
+            L = 3
+
+        class Name(str):
+            pass
+
+        marker = uuid.UUID(int=7)
+        data: dict[Any, Any] = {
+            "none": None,
+            "float": -0.5,
+            "huge": 2**80,
+            "tuple": (1, "two"),
+            "deep": [[[[{"k": [None]}]]]],
+            1: "int key",
+            "uuid": marker,
+            "enum": Colour.RED,
+            "intenum": Size.L,
+            "str subclass": Name("ann"),
+            "unicode": "ü€😀\u2028",
+        }
+        await store.append_expect("s", 0, [NewEvent("t", data, {"m": None})])
+        (got,) = await store.read("s")
+        assert got.data == {
+            "none": None,
+            "float": -0.5,
+            "huge": 2**80,
+            "tuple": [1, "two"],
+            "deep": [[[[{"k": [None]}]]]],
+            "1": "int key",
+            "uuid": str(marker),
+            "enum": "red",
+            "intenum": 3,
+            "str subclass": "ann",
+            "unicode": "ü€😀\u2028",
+        }
+        assert got.metadata == {"m": None}
 
     async def test_data_is_copied_in_and_out(self, store: EventStore) -> None:
         data: dict[str, Any] = {"items": [1, 2]}

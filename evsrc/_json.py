@@ -1,0 +1,97 @@
+"""JSON text for event data and metadata: what every backend stores and reads.
+
+One rule for every backend and every supported Python: an event's ``data`` and
+``metadata`` are dicts of JSON values — ``str`` (valid Unicode: no lone
+surrogates), ``int``, finite ``float``, ``bool``, ``None``, lists or tuples,
+and dicts whose keys are ``str`` (``int``, ``float``, ``bool`` and ``None``
+keys become strings, as :mod:`json` does). ``uuid.UUID`` values and enum
+members are stored as their JSON form (the UUID's text, the member's value).
+Anything else — sets, bytes, datetimes, NaN or infinity, cycles — is refused
+with :class:`TypeError` or :class:`ValueError`.
+
+orjson does the encoding; whatever it declines, and any output in which it
+may have written a NaN as ``null``, is settled by the standard library's
+strict encoder, so the rule above does not depend on orjson's own choices.
+See docs/backends.md ("JSON").
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from typing import Any, Final
+
+import orjson
+
+__all__ = ["decode_metadata", "decode_objects", "encode_object"]
+
+_OPTIONS: Final = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _decline(value: object) -> Any:
+    """orjson's hook for what it does not encode itself: let the strict encoder decide."""
+    raise TypeError
+
+
+def _strict_default(value: object) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    msg = f"Object of type {type(value).__name__} is not JSON serializable"
+    raise TypeError(msg)
+
+
+# check_circular=True (the default): a cycle is a ValueError, not a RecursionError.
+_strict = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_strict_default
+).encode
+_dumps = orjson.dumps
+_JSONEncodeError = orjson.JSONEncodeError
+
+
+def encode_object(value: object) -> tuple[str, int]:
+    """Encode a JSON value as compact JSON: ``(text, size of its UTF-8 form in bytes)``.
+
+    Raises ``TypeError`` or ``ValueError`` for what is not a JSON value under
+    the module's rule: lone surrogates, NaN and infinities included
+    (PostgreSQL's jsonb refuses them too).
+    """
+    try:
+        raw = _dumps(value, _decline, _OPTIONS)
+    except _JSONEncodeError:
+        raw = None
+    if raw is not None and b"null" not in raw:
+        return raw.decode(), len(raw)
+    # orjson declined (a non-str key, an int beyond 64 bits, a str subclass,
+    # a lone surrogate, deep nesting, an unknown type), or wrote a null that may
+    # stand for a NaN: the standard library's strict encoder has the last word.
+    text = _strict(value)
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        msg = "a string contains a lone surrogate (not valid Unicode)"
+        raise ValueError(msg) from exc
+    return text, size
+
+
+_loads = json.loads
+
+
+def decode_objects(texts: list[str]) -> list[dict[str, Any]]:
+    """Decode stored JSON object texts in one ``json.loads`` call (a backend's read path)."""
+    decoded: list[dict[str, Any]] = _loads("[" + ",".join(texts) + "]")
+    return decoded
+
+
+def decode_metadata(texts: list[str]) -> list[dict[str, Any]]:
+    """Like :func:`decode_objects`, with a shortcut for the common all-empty page."""
+    for t in texts:
+        if t != "{}":
+            return decode_objects(texts)
+    return [{} for _ in texts]
