@@ -9,6 +9,8 @@ outcome of a race and comes back as a value. Everything below is raised::
     │   ├── InvalidEventError       empty event list, bad type/version, non-JSON or oversized data
     │   └── InvalidCheckpointError  a checkpoint that cannot be parsed or is of the wrong kind
     ├── DuplicateEventIdError       an event id already committed at another place
+    ├── ConfigurationError          the store is misconfigured (bad URL or DSN, unknown database
+    │                               or role, bad password, missing privilege): fix, don't retry
     ├── StoreClosedError            the store was closed
     ├── StoreUnavailableError       the backend cannot be reached (connection refused, pool closed)
     │   └── OutcomeUnknownError     an append was interrupted; it may or may not have committed.
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AggregateError",
+    "ConfigurationError",
     "DuplicateEventIdError",
     "EventCodecError",
     "EventDecodeError",
@@ -109,6 +112,10 @@ class DuplicateEventIdError(EvsrcError):
                 "an id may only be re-sent to the same position (an idempotent retry)"
             )
         super().__init__(message, event_id=event_id, stream=stream, seq=seq)
+
+
+class ConfigurationError(EvsrcError):
+    """The store is misconfigured; retrying will not help until the configuration is fixed."""
 
 
 class StoreClosedError(EvsrcError):

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from evsrc.errors import DuplicateEventIdError, InvalidEventError

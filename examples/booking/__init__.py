@@ -11,30 +11,26 @@ book / cancel / roster / schedule, and ``serve`` for the HTTP API).
 
 from examples.booking.domain import (
     MAX_ACTOR_LENGTH as MAX_ACTOR_LENGTH,
-)
-from examples.booking.domain import (
     MAX_CAPACITY as MAX_CAPACITY,
-)
-from examples.booking.domain import (
     MAX_OCCURRENCE_LENGTH as MAX_OCCURRENCE_LENGTH,
+    AlreadyScheduledError as AlreadyScheduledError,
+    Booked as Booked,
+    BookingError as BookingError,
+    BookingResult as BookingResult,
+    BookingStatus as BookingStatus,
+    Cancelled as Cancelled,
+    CancelResult as CancelResult,
+    CancelStatus as CancelStatus,
+    CapacityMismatchError as CapacityMismatchError,
+    InvalidBookingError as InvalidBookingError,
+    NotScheduledError as NotScheduledError,
+    Occurrence as Occurrence,
+    Promoted as Promoted,
+    Scheduled as Scheduled,
+    ScheduleResult as ScheduleResult,
+    Waitlisted as Waitlisted,
+    seat_of as seat_of,
 )
-from examples.booking.domain import AlreadyScheduledError as AlreadyScheduledError
-from examples.booking.domain import Booked as Booked
-from examples.booking.domain import BookingError as BookingError
-from examples.booking.domain import BookingResult as BookingResult
-from examples.booking.domain import BookingStatus as BookingStatus
-from examples.booking.domain import Cancelled as Cancelled
-from examples.booking.domain import CancelResult as CancelResult
-from examples.booking.domain import CancelStatus as CancelStatus
-from examples.booking.domain import CapacityMismatchError as CapacityMismatchError
-from examples.booking.domain import InvalidBookingError as InvalidBookingError
-from examples.booking.domain import NotScheduledError as NotScheduledError
-from examples.booking.domain import Occurrence as Occurrence
-from examples.booking.domain import Promoted as Promoted
-from examples.booking.domain import Scheduled as Scheduled
-from examples.booking.domain import ScheduleResult as ScheduleResult
-from examples.booking.domain import Waitlisted as Waitlisted
-from examples.booking.domain import seat_of as seat_of
 from examples.booking.service import BookingService as BookingService
 
 __all__ = [

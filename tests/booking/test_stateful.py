@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import anyio
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from examples.booking import BookingService, BookingStatus, CancelStatus, seat_of
