@@ -60,6 +60,7 @@ from evsrc.store import (
     MAX_TYPE_LENGTH as MAX_TYPE_LENGTH,
     EventStore as EventStore,
 )
+from evsrc.urls import open_store as open_store
 
 __version__ = "0.1.0"
 
@@ -109,4 +110,5 @@ __all__ = [
     "UnknownEventTypeError",
     "applies",
     "handles",
+    "open_store",
 ]
