@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import copy
 import inspect
-import sys
-import types
-import typing
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 
+from evsrc._annotated import Deferred, caller_namespace, events_of
 from evsrc.codec import Event, EventRegistry
 from evsrc.decision import Decision, Rejection, normalize_decision
 from evsrc.errors import AggregateError
@@ -59,61 +57,6 @@ F = TypeVar("F", bound="Callable[..., Any]")
 _APPLIES_ATTR = "__evsrc_applies__"
 
 
-class _Deferred:
-    """An ``@applies`` fold whose event annotation names a class not defined yet."""
-
-    def __init__(self, fn: Callable[..., Any], localns: dict[str, Any]) -> None:
-        self.fn = fn
-        self.localns = localns
-
-    def resolve(self) -> tuple[type[Event], ...]:
-        return _annotated_events(self.fn, self.localns)
-
-
-def _annotated_events(fn: Callable[..., Any], localns: dict[str, Any]) -> tuple[type[Event], ...]:
-    """The event models named by the annotation of ``fn``'s event parameter.
-
-    Raises ``NameError`` when the annotation names something not defined yet.
-    """
-    where = getattr(fn, "__qualname__", repr(fn))
-    params = list(inspect.signature(fn).parameters.values())
-    if len(params) != 2:
-        msg = f"@applies fold {where} must take (self, event)"
-        raise AggregateError(msg)
-    hints = typing.get_type_hints(fn, localns=localns)
-    hint = hints.get(params[1].name)
-    if hint is None:
-        msg = (
-            f"@applies fold {where} has no annotation on its event parameter: annotate it "
-            "(e: Deposited) or name the events (@applies(Deposited))"
-        )
-        raise AggregateError(msg)
-    found: tuple[Any, ...] = (
-        typing.get_args(hint)
-        if typing.get_origin(hint) in (typing.Union, types.UnionType)
-        else (hint,)
-    )
-    for t in found:
-        if not (isinstance(t, type) and issubclass(t, Event)):
-            msg = f"@applies fold {where} is annotated with {t!r}, which is not an Event subclass"
-            raise AggregateError(msg)
-    return found
-
-
-def _caller_namespace(depth: int) -> dict[str, Any]:
-    """Names visible where a class body is executed: its own, then its enclosing function's."""
-    ns: dict[str, Any] = {}
-    try:
-        body = sys._getframe(depth)
-    except ValueError:  # pragma: no cover - no such frame
-        return ns
-    if body.f_back is not None and body.f_back.f_code.co_name != "<module>":
-        ns.update(body.f_back.f_locals)
-    if body.f_code.co_name != "<module>":
-        ns.update(body.f_locals)
-    return ns
-
-
 @overload
 def applies(*event_types: type[Event]) -> Callable[[F], F]: ...
 @overload
@@ -128,13 +71,13 @@ def applies(*event_types: Any) -> Any:
     ``e: Deposited | Withdrawn``); ``@applies(Deposited)`` names them.
     """
     if len(event_types) == 1 and inspect.isfunction(event_types[0]):
-        return _mark_annotated(event_types[0], _caller_namespace(2))
+        return _mark_annotated(event_types[0], caller_namespace(1))
     for t in event_types:
         if not (isinstance(t, type) and issubclass(t, Event)):
             msg = f"applies() takes Event subclasses, got {t!r}"
             raise AggregateError(msg)
     if not event_types:
-        ns = _caller_namespace(2)
+        ns = caller_namespace(1)
 
         def mark_annotated(fn: F) -> F:
             return _mark_annotated(fn, ns)
@@ -151,9 +94,9 @@ def applies(*event_types: Any) -> Any:
 
 def _mark_annotated(fn: F, localns: dict[str, Any]) -> F:
     try:
-        found: tuple[Any, ...] = _annotated_events(fn, localns)
+        found: tuple[Any, ...] = events_of(fn, localns, "@applies fold")
     except NameError:
-        found = (_Deferred(fn, localns),)
+        found = (Deferred(fn, localns, "@applies fold"),)
     existing: tuple[Any, ...] = getattr(fn, _APPLIES_ATTR, ())
     setattr(fn, _APPLIES_ATTR, existing + found)
     return fn
@@ -210,7 +153,7 @@ class Aggregate:
         for klass in reversed(cls.__mro__):
             for name, member in vars(klass).items():
                 for t in getattr(member, _APPLIES_ATTR, ()):
-                    for model in t.resolve() if isinstance(t, _Deferred) else (t,):
+                    for model in t.resolve() if isinstance(t, Deferred) else (t,):
                         appliers[model] = name
         return appliers
 
