@@ -22,9 +22,9 @@ from evsrc import (
     RetryPolicy,
     UnknownEventTypeError,
 )
+from evsrc.testing.stores import LostReplyStore, ProxyStore, RacingStore
 
 from .domain import Account, Deposited, Opened, Restocked
-from .stores import LostReplyStore, ProxyStore, RacingStore
 
 if TYPE_CHECKING:
     from evsrc.codec import Event
@@ -351,7 +351,7 @@ async def test_metadata_must_be_a_dict(any_store: EventStore) -> None:
 
 
 async def test_concurrent_catch_ups_never_apply_an_event_twice(any_store: EventStore) -> None:
-    from .stores import YieldingStore
+    from evsrc.testing.stores import YieldingStore
 
     store = YieldingStore(any_store)
     h = CommandHandler(store, Account, batching=False)
