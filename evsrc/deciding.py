@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evsrc.aggregate import Aggregate, Rejection, normalize_decision
-from evsrc.errors import AggregateError
+from evsrc.errors import AggregateError, RetriesExhaustedError
+from evsrc.events import Committed
 from evsrc.outcome import Outcome, outcome
 
 if TYPE_CHECKING:
@@ -82,6 +83,33 @@ class Attempt:
         """Take back the attempt a provisional round counted for each of its commands."""
         for d in self.decided:
             d.command.attempts -= 1
+
+    def deliver(self, stream: str, committed: Committed) -> list[Event]:
+        """Give each command its outcome once the attempt committed; returns all its events."""
+        seq = self.expected
+        for d in self.decided:
+            c = d.command
+            mine: Committed | None = None
+            if d.new:
+                mine = Committed(
+                    stream, seq + 1, seq + len(d.new), committed.position, committed.checkpoint
+                )
+                seq += len(d.new)
+            c.finish(outcome(stream, c.attempts, d.events, d.result, d.rejection, mine))
+        return [e for d in self.decided for e in d.events]
+
+    def after_conflict(self, stream: str, max_attempts: int) -> list[Command]:
+        """Commands to decide again after a conflict; the others exhausted their attempts."""
+        live: list[Command] = []
+        for d in self.decided:
+            c = d.command
+            if c.done or c.abandoned:
+                continue
+            if c.attempts >= max_attempts:
+                c.finish(None, RetriesExhaustedError(stream=stream, attempts=c.attempts))
+            else:
+                live.append(c)
+        return live
 
     def finish_unwritten(self, stream: str) -> None:
         """Deliver the outcomes of decisions that append nothing."""

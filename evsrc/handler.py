@@ -22,7 +22,6 @@ the other callers of its batch still get their real outcomes.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -31,7 +30,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 from evsrc.aggregate import Aggregate, Decision, Rejection
 from evsrc.cache import StateCache
 from evsrc.deciding import Attempt, Command, decide_batch, decide_one, finish_all
-from evsrc.errors import InvalidInputError, RetriesExhaustedError
+from evsrc.errors import InvalidInputError
 from evsrc.events import Committed, Conflict
 from evsrc.lanes import Lanes
 from evsrc.outcome import Accepted, Outcome, Rejected, outcome
@@ -100,20 +99,13 @@ class CommandHandler(Generic[A]):
         if not (isinstance(aggregate, type) and issubclass(aggregate, Aggregate)):
             msg = f"aggregate must be an Aggregate subclass, got {aggregate!r}"
             raise InvalidInputError(msg, argument="aggregate", value=aggregate)
-        if retry is None:
-            retry = RetryPolicy()
-        elif not isinstance(retry, RetryPolicy):
-            msg = f"retry must be a RetryPolicy, got {type(retry).__name__}"
-            raise InvalidInputError(msg, argument="retry", value=retry)
-        overrides: dict[str, Any] = {
-            "max_attempts": max_attempts,
-            "backoff": backoff,
-            "max_backoff": max_backoff,
-            "unknown_retries": unknown_retries,
-        }
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        if overrides:
-            retry = dataclasses.replace(retry, **overrides)
+        retry = RetryPolicy.merged(
+            retry,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            unknown_retries=unknown_retries,
+        )
         _check_int("max_batch", max_batch, 1)
         _check_int("cache_size", cache_size, 1)
         _check_int("snapshot_every", snapshot_every, 1)
@@ -299,31 +291,12 @@ class CommandHandler(Generic[A]):
 
     def _committed(self, stream: str, att: Attempt, committed: Committed) -> None:
         """Deliver outcomes of a committed attempt and fold its events into the cache."""
-        seq = att.expected
-        for d in att.decided:
-            c = d.command
-            mine: Committed | None = None
-            if d.new:
-                mine = Committed(
-                    stream, seq + 1, seq + len(d.new), committed.position, committed.checkpoint
-                )
-                seq += len(d.new)
-            c.finish(outcome(stream, c.attempts, d.events, d.result, d.rejection, mine))
-        events = [e for d in att.decided for e in d.events]
+        events = att.deliver(stream, committed)
         self._cache.committed(stream, att.expected, att.work, events, committed.last_seq)
 
     def _after_conflict(self, stream: str, att: Attempt) -> list[Command]:
         """Commands to decide again after a conflict; the others exhausted their attempts."""
-        live: list[Command] = []
-        for d in att.decided:
-            c = d.command
-            if c.done or c.abandoned:
-                continue
-            if c.attempts >= self.retry.max_attempts:
-                c.finish(None, RetriesExhaustedError(stream=stream, attempts=c.attempts))
-            else:
-                live.append(c)
-        return live
+        return att.after_conflict(stream, self.retry.max_attempts)
 
     async def _settle(self, stream: str, lane: Lane, att: Attempt) -> None:
         """Learn the outcome of an append a cancelled leader left unanswered."""

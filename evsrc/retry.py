@@ -10,10 +10,11 @@ are idempotent by event id.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -63,6 +64,17 @@ class RetryPolicy:
         _check_int("unknown_retries", self.unknown_retries, 0)
         _check_seconds("backoff", self.backoff)
         _check_seconds("max_backoff", self.max_backoff)
+
+    @classmethod
+    def merged(cls, policy: RetryPolicy | None = None, **overrides: Any) -> RetryPolicy:
+        """``policy`` (default: ``RetryPolicy()``) with the fields in ``overrides`` not None."""
+        if policy is None:
+            policy = cls()
+        elif not isinstance(policy, RetryPolicy):
+            msg = f"retry must be a RetryPolicy, got {type(policy).__name__}"
+            raise InvalidInputError(msg, argument="retry", value=policy)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(policy, **given) if given else policy
 
     def pause(self, attempt: int) -> float:
         """Seconds to wait before round ``attempt + 1``: full-jitter exponential backoff."""
