@@ -45,8 +45,14 @@ class Block:
     markers: set[str]
 
     @property
+    def name(self) -> str:
+        return (
+            str(self.path.relative_to(REPO)) if self.path.is_relative_to(REPO) else self.path.name
+        )
+
+    @property
     def where(self) -> str:
-        return f"{self.path.relative_to(REPO)}:{self.line}"
+        return f"{self.name}:{self.line}"
 
     @property
     def awaits(self) -> bool:
@@ -114,30 +120,43 @@ def test_markers_are_known(path: Path) -> None:
         assert block.markers <= KNOWN_MARKERS, f"{block.where}: unknown marker {block.markers}"
 
 
-@pytest.mark.parametrize("path", FILES, ids=IDS)
-def test_blocks_run(path: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    blocks = blocks_of(path)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DATABASE_URL")}
-    if any("requires postgres" in b.markers for b in blocks):
-        env["DATABASE_URL"] = request.getfixturevalue("pg_dsn")
+def run_session(blocks: list[Block], cwd: Path, env: dict[str, str], timeout: float) -> str:
+    """Run the blocks in a fresh interpreter in ``cwd``; their output, or pytest.fail."""
     spec = [{"file": str(b.path), "where": b.where, "line": b.line, "code": b.code} for b in blocks]
-    (tmp_path / "blocks.json").write_text(json.dumps(spec), encoding="utf-8")
-    (tmp_path / "run_blocks.py").write_text(RUNNER, encoding="utf-8")
+    (cwd / "blocks.json").write_text(json.dumps(spec), encoding="utf-8")
+    (cwd / "run_blocks.py").write_text(RUNNER, encoding="utf-8")
     try:
         proc = subprocess.run(
             [sys.executable, "run_blocks.py", "blocks.json"],
-            cwd=tmp_path,
+            cwd=cwd,
             env=env,
             capture_output=True,
             text=True,
-            timeout=RUN_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        started = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout
-        last = (started or "").strip().splitlines()[-1:] or ["(none)"]
-        pytest.fail(f"a block of {path.name} did not finish in {RUN_TIMEOUT}s; last: {last[0]}")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        last = out.strip().splitlines()[-1:] or ["(none)"]
+        pytest.fail(f"a block did not finish in {timeout}s; last started: {last[0]}", False)
+    if proc.returncode != 0:
+        pytest.fail(proc.stdout + proc.stderr, pytrace=False)
+    return proc.stdout
+
+
+def user_env() -> dict[str, str]:
+    """The environment of a user's shell: no paths into the repository."""
+    drop = ("PYTHONPATH", "MYPYPATH", "DATABASE_URL")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+@pytest.mark.parametrize("path", FILES, ids=IDS)
+def test_blocks_run(path: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    blocks = blocks_of(path)
+    env = user_env()
+    if any("requires postgres" in b.markers for b in blocks):
+        env["DATABASE_URL"] = request.getfixturevalue("pg_dsn")
+    run_session(blocks, tmp_path, env, RUN_TIMEOUT)
 
 
 def as_module(blocks: list[Block]) -> tuple[str, list[str]]:
@@ -160,7 +179,7 @@ def as_module(blocks: list[Block]) -> tuple[str, list[str]]:
         where.append(b.where)
         for k, text in enumerate(body):
             lines.append(text)
-            where.append(f"{b.path.relative_to(REPO)}:{b.line + k}")
+            where.append(f"{b.name}:{b.line + k}")
     return "\n".join(lines) + "\n", where
 
 
@@ -169,12 +188,11 @@ def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mypy-cache")
 
 
-@pytest.mark.parametrize("path", FILES, ids=IDS)
-def test_blocks_type_check(path: Path, tmp_path: Path, mypy_cache: Path) -> None:
-    source, where = as_module(blocks_of(path))
-    module = tmp_path / "doc_blocks.py"
+def type_check(blocks: list[Block], cwd: Path, cache: Path) -> None:
+    """mypy --strict on the blocks as one module in ``cwd``, or pytest.fail with .md lines."""
+    source, where = as_module(blocks)
+    module = cwd / "doc_blocks.py"
     module.write_text(source, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
     proc = subprocess.run(
         [
             sys.executable,
@@ -185,11 +203,11 @@ def test_blocks_type_check(path: Path, tmp_path: Path, mypy_cache: Path) -> None
             "--disable-error-code",
             "no-redef",
             "--cache-dir",
-            str(mypy_cache),
+            str(cache),
             module.name,
         ],
-        cwd=tmp_path,
-        env=env,
+        cwd=cwd,
+        env=user_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -201,3 +219,58 @@ def test_blocks_type_check(path: Path, tmp_path: Path, mypy_cache: Path) -> None
             m = re.match(r"doc_blocks\.py:(\d+): (.*)", line)
             mapped.append(f"{where[int(m.group(1)) - 1]}: {m.group(2)}" if m else line)
         pytest.fail("\n".join(mapped) + proc.stderr, pytrace=False)
+
+
+@pytest.mark.parametrize("path", FILES, ids=IDS)
+def test_blocks_type_check(path: Path, tmp_path: Path, mypy_cache: Path) -> None:
+    type_check(blocks_of(path), tmp_path, mypy_cache)
+
+
+# -- the checks can fail ---------------------------------------------------------------
+
+SAMPLE = """# A page
+
+Some text.
+
+<!-- docs: requires postgres -->
+```python
+import anyio
+total = 1
+```
+
+```python
+total += await anyio.to_thread.run_sync(lambda: 1)
+{tail}
+```
+"""
+
+
+def sample(tmp_path: Path, tail: str) -> list[Block]:
+    page = tmp_path / "page.md"
+    page.write_text(SAMPLE.format(tail=tail), encoding="utf-8")
+    return blocks_of(page)
+
+
+def test_blocks_are_parsed_with_their_markers(tmp_path: Path) -> None:
+    blocks = sample(tmp_path, "assert total == 2")
+    assert [(b.line, b.markers, b.awaits) for b in blocks] == [
+        (7, {"requires postgres"}, False),
+        (12, set(), True),
+    ]
+
+
+def test_a_failing_block_fails_with_its_line(tmp_path: Path) -> None:
+    run_session(sample(tmp_path, "assert total == 2"), tmp_path, user_env(), 60)
+    with pytest.raises(pytest.fail.Exception, match=r"page\.md.*line 13"):
+        run_session(sample(tmp_path, "assert total == 3"), tmp_path, user_env(), 60)
+
+
+def test_a_block_that_never_ends_fails(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"did not finish.*page\.md:12"):
+        run_session(sample(tmp_path, "await anyio.sleep_forever()"), tmp_path, user_env(), 3)
+
+
+def test_a_mistyped_block_fails_with_its_line(tmp_path: Path, mypy_cache: Path) -> None:
+    type_check(sample(tmp_path, "assert total == 2"), tmp_path, mypy_cache)
+    with pytest.raises(pytest.fail.Exception, match=r"page\.md:13: error: Incompatible"):
+        type_check(sample(tmp_path, 'total = "two"'), tmp_path, mypy_cache)
