@@ -187,3 +187,43 @@ def test_decimal_folds_keep_working_with_explicit_types() -> None:
     acc = Account()
     acc.apply_new([Account.registry.model("account.opened")(owner="o")])
     assert acc.owner == "o" and acc.balance == Decimal(0)
+
+
+async def test_projectors_take_handled_types_from_annotations() -> None:
+    from evsrc import (
+        InMemoryCheckpointStore,
+        InvalidInputError,
+        ProjectionRunner,
+        Projector,
+        RecordedEvent,
+        handles,
+    )
+
+    class Totals(Projector):
+        name = "totals"
+
+        def __init__(self) -> None:
+            self.total = 0
+            self.keys: list[str] = []
+
+        @handles
+        async def _moved(self, e: Credited | Debited, r: RecordedEvent) -> None:
+            self.total += e.amount if isinstance(e, Credited) else -e.amount
+            self.keys.append(Ledger.key_of(r.stream))
+
+    assert set(Totals.registry) == {Credited, Debited}
+    store = InMemoryEventStore()
+    h = CommandHandler(store, Ledger)
+    await h.execute("a", lambda s: [Credited(amount=5), Noted(text="skipped"), Debited(amount=1)])
+    totals = Totals()
+    assert await ProjectionRunner(store, totals, InMemoryCheckpointStore()).catch_up() == 3
+    assert (totals.total, totals.keys) == (4, ["a", "a"])
+
+    with pytest.raises(InvalidInputError, match="not an Event"):
+
+        class Bad(Projector):
+            name = "bad"
+
+            @handles
+            async def _x(self, e: int, r: RecordedEvent) -> None:
+                pass
