@@ -216,7 +216,9 @@ class Aggregate:
     @classmethod
     def stream_name(cls, key: str) -> str:
         """The stream of the aggregate with this key: ``f"{stream_prefix}:{key}"``."""
-        prefix = cls._prefix()
+        prefix = getattr(cls, "stream_prefix", None)
+        if prefix is None:
+            prefix = cls._prefix()  # raises
         if not isinstance(key, str) or not key:
             msg = f"aggregate key must be a non-empty str, got {key!r}"
             raise AggregateError(msg)
@@ -264,7 +266,9 @@ class Aggregate:
         skipping an event would decide against a wrong state. Mark a method
         with an empty body for events that change nothing.
         """
-        appliers = type(self)._folds()
+        appliers = type(self)._appliers
+        if appliers is None:  # a fold's annotation is still unresolved
+            appliers = type(self)._folds()
         for klass in type(event).__mro__:
             name = appliers.get(klass)
             if name is not None:

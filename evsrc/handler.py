@@ -271,7 +271,8 @@ class CommandHandler(Generic[A]):
                 appending = False
                 if isinstance(r, Committed):
                     self._committed(stream, att, r)
-                    await self._cache.maybe_snapshot(stream)
+                    if self._cache.snapshots is not None:
+                        await self._cache.maybe_snapshot(stream)
                     return
                 live = self._after_conflict(stream, att)
                 att = None
