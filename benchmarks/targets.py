@@ -5,8 +5,6 @@
 - :class:`RawPg` — the PostgreSQL limit: a bare asyncpg pool running the
   *evsrc backend's own SQL*, read from the package's ``sql/queries.sql``, with
   arguments built before the clock starts and no library code around it.
-- :class:`CountingStore` — a transparent proxy that counts the appends a
-  caller issues (for the hot seat's "appends issued").
 """
 
 from __future__ import annotations
@@ -17,20 +15,20 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from benchmarks.harness import NotAvailable
-from evsrc.store import EventStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from evsrc.events import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
+    from evsrc.events import NewEvent
+    from evsrc.store import EventStore
 
 __all__ = [
     "POOL_CAP",
-    "CountingStore",
     "DictStore",
     "RawPg",
     "event_args",
     "open_evsrc_pg",
+    "pg_page_size",
     "pg_queries",
     "require_evsrc_pg",
 ]
@@ -78,6 +76,15 @@ def require_evsrc_pg() -> Any:
     except ImportError as exc:
         raise NotAvailable(f"evsrc.postgres not available ({exc})") from exc
     return PostgresEventStore
+
+
+def pg_page_size() -> int:
+    """The PostgreSQL backend's ``read_all`` page size (500 when it does not say)."""
+    try:
+        from evsrc.postgres import store as pgstore
+    except ImportError:
+        return 500
+    return int(getattr(pgstore, "_PAGE", 500))
 
 
 async def open_evsrc_pg(dsn: str, pool_size: int, **options: Any) -> EventStore:
@@ -153,44 +160,3 @@ class RawPg:
     async def close(self) -> None:
         """Close the pool."""
         await self.pool.close()
-
-
-class CountingStore(EventStore):
-    """Delegates to ``inner``, counting ``append_expect`` / ``append`` calls."""
-
-    def __init__(self, inner: EventStore) -> None:
-        self.inner = inner
-        self.appends = 0
-        self.conflicts = 0
-
-    async def append_expect(
-        self, stream: str, expected: int, events: Sequence[NewEvent]
-    ) -> Committed | Conflict:
-        self.appends += 1
-        r = await self.inner.append_expect(stream, expected, events)
-        if type(r).__name__ == "Conflict":
-            self.conflicts += 1
-        return r
-
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
-        self.appends += 1
-        return await self.inner.append(stream, events)
-
-    async def read(
-        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
-    ) -> list[RecordedEvent]:
-        return await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
-
-    async def last_seq(self, stream: str) -> int:
-        return await self.inner.last_seq(stream)
-
-    def read_all(
-        self, after: Checkpoint | None = None, *, limit: int | None = None
-    ) -> AsyncIterator[RecordedEvent]:
-        return self.inner.read_all(after, limit=limit)
-
-    def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
-        return self.inner.subscribe(after)
-
-    async def close(self) -> None:
-        await self.inner.close()

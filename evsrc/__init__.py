@@ -38,7 +38,8 @@ from evsrc.events import (
     NewEvent as NewEvent,
     RecordedEvent as RecordedEvent,
 )
-from evsrc.handler import CommandHandler as CommandHandler, Outcome as Outcome
+from evsrc.handler import CommandHandler as CommandHandler
+from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
 from evsrc.projection import (
     CheckpointStore as CheckpointStore,
     InMemoryCheckpointStore as InMemoryCheckpointStore,
@@ -47,6 +48,7 @@ from evsrc.projection import (
     Projector as Projector,
     handles as handles,
 )
+from evsrc.retry import RetryPolicy as RetryPolicy
 from evsrc.snapshot import (
     EventStreamSnapshotStore as EventStreamSnapshotStore,
     InMemorySnapshotStore as InMemorySnapshotStore,
@@ -69,6 +71,7 @@ __all__ = [
     "MAX_EVENT_VERSION",
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
+    "Accepted",
     "Aggregate",
     "AggregateError",
     "Checkpoint",
@@ -100,8 +103,10 @@ __all__ = [
     "ProjectionRunner",
     "Projector",
     "RecordedEvent",
+    "Rejected",
     "Rejection",
     "RetriesExhaustedError",
+    "RetryPolicy",
     "SchemaError",
     "Snapshot",
     "SnapshotStore",

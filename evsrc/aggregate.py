@@ -1,28 +1,35 @@
 """Aggregates: the state of one stream, folded from its events, and the decisions made on it.
 
 A user subclasses :class:`Aggregate`, names its streams (``stream_prefix``),
-gives it an :class:`~evsrc.codec.EventRegistry`, declares how each event
-changes state with :func:`applies`, and writes decisions as plain methods that
-read ``self`` and return new events, a :class:`Decision` or a
-:class:`Rejection` — never mutating ``self``::
+declares how each event changes state with :func:`applies` (the event type is
+read from the fold's annotation, and the aggregate's
+:class:`~evsrc.codec.EventRegistry` is built from its folds), and writes
+decisions as plain methods that read ``self`` and return new events, a
+:class:`~evsrc.decision.Decision` or a :class:`~evsrc.decision.Rejection` —
+never mutating ``self``::
 
     class Account(Aggregate):
         stream_prefix = "account"
-        registry = EventRegistry(Deposited, Withdrawn)
 
         def __init__(self) -> None:
             super().__init__()
             self.balance = 0
 
-        @applies(Deposited)
+        @applies
         def _deposited(self, e: Deposited) -> None:
             self.balance += e.amount
 
-        def withdraw(self, amount: int) -> list[Event] | Rejection:
+        @applies
+        def _withdrawn(self, e: Withdrawn) -> None:
+            self.balance -= e.amount
+
+        def withdraw(self, amount: int) -> list[Event] | Rejection[int]:
             if amount > self.balance:
                 return Rejection("insufficient funds", self.balance)
             return [Withdrawn(amount=amount)]
 
+An explicit ``registry = EventRegistry(...)`` stays possible (to keep old
+versions' models for decoding, say); every fold's event must then be in it.
 The :class:`~evsrc.handler.CommandHandler` loads, caches and catches up
 aggregates, and commits their decisions.
 """
@@ -30,11 +37,12 @@ aggregates, and commits their decisions.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+import inspect
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 
+from evsrc._annotated import Deferred, caller_namespace, events_of
 from evsrc.codec import Event, EventRegistry
+from evsrc.decision import Decision, Rejection, normalize_decision
 from evsrc.errors import AggregateError
 
 if TYPE_CHECKING:
@@ -42,50 +50,56 @@ if TYPE_CHECKING:
 
     from evsrc.events import RecordedEvent
 
-__all__ = ["Aggregate", "Decision", "Rejection", "applies"]
+__all__ = ["Aggregate", "Decision", "Rejection", "applies", "normalize_decision"]
 
-R = TypeVar("R")
 F = TypeVar("F", bound="Callable[..., Any]")
 
 _APPLIES_ATTR = "__evsrc_applies__"
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A decision's "no": returned by a decision (not raised), with a reason for the caller."""
-
-    reason: str
-    detail: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Decision(Generic[R]):
-    """A decision's "yes": the events to append, and a result value for the caller."""
-
-    events: Sequence[Event] = ()
-    result: R | None = None
-
-
-def applies(*event_types: type[Event]) -> Callable[[F], F]:
-    """Mark an aggregate method as the fold of the given event models.
+@overload
+def applies(*event_types: type[Event]) -> Callable[[F], F]: ...
+@overload
+def applies(fn: F, /) -> F: ...
+def applies(*event_types: Any) -> Any:
+    """Mark an aggregate method as the fold of event models.
 
     The method takes ``(self, event)`` and mutates ``self``; it must not fail
-    for an event that a decision of the same aggregate produced.
+    for an event that a decision of the same aggregate produced. Used bare
+    (``@applies``) or empty (``@applies()``), the models are read from the
+    annotation of the event parameter (``e: Deposited``, or a union
+    ``e: Deposited | Withdrawn``); ``@applies(Deposited)`` names them.
     """
-    if not event_types:
-        msg = "applies() needs at least one event model"
-        raise AggregateError(msg)
+    if len(event_types) == 1 and inspect.isfunction(event_types[0]):
+        return _mark_annotated(event_types[0], caller_namespace(1))
     for t in event_types:
         if not (isinstance(t, type) and issubclass(t, Event)):
             msg = f"applies() takes Event subclasses, got {t!r}"
             raise AggregateError(msg)
+    if not event_types:
+        ns = caller_namespace(1)
+
+        def mark_annotated(fn: F) -> F:
+            return _mark_annotated(fn, ns)
+
+        return mark_annotated
 
     def mark(fn: F) -> F:
-        existing: tuple[type[Event], ...] = getattr(fn, _APPLIES_ATTR, ())
+        existing: tuple[Any, ...] = getattr(fn, _APPLIES_ATTR, ())
         setattr(fn, _APPLIES_ATTR, existing + event_types)
         return fn
 
     return mark
+
+
+def _mark_annotated(fn: F, localns: dict[str, Any]) -> F:
+    try:
+        found: tuple[Any, ...] = events_of(fn, localns, "@applies fold")
+    except NameError:
+        found = (Deferred(fn, localns, "@applies fold"),)
+    existing: tuple[Any, ...] = getattr(fn, _APPLIES_ATTR, ())
+    setattr(fn, _APPLIES_ATTR, existing + found)
+    return fn
 
 
 class Aggregate:
@@ -94,9 +108,10 @@ class Aggregate:
     ``seq`` is the last stream seq folded into this instance (0: nothing yet).
     Subclasses set their initial state in ``__init__`` (calling
     ``super().__init__()``), declare folds with :func:`applies` (or override
-    :meth:`apply`), and may override :meth:`clone` (a copy to decide a batch
-    against; default ``copy.deepcopy``) and the snapshot hooks
-    :meth:`to_snapshot` / :meth:`from_snapshot`.
+    :meth:`apply`), and may override :meth:`clone` (a copy to decide against;
+    default ``copy.deepcopy``) and the snapshot hooks :meth:`to_snapshot` /
+    :meth:`from_snapshot`. Without an explicit ``registry``, the aggregate's
+    registry holds the events its folds take.
     """
 
     stream_prefix: ClassVar[str]
@@ -104,7 +119,10 @@ class Aggregate:
     #: Bump when the state's shape changes: older snapshots are then ignored.
     snapshot_version: ClassVar[int] = 1
 
-    _appliers: ClassVar[dict[type[Event], str]] = {}
+    #: Fold method name per event model; None until the folds' annotations resolve.
+    _appliers: ClassVar[dict[type[Event], str] | None] = {}
+    #: True when ``registry`` was built from the folds (not declared).
+    _registry_built: ClassVar[bool] = False
 
     seq: int
 
@@ -113,29 +131,85 @@ class Aggregate:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        appliers: dict[type[Event], str] = {}
-        # Base classes first, so that a subclass's fold overrides its parent's.
-        for klass in reversed(cls.__mro__):
-            for name, member in vars(klass).items():
-                for t in getattr(member, _APPLIES_ATTR, ()):
-                    appliers[t] = name
-        cls._appliers = appliers
         prefix = cls.__dict__.get("stream_prefix")
         if prefix is not None and (not isinstance(prefix, str) or not prefix or ":" in prefix):
             msg = f"{cls.__qualname__}.stream_prefix must be a non-empty str without ':'"
             raise AggregateError(msg)
         registry = cls.__dict__.get("registry")
-        if registry is not None:
-            if not isinstance(registry, EventRegistry):
-                msg = f"{cls.__qualname__}.registry must be an EventRegistry"
+        if registry is not None and not isinstance(registry, EventRegistry):
+            msg = f"{cls.__qualname__}.registry must be an EventRegistry"
+            raise AggregateError(msg)
+        try:
+            cls._appliers = cls._collect_folds()
+        except NameError:
+            cls._appliers = None  # resolved on first use, once the names exist
+            return
+        cls._check_folds()
+
+    @classmethod
+    def _collect_folds(cls) -> dict[type[Event], str]:
+        appliers: dict[type[Event], str] = {}
+        # Base classes first, so that a subclass's fold overrides its parent's.
+        for klass in reversed(cls.__mro__):
+            for name, member in vars(klass).items():
+                for t in getattr(member, _APPLIES_ATTR, ()):
+                    for model in t.resolve() if isinstance(t, Deferred) else (t,):
+                        appliers[model] = name
+        return appliers
+
+    @classmethod
+    def _check_folds(cls) -> None:
+        """Every fold's event is in the declared registry; or build the registry from them."""
+        appliers = cls._folds()
+        declared = next(
+            (
+                klass.__dict__["registry"]
+                for klass in cls.__mro__
+                if "registry" in klass.__dict__ and not klass.__dict__.get("_registry_built")
+            ),
+            None,
+        )
+        if declared is None:
+            if appliers:
+                cls.registry = cls._registry_from(appliers)
+                cls._registry_built = True
+            return
+        registry = cls.__dict__.get("registry")
+        if registry is None:
+            return  # inherited: checked where it was declared
+        for t in appliers:
+            if t not in registry:
+                msg = (
+                    f"{cls.__qualname__} applies {t.__qualname__}, "
+                    "which is not registered in its registry"
+                )
                 raise AggregateError(msg)
-            for t in appliers:
-                if t not in registry:
-                    msg = (
-                        f"{cls.__qualname__} applies {t.__qualname__}, "
-                        "which is not registered in its registry"
-                    )
-                    raise AggregateError(msg)
+
+    @classmethod
+    def _registry_from(cls, appliers: dict[type[Event], str]) -> EventRegistry:
+        registry = EventRegistry()
+        for t in appliers:
+            if "__evsrc_declared__" not in t.__dict__:
+                msg = (
+                    f"{cls.__qualname__} folds {t.__qualname__}, which declares no event "
+                    "type (a base of events): give the aggregate an explicit registry"
+                )
+                raise AggregateError(msg)
+            registry.register(t)
+        return registry
+
+    @classmethod
+    def _folds(cls) -> dict[type[Event], str]:
+        appliers = cls.__dict__.get("_appliers")
+        if appliers is None:
+            try:
+                appliers = cls._collect_folds()
+            except NameError as exc:
+                msg = f"{cls.__qualname__} has a fold whose annotation does not resolve: {exc}"
+                raise AggregateError(msg) from exc
+            cls._appliers = appliers
+            cls._check_folds()
+        return appliers
 
     # -- naming ----------------------------------------------------------------
 
@@ -144,19 +218,42 @@ class Aggregate:
         """The stream of the aggregate with this key: ``f"{stream_prefix}:{key}"``."""
         prefix = getattr(cls, "stream_prefix", None)
         if prefix is None:
-            msg = f"{cls.__qualname__} declares no stream_prefix"
-            raise AggregateError(msg)
+            prefix = cls._prefix()  # raises
         if not isinstance(key, str) or not key:
             msg = f"aggregate key must be a non-empty str, got {key!r}"
             raise AggregateError(msg)
         return f"{prefix}:{key}"
 
     @classmethod
+    def key_of(cls, stream: str) -> str:
+        """The key of the aggregate whose stream is ``stream``: the inverse of :meth:`stream_name`.
+
+        ``AggregateError`` when ``stream`` is not one of this aggregate's streams.
+        """
+        head = cls._prefix() + ":"
+        if not isinstance(stream, str) or not stream.startswith(head) or stream == head:
+            msg = f"{stream!r} is not a stream of {cls.__qualname__} (expected {head!r}<key>)"
+            raise AggregateError(msg)
+        return stream[len(head) :]
+
+    @classmethod
+    def _prefix(cls) -> str:
+        prefix = getattr(cls, "stream_prefix", None)
+        if prefix is None:
+            msg = f"{cls.__qualname__} declares no stream_prefix"
+            raise AggregateError(msg)
+        return str(prefix)
+
+    @classmethod
     def event_registry(cls) -> EventRegistry:
-        """The aggregate's registry, or ``AggregateError`` if it declares none."""
+        """The aggregate's registry: declared, or built from its folds.
+
+        ``AggregateError`` if it declares none and has no folds.
+        """
+        cls._folds()
         registry = getattr(cls, "registry", None)
         if not isinstance(registry, EventRegistry):
-            msg = f"{cls.__qualname__} declares no registry (an EventRegistry)"
+            msg = f"{cls.__qualname__} declares no registry (an EventRegistry) and no folds"
             raise AggregateError(msg)
         return registry
 
@@ -170,6 +267,8 @@ class Aggregate:
         with an empty body for events that change nothing.
         """
         appliers = type(self)._appliers
+        if appliers is None:  # a fold's annotation is still unresolved
+            appliers = type(self)._folds()
         for klass in type(event).__mro__:
             name = appliers.get(klass)
             if name is not None:
@@ -248,29 +347,3 @@ class Aggregate:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} seq={self.seq}>"
-
-
-def normalize_decision(value: object) -> tuple[list[Event], Any, Rejection | None]:
-    """Turn what a decision returned into ``(events, result, rejection)``.
-
-    Raises ``AggregateError`` for anything that is not a sequence of events,
-    a :class:`Decision` or a :class:`Rejection`.
-    """
-    if isinstance(value, Rejection):
-        return [], None, value
-    result: Any = None
-    events: object = value
-    if isinstance(value, Decision):
-        events, result = value.events, value.result
-    if isinstance(events, Event) or not isinstance(events, Sequence) or isinstance(events, str):
-        msg = (
-            "a decision must return a sequence of events, a Decision or a Rejection, "
-            f"got {type(value).__name__}"
-        )
-        raise AggregateError(msg)
-    out = list(events)
-    for i, e in enumerate(out):
-        if not isinstance(e, Event):
-            msg = f"a decision returned events[{i}] = {e!r}, which is not an Event"
-            raise AggregateError(msg)
-    return out, result, None

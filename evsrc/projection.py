@@ -22,10 +22,19 @@ import inspect
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Protocol,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 import anyio
 
+from evsrc._annotated import caller_namespace, events_of
 from evsrc.codec import Event, EventRegistry
 from evsrc.errors import EvsrcError, InvalidInputError, ProjectionError
 from evsrc.events import Checkpoint, Committed
@@ -78,16 +87,24 @@ class InMemoryCheckpointStore:
         self._checkpoints[name] = checkpoint
 
 
-def handles(*event_types: type[Event]) -> Callable[[F], F]:
+@overload
+def handles(*event_types: type[Event]) -> Callable[[F], F]: ...
+@overload
+def handles(fn: F, /) -> F: ...
+def handles(*event_types: Any) -> Any:
     """Mark an async projector method as the handler of the given event models.
 
     The method is called as ``await method(event, recorded, *context)``:
     the decoded model, the stored event (stream, seq, checkpoint, metadata …)
     and whatever the runner passes (the PostgreSQL runner passes the
-    connection of the transaction).
+    connection of the transaction). Used bare (``@handles``), the models are
+    read from the annotation of the event parameter, as
+    :func:`~evsrc.aggregate.applies` does.
     """
+    if len(event_types) == 1 and inspect.isfunction(event_types[0]):
+        return handles(*_annotated(event_types[0], caller_namespace(1)))(event_types[0])
     if not event_types:
-        msg = "handles() needs at least one event model"
+        msg = "handles() needs at least one event model (or use it bare: @handles)"
         raise InvalidInputError(msg, argument="event_types", value=event_types)
     for t in event_types:
         if not (isinstance(t, type) and issubclass(t, Event)):
@@ -103,6 +120,17 @@ def handles(*event_types: type[Event]) -> Callable[[F], F]:
         return fn
 
     return mark
+
+
+def _annotated(fn: Callable[..., Any], localns: dict[str, Any]) -> tuple[type[Event], ...]:
+    """The models named by the annotation of ``fn``'s event parameter."""
+    try:
+        return events_of(fn, localns, "@handles method")
+    except NameError as exc:
+        msg = f"@handles: {exc}; define the event before the projector, or name it in @handles(...)"
+        raise InvalidInputError(msg, argument="fn", value=fn) from exc
+    except EvsrcError as exc:
+        raise InvalidInputError(str(exc), argument="fn", value=fn) from exc
 
 
 class Projector:

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.harness import Case, Context, NotAvailable, Sample
 from benchmarks.peer import EsBooking, require_eventsourcing
 from benchmarks.scenarios.append import _mem, _pg_raw, _unavailable
-from benchmarks.targets import CountingStore, open_evsrc_pg
+from benchmarks.targets import open_evsrc_pg
 from benchmarks.workloads import PgDatabases, pool_size, stream_names
 from evsrc.memory import InMemoryEventStore
+from evsrc.testing.stores import ProxyStore
 
 if TYPE_CHECKING:
     from evsrc.store import EventStore
@@ -103,7 +104,7 @@ async def _race(
     ctx: Context, store: EventStore, bookers: int, seats: int, *, batching: bool, who: str
 ) -> Sample:
     service_cls = _service()
-    counting = CountingStore(store)
+    counting = ProxyStore(store)  # counts the appends issued
     svc = service_cls(counting, batching=batching, max_attempts=max(64, 2 * seats + 2))
     occ = stream_names("hot", 1)[0]
     latencies: list[float] = []
@@ -139,7 +140,7 @@ async def _race(
         seconds=seconds,
         statuses=statuses,
         attempts=attempts,
-        appends=counting.appends,
+        appends=len(counting.appends),
         conflicts=counting.conflicts,
         latencies=latencies,
         roster=roster,

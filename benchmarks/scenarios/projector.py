@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.harness import Case, NotAvailable, Sample
 from benchmarks.scenarios.append import _unavailable
-from benchmarks.targets import DictStore, RawPg, open_evsrc_pg
+from benchmarks.targets import DictStore, RawPg, open_evsrc_pg, pg_page_size
 from benchmarks.workloads import quoted
 from evsrc.memory import InMemoryEventStore
 
@@ -329,11 +329,9 @@ async def run(ctx: Context, ds: Any, url: str, raw_all: Any = None, schema: str 
     if url and not reason:
         await _tx_setup(url)
         start = await _start_point(url, total, tx_events)
-        from benchmarks.scenarios.read import _page
-
         tx_runners = {
             "evsrc": _tx_evsrc(url, start, tx_events),
-            "limit": _tx_raw(url, schema, start, tx_events, _page()),
+            "limit": _tx_raw(url, schema, start, tx_events, pg_page_size()),
         }
     else:
         why = reason or ctx.pg_reason or "PostgreSQL not available"

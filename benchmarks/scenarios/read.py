@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.harness import Case, Context, NotAvailable, Sample
 from benchmarks.peer import EsRecorder, require_eventsourcing
 from benchmarks.scenarios.append import _unavailable
-from benchmarks.targets import DictStore, RawPg, open_evsrc_pg
+from benchmarks.targets import DictStore, RawPg, open_evsrc_pg, pg_page_size
 from benchmarks.workloads import PgDatabases, chunks, make_events, quoted
 from evsrc.memory import InMemoryEventStore
 
@@ -127,14 +127,6 @@ def _mem_cases(ds: Dataset) -> tuple[dict[str, Any], dict[str, Any]]:
 # -- PostgreSQL ---------------------------------------------------------------------
 
 
-def _page() -> int:
-    try:
-        from evsrc.postgres import store as pgstore
-    except ImportError:
-        return 500
-    return int(getattr(pgstore, "_PAGE", 500))
-
-
 def _pg_evsrc(url: str, what: str, ds: Dataset) -> Any:
     async def prepare() -> Any:
         async def rep() -> Sample:
@@ -164,7 +156,7 @@ def _pg_evsrc(url: str, what: str, ds: Dataset) -> Any:
 
 def _pg_raw(url: str, dbs: PgDatabases, what: str, ds: Dataset) -> Any:
     async def prepare() -> Any:
-        page = _page()
+        page = pg_page_size()
 
         async def rep() -> Sample:
             raw = await RawPg.open(url, 1, quoted(dbs.schema))
@@ -223,7 +215,7 @@ def _pg_peer(rec_box: dict[str, Any], what: str, ds: Dataset) -> Any:
                 if what == "stream":
                     n = rec.read_stream(rec_box["big"])
                 else:
-                    n = rec.read_all(page=_page())
+                    n = rec.read_all(page=pg_page_size())
                 return n, time.perf_counter() - t0
 
             n, dt = await asyncio.to_thread(work)

@@ -1,8 +1,13 @@
-"""The store contract as importable pytest tests.
+"""Kit for testing evsrc applications and backends.
 
-A backend proves it keeps the contract by subclassing :class:`EventStoreContract`
-in its own test suite and supplying a ``store`` fixture that yields a fresh,
-empty, set-up store::
+- :mod:`evsrc.testing.stores` — test doubles: real stores with a hook at the
+  moment of an append (racing writers, lost replies, gates, latency, counts).
+- :mod:`evsrc.testing.spec` — given/when/then for decisions
+  (:class:`~evsrc.testing.spec.DecisionSpec`), no store needed.
+- :class:`EventStoreContract` — the store contract as importable pytest
+  tests. A backend proves it keeps the contract by subclassing it in its own
+  test suite and supplying a ``store`` fixture that yields a fresh, empty,
+  set-up store::
 
     import pytest
     from evsrc.testing import EventStoreContract
@@ -13,9 +18,44 @@ empty, set-up store::
             async with await MyStore.connect(...) as store:
                 yield store
 
-Requires pytest, pytest-asyncio and hypothesis (the ``dev`` extra).
+The contract needs pytest, pytest-asyncio and hypothesis (``pip install
+'evsrc[testing]'``); it is imported on first use, so the stores and the spec
+work without them.
 """
 
-from evsrc.testing.contract import EventStoreContract as EventStoreContract
+from __future__ import annotations
 
-__all__ = ["EventStoreContract"]
+from typing import TYPE_CHECKING, Any
+
+from evsrc.testing.spec import DecisionSpec as DecisionSpec
+from evsrc.testing.stores import (
+    GateStore as GateStore,
+    LatencyStore as LatencyStore,
+    LostReplyStore as LostReplyStore,
+    ProxyStore as ProxyStore,
+    RacingStore as RacingStore,
+    YieldingStore as YieldingStore,
+)
+
+if TYPE_CHECKING:
+    from evsrc.testing.contract import EventStoreContract as EventStoreContract
+
+__all__ = [
+    "DecisionSpec",
+    "EventStoreContract",
+    "GateStore",
+    "LatencyStore",
+    "LostReplyStore",
+    "ProxyStore",
+    "RacingStore",
+    "YieldingStore",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EventStoreContract":
+        from evsrc.testing.contract import EventStoreContract
+
+        return EventStoreContract
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -79,19 +79,18 @@ class Reserved(Event, type="inventory.reserved"):
 class Inventory(Aggregate):
     """Stock per SKU in one warehouse; stock may never go negative."""
 
-    stream_prefix = "inventory"
-    registry = EventRegistry(Restocked, Reserved)
+    stream_prefix = "inventory"  # no registry: built from the folds below
 
     def __init__(self) -> None:
         super().__init__()
         self.stock: dict[str, int] = {}
         self.orders: set[str] = set()
 
-    @applies(Restocked)
+    @applies
     def _restocked(self, e: Restocked) -> None:
         self.stock[e.sku] = self.stock.get(e.sku, 0) + e.qty
 
-    @applies(Reserved)
+    @applies()
     def _reserved(self, e: Reserved) -> None:
         self.stock[e.sku] -= e.qty
         self.orders.add(e.order)

@@ -9,9 +9,9 @@ import pytest
 
 from evsrc import CommandHandler, Outcome, ProjectionRunner
 from evsrc.memory import InMemoryEventStore
+from evsrc.testing.stores import GateStore, YieldingStore
 
 from .domain import Account, Opened
-from .stores import GateStore, YieldingStore
 from .test_projection import Balances
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from evsrc import CommandHandler, Decision, Outcome, Rejection, RetriesExhaustedError
+from evsrc.testing.stores import GateStore, LostReplyStore, RacingStore, YieldingStore
 
 from .domain import Account, Deposited, Inventory, Reserved, Restocked
-from .stores import GateStore, LostReplyStore, RacingStore, YieldingStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -19,11 +19,12 @@ from evsrc import (
     OutcomeUnknownError,
     Rejection,
     RetriesExhaustedError,
+    RetryPolicy,
     UnknownEventTypeError,
 )
+from evsrc.testing.stores import LostReplyStore, ProxyStore, RacingStore
 
 from .domain import Account, Deposited, Opened, Restocked
-from .stores import LostReplyStore, ProxyStore, RacingStore
 
 if TYPE_CHECKING:
     from evsrc.codec import Event
@@ -119,6 +120,39 @@ async def test_retries_are_bounded(any_store: EventStore) -> None:
     # Only the other writer's events landed.
     stored = await any_store.read("account:a", after=1)
     assert [e.data["ref"] for e in stored] == ["foreign"] * 3
+
+
+async def test_a_retry_policy_bounds_attempts(any_store: EventStore) -> None:
+    racing = RacingStore(any_store, races=0, foreign=foreign_deposit)
+    h = CommandHandler(racing, Account, retry=RetryPolicy(max_attempts=2, backoff=0))
+    assert h.retry == RetryPolicy(max_attempts=2, backoff=0)
+    await open_account(h, "a")
+    racing.races = 100
+    with pytest.raises(RetriesExhaustedError) as info:
+        await h.execute("a", lambda a: a.deposit(1))
+    assert info.value.attempts == 2  # type: ignore[attr-defined]
+
+
+def test_retry_policy_checks_its_fields_and_keywords_override_it() -> None:
+    from evsrc.memory import InMemoryEventStore
+
+    for kwargs in (
+        {"max_attempts": 0},
+        {"max_attempts": True},
+        {"backoff": -1},
+        {"max_backoff": float("nan")},
+        {"unknown_retries": -1},
+    ):
+        with pytest.raises(InvalidInputError):
+            RetryPolicy(**kwargs)  # type: ignore[arg-type]
+    base = RetryPolicy(max_attempts=5, backoff=0.5)
+    h = CommandHandler(InMemoryEventStore(), Account, retry=base, unknown_retries=7)
+    assert h.retry == RetryPolicy(max_attempts=5, backoff=0.5, unknown_retries=7)
+    assert CommandHandler(InMemoryEventStore(), Account).retry == RetryPolicy()
+    with pytest.raises(InvalidInputError):
+        CommandHandler(InMemoryEventStore(), Account, retry={"max_attempts": 3})  # type: ignore[arg-type]
+    pauses = [RetryPolicy(backoff=0.01, max_backoff=0.02).pause(n) for n in range(1, 50)]
+    assert all(0 <= p <= 0.02 for p in pauses) and max(pauses) > 0.01
 
 
 @pytest.mark.parametrize("commit_first", [True, False])
@@ -317,7 +351,7 @@ async def test_metadata_must_be_a_dict(any_store: EventStore) -> None:
 
 
 async def test_concurrent_catch_ups_never_apply_an_event_twice(any_store: EventStore) -> None:
-    from .stores import YieldingStore
+    from evsrc.testing.stores import YieldingStore
 
     store = YieldingStore(any_store)
     h = CommandHandler(store, Account, batching=False)

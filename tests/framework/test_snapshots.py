@@ -13,9 +13,9 @@ from evsrc import (
     Snapshot,
     SnapshotStore,
 )
+from evsrc.testing.stores import ProxyStore
 
 from .domain import Inventory, Restocked
-from .stores import ProxyStore
 
 if TYPE_CHECKING:
     from evsrc.store import EventStore

@@ -41,3 +41,18 @@ def test_error_tree_drawing_names_every_error() -> None:
     doc = evsrc.errors.__doc__ or ""
     for name in evsrc.errors.__all__:
         assert name in doc, f"{name} missing from the tree in evsrc/errors.py"
+
+
+def test_the_testing_kit_is_public_and_needs_no_pytest_for_its_doubles() -> None:
+    import subprocess
+    import sys
+
+    import evsrc.testing
+
+    for name in evsrc.testing.__all__:
+        assert inspect.getdoc(getattr(evsrc.testing, name)), name
+    code = (
+        "import sys, evsrc.testing, evsrc.testing.stores, evsrc.testing.spec; "
+        "assert 'pytest' not in sys.modules and 'hypothesis' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

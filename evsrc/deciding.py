@@ -1,0 +1,217 @@
+"""Commands while they are decided: one caller's command, its decision, a batch's attempt.
+
+The command handler's internals: :func:`decide_batch` runs queued commands'
+decisions in order, each seeing the events of those before it (on a private
+copy of the state), and gathers the events of one append.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from evsrc.aggregate import Aggregate, Rejection, normalize_decision
+from evsrc.errors import AggregateError, RetriesExhaustedError
+from evsrc.events import Committed
+from evsrc.outcome import Outcome, outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import anyio
+
+    from evsrc.codec import Event, EventRegistry
+    from evsrc.events import NewEvent
+
+__all__ = ["Attempt", "Command", "Decided", "decide_batch", "decide_one"]
+
+
+@dataclass(eq=False)
+class Command:
+    """One caller's command while it is queued, decided and appended."""
+
+    decide: Callable[[Any], Any]
+    metadata: dict[str, Any] | None
+    attempts: int = 0
+    outcome: Outcome[Any, Any] | None = None
+    error: BaseException | None = None
+    abandoned: bool = False
+    lead: bool = False
+    #: Set by whoever gives this caller its outcome or the lead; created only
+    #: when the caller has to wait (a caller that leads at once never does).
+    wake: anyio.Event | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the command has its outcome or its error."""
+        return self.outcome is not None or self.error is not None
+
+    def finish(self, outcome: Outcome[Any, Any] | None, error: BaseException | None = None) -> None:
+        """Give the caller its outcome (or error) and wake it; the first answer wins."""
+        if self.done:
+            return
+        self.outcome = outcome
+        self.error = error
+        if self.wake is not None:
+            self.wake.set()
+
+
+@dataclass(eq=False)
+class Decided:
+    """A command's decision within one attempt."""
+
+    command: Command
+    events: list[Event]
+    new: list[NewEvent]
+    result: Any
+    rejection: Rejection[Any] | None
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One decide+append round for a batch: the decisions, their events, the state seen."""
+
+    expected: int
+    decided: list[Decided]
+    new: list[NewEvent]
+    #: The private copy later decisions saw (None when no decision needed one).
+    work: Aggregate | None
+    base: Aggregate
+
+    def uncount(self) -> None:
+        """Take back the attempt a provisional round counted for each of its commands."""
+        for d in self.decided:
+            d.command.attempts -= 1
+
+    def deliver(self, stream: str, committed: Committed) -> list[Event]:
+        """Give each command its outcome once the attempt committed; returns all its events."""
+        seq = self.expected
+        for d in self.decided:
+            c = d.command
+            mine: Committed | None = None
+            if d.new:
+                mine = Committed(
+                    stream, seq + 1, seq + len(d.new), committed.position, committed.checkpoint
+                )
+                seq += len(d.new)
+            c.finish(outcome(stream, c.attempts, d.events, d.result, d.rejection, mine))
+        return [e for d in self.decided for e in d.events]
+
+    def after_conflict(self, stream: str, max_attempts: int) -> list[Command]:
+        """Commands to decide again after a conflict; the others exhausted their attempts."""
+        live: list[Command] = []
+        for d in self.decided:
+            c = d.command
+            if c.done or c.abandoned:
+                continue
+            if c.attempts >= max_attempts:
+                c.finish(None, RetriesExhaustedError(stream=stream, attempts=c.attempts))
+            else:
+                live.append(c)
+        return live
+
+    def finish_unwritten(self, stream: str) -> None:
+        """Deliver the outcomes of decisions that append nothing."""
+        for d in self.decided:
+            c = d.command
+            if not c.done:
+                c.finish(outcome(stream, c.attempts, [], d.result, d.rejection, None))
+
+
+def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> Decided:
+    """Run one decision and encode its events; raises what the decision raised."""
+    value = command.decide(state)
+    events, result, rejection = normalize_decision(value)
+    new = [registry.encode(e, metadata=command.metadata) for e in events]
+    return Decided(command, events, new, result, rejection)
+
+
+def decide_one(registry: EventRegistry, command: Command, state: Aggregate) -> Decided | None:
+    """Run one decision; on error, finish the command with it and return None."""
+    try:
+        return _decision(registry, command, state)
+    except Exception as exc:
+        command.finish(None, exc)
+        return None
+
+
+def decide_batch(
+    registry: EventRegistry,
+    commands: list[Command],
+    state: Aggregate,
+    *,
+    provisional: bool = False,
+) -> Attempt | None:
+    """Decide each command in order, each seeing the events of those before it.
+
+    ``provisional``: ``state`` may be stale (the cache, unread). Then a
+    decision that raises finishes nobody: the attempt is abandoned (None)
+    and the caller decides again on caught-up state.
+    """
+    expected = state.seq
+    decided: list[Decided] = []
+    new: list[NewEvent] = []
+    work: Aggregate | None = None
+    last = len(commands) - 1
+    for i, command in enumerate(commands):
+        command.attempts += 1
+        target = work if work is not None else state
+        if provisional:
+            try:
+                d: Decided | None = _decision(registry, command, target)
+            except Exception:
+                for c in commands[: i + 1]:
+                    c.attempts -= 1
+                return None
+        else:
+            d = decide_one(registry, command, target)
+        if d is None:
+            continue
+        if d.events and i < last:
+            # Later commands must see these events: apply them to a private copy.
+            if work is None:
+                work = state.clone()
+            try:
+                work.apply_new(d.events)
+            except Exception as exc:
+                if provisional:
+                    for c in commands[: i + 1]:
+                        c.attempts -= 1
+                    return None
+                err = AggregateError(
+                    f"{type(state).__qualname__} failed to apply its own decided events: {exc}"
+                )
+                err.__cause__ = exc
+                command.finish(None, err)
+                # The copy may be half-changed: rebuild it from the accepted events.
+                work = state.clone()
+                for prev in decided:
+                    work.apply_new(prev.events)
+                continue
+        decided.append(d)
+        new.extend(d.new)
+    return Attempt(expected, decided, new, work, state)
+
+
+def finish_all(commands: Sequence[Command], error: BaseException) -> None:
+    """Finish every command with ``error``; each caller raises its own copy of it.
+
+    One instance raised in many tasks would pile up all their tracebacks.
+    """
+    for i, c in enumerate(commands):
+        c.finish(None, error if i == 0 else _copy_error(error))
+
+
+def _copy_error(error: BaseException) -> BaseException:
+    """A copy of ``error`` with the same attributes, cause and traceback (or itself)."""
+    try:
+        dup = copy.copy(error)
+    except Exception:
+        return error
+    if type(dup) is not type(error):  # pragma: no cover - an odd __reduce__
+        return error
+    dup.__cause__ = error.__cause__
+    dup.__context__ = error.__context__
+    dup.__suppress_context__ = error.__suppress_context__
+    return dup.with_traceback(error.__traceback__)

@@ -1,0 +1,90 @@
+"""What a decision returns: events, a :class:`Decision` or a :class:`Rejection`.
+
+Decisions are plain methods of an :class:`~evsrc.aggregate.Aggregate`; the
+command handler turns what they return into ``(events, result, rejection)``
+with :func:`normalize_decision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, overload
+
+from typing_extensions import TypeVar
+
+from evsrc.codec import Event
+from evsrc.errors import AggregateError
+
+__all__ = ["Decision", "Rejection", "normalize_decision"]
+
+R = TypeVar("R", default=Any)
+D = TypeVar("D", default=Any)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Rejection(Generic[D]):
+    """A decision's "no": returned by a decision (not raised), with a reason for the caller.
+
+    ``detail`` is anything the caller may need (the balance that was too
+    low, …); its type is the ``D`` of ``Rejection[D]`` (``None`` when omitted).
+    """
+
+    reason: str
+    detail: D
+
+    @overload
+    def __init__(self: Rejection[None], reason: str) -> None: ...
+    @overload
+    def __init__(self, reason: str, detail: D) -> None: ...
+    def __init__(self, reason: str, detail: Any = None) -> None:
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "detail", detail)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Decision(Generic[R]):
+    """A decision's "yes": the events to append, and a result value for the caller.
+
+    ``Decision(events)`` has no result (``Decision[None]``);
+    ``Decision(events, result)`` is a ``Decision[type of result]``.
+    """
+
+    events: Sequence[Event]
+    result: R
+
+    @overload
+    def __init__(self: Decision[None], events: Sequence[Event] = ()) -> None: ...
+    @overload
+    def __init__(self, events: Sequence[Event], result: R) -> None: ...
+    @overload
+    def __init__(self, events: Sequence[Event] = (), *, result: R) -> None: ...
+    def __init__(self, events: Sequence[Event] = (), result: Any = None) -> None:
+        object.__setattr__(self, "events", events)
+        object.__setattr__(self, "result", result)
+
+
+def normalize_decision(value: object) -> tuple[list[Event], Any, Rejection | None]:
+    """Turn what a decision returned into ``(events, result, rejection)``.
+
+    Raises ``AggregateError`` for anything that is not a sequence of events,
+    a :class:`Decision` or a :class:`Rejection`.
+    """
+    if isinstance(value, Rejection):
+        return [], None, value
+    result: Any = None
+    events: object = value
+    if isinstance(value, Decision):
+        events, result = value.events, value.result
+    if isinstance(events, Event) or not isinstance(events, Sequence) or isinstance(events, str):
+        msg = (
+            "a decision must return a sequence of events, a Decision or a Rejection, "
+            f"got {type(value).__name__}"
+        )
+        raise AggregateError(msg)
+    out = list(events)
+    for i, e in enumerate(out):
+        if not isinstance(e, Event):
+            msg = f"a decision returned events[{i}] = {e!r}, which is not an Event"
+            raise AggregateError(msg)
+    return out, result, None

@@ -1,0 +1,147 @@
+"""Per-stream batching lanes: commands on a hot stream queue up and are committed together.
+
+While an append for a stream is in flight, the stream's other commands wait in
+its :class:`Lane`. One caller at a time *leads* the lane: it takes up to
+``max_batch`` queued commands, has them decided and appended together (by the
+``run`` callback), and when its own command has its outcome hands the lead to
+the next waiting caller.
+
+Cancellation: a caller cancelled while queued leaves the queue. When the
+cancelled caller was leading, the next waiting caller takes over; if the
+append's outcome was left unknown (the lane's ``inflight`` attempt), it first
+re-sends the same events to learn it (the ``settle`` callback), so that every
+other caller still gets its real outcome.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from evsrc.deciding import Attempt, Command
+
+__all__ = ["Lane", "Lanes"]
+
+
+@dataclass(eq=False)
+class Lane:
+    """A stream's queue of commands waiting for the append in flight."""
+
+    queue: deque[Command] = field(default_factory=deque)
+    busy: bool = False
+    #: An append whose outcome a cancelled leader left unknown.
+    inflight: Attempt | None = None
+
+    def requeue(self, commands: list[Command]) -> None:
+        """Put unfinished commands back at the head of the queue, in order."""
+        self.queue.extendleft(reversed(commands))
+
+
+class Lanes:
+    """The lanes of every stream with commands in flight.
+
+    ``run(stream, batch, lane)`` decides and appends a batch until each of its
+    commands is done (handing unfinished ones back to the lane when
+    cancelled); ``settle(stream, lane, attempt)`` learns the outcome of an
+    append a cancelled leader left unanswered.
+    """
+
+    def __init__(
+        self,
+        max_batch: int,
+        run: Callable[[str, list[Command], Lane], Awaitable[None]],
+        settle: Callable[[str, Lane, Attempt], Awaitable[None]],
+    ) -> None:
+        self.max_batch = max_batch
+        self._run = run
+        self._settle = settle
+        self._lanes: dict[str, Lane] = {}
+
+    def __len__(self) -> int:
+        """How many streams have a lane (commands queued or in flight)."""
+        return len(self._lanes)
+
+    async def execute(self, stream: str, command: Command) -> None:
+        """Queue ``command`` on its stream's lane and return once it is done."""
+        lane = self._lanes.get(stream)
+        if lane is None:
+            lane = self._lanes[stream] = Lane()
+        lane.queue.append(command)
+        if not lane.busy:
+            lane.busy = True
+            command.lead = True
+        try:
+            while not command.done:
+                if command.lead:
+                    await self._lead(stream, lane, command)
+                else:
+                    # No await between queueing and here: nobody can have
+                    # tried to wake this caller before its event exists.
+                    wake = command.wake = anyio.Event()
+                    await wake.wait()
+                    command.wake = None
+        except BaseException:
+            self._abandon(lane, command)
+            raise
+        finally:
+            if not lane.busy and not lane.queue and lane.inflight is None:
+                if self._lanes.get(stream) is lane:
+                    del self._lanes[stream]
+
+    def _abandon(self, lane: Lane, command: Command) -> None:
+        """A cancelled caller: leave the queue, and pass on the lead if it had it."""
+        command.abandoned = True
+        try:
+            lane.queue.remove(command)
+        except ValueError:
+            pass
+        if command.lead:
+            command.lead = False
+            self._hand_off(lane)
+
+    @staticmethod
+    def _hand_off(lane: Lane) -> None:
+        """Make a waiting caller the stream's leader, or mark the stream idle."""
+        candidates: list[Command] = []
+        if lane.inflight is not None:
+            candidates = [d.command for d in lane.inflight.decided]
+        candidates.extend(lane.queue)
+        for c in candidates:
+            if not c.done and not c.abandoned:
+                c.lead = True
+                if c.wake is not None:
+                    c.wake.set()
+                return
+        lane.inflight = None
+        lane.busy = False
+
+    async def _lead(self, stream: str, lane: Lane, me: Command) -> None:
+        """Run batches for the stream until ``me`` has its outcome, then hand off."""
+        try:
+            while not me.done:
+                att = lane.inflight
+                if att is not None:
+                    lane.inflight = None
+                    await self._settle(stream, lane, att)
+                    continue
+                batch: list[Command] = []
+                while lane.queue and len(batch) < self.max_batch:
+                    c = lane.queue.popleft()
+                    if not c.done and not c.abandoned:
+                        batch.append(c)
+                if not batch:  # pragma: no cover - me is always queued or inflight
+                    msg = "command neither queued nor in flight"
+                    raise AssertionError(msg)
+                await self._run(stream, batch, lane)
+        except BaseException:
+            me.abandoned = True
+            raise
+        finally:
+            me.lead = False
+            self._hand_off(lane)
