@@ -22,14 +22,17 @@ import contextlib
 import logging
 import math
 import re
+import socket
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Self
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
 from asyncpg import exceptions as pgexc
 
 from evsrc.errors import (
+    ConfigurationError,
     DuplicateEventIdError,
     EvsrcError,
     InvalidInputError,
@@ -49,9 +52,10 @@ from evsrc.store import (
     decode_objects,
     prepare_append,
 )
+from evsrc.urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
     from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent
@@ -75,6 +79,8 @@ _PAGE: Final = 500
 #: The largest transaction id (xid8): subscribe reads without an upper bound.
 _NO_END: Final = 2**64 - 1
 _MAX_POSITION: Final = 2**63 - 1
+#: Session settings every pooled connection starts with (startup parameters, no round trip).
+_SESSION: Final = {"default_transaction_isolation": "read committed"}
 #: Serialises concurrent setup() calls (any constant; transaction-scoped).
 _SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
 _POOL_ONLY_OPTIONS: Final = frozenset(
@@ -120,13 +126,41 @@ _POOL_ONLY_OPTIONS: Final = frozenset(
 # ends. Set ``idle_in_transaction_session_timeout`` (docs/postgres.md).
 
 
+#: What the driver and the socket raise (everything :func:`_translate` maps).
+_DRIVER_ERRORS: Final = (
+    OSError,
+    TimeoutError,
+    ValueError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+#: Errors that retrying will not cure: the operator has to fix something first.
+_CONFIGURATION_ERRORS: Final = (
+    pgexc.InvalidCatalogNameError,  # 3D000 unknown database
+    pgexc.InvalidAuthorizationSpecificationError,  # 28000 unknown role, no pg_hba entry
+    pgexc.InvalidPasswordError,  # 28P01
+    pgexc.InsufficientPrivilegeError,  # 42501 e.g. setup() without CREATE
+    asyncpg.ClientConfigurationError,  # asyncpg refused the DSN or an option
+)
+#: Errors that mean "this session is not at READ COMMITTED" when an append raises them.
+_ISOLATION_ERRORS: Final = (pgexc.SerializationError,)
+
+
 def _translate(
-    exc: BaseException, *, stream: str | None = None, sent: bool = False, closed: bool = False
+    exc: BaseException,
+    *,
+    stream: str | None = None,
+    sent: bool = False,
+    closed: bool = False,
+    connecting: str | None = None,
 ) -> EvsrcError:
     """The evsrc error for an asyncpg (or socket) error — the one place they are mapped.
 
     ``sent`` is true once an append has gone to the server: a lost connection
     then leaves its outcome unknown, where before it certainly did not commit.
+    ``connecting`` is the DSN while a pool is being opened: errors that can only
+    mean a wrong DSN or option are then ``ConfigurationError`` (the message
+    names the DSN with its password redacted).
     """
     if isinstance(exc, EvsrcError):
         return exc
@@ -144,6 +178,26 @@ def _translate(
         return SchemaError(f"the evsrc schema is missing or out of date; run setup() ({exc})")
     if closed:
         return StoreClosedError()
+    misconfigured = isinstance(exc, _CONFIGURATION_ERRORS) or (
+        connecting is not None
+        and (
+            # a malformed DSN (asyncpg's own parser), an unknown server setting or
+            # its bad value in the DSN, a host name that does not exist at all
+            (isinstance(exc, ValueError) and not isinstance(exc, asyncpg.DataError))
+            or isinstance(exc, (pgexc.UndefinedObjectError, pgexc.InvalidParameterValueError))
+            or (isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME)
+        )
+    )
+    if misconfigured:
+        where = f" connecting to {_redacted(connecting)}" if connecting is not None else ""
+        text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
+        return ConfigurationError(f"PostgreSQL{where}: {text}; fix the configuration, then retry")
+    if isinstance(exc, _ISOLATION_ERRORS):
+        return ConfigurationError(
+            f"PostgreSQL: {type(exc).__name__}: {exc}. evsrc runs its statements at READ "
+            "COMMITTED: a pool built outside PostgresEventStore.connect() must not default "
+            "to another isolation level (see docs/postgres.md, Operations)"
+        )
     if isinstance(exc, asyncpg.DataError):
         # asyncpg refused an argument before sending anything (out of range).
         return InvalidInputError(f"a value does not fit PostgreSQL: {exc}")
@@ -166,7 +220,37 @@ def _translate(
             f"Retrying it with the same event ids is safe ({type(exc).__name__}: {exc})",
             stream=stream,
         )
-    return StoreUnavailableError(f"PostgreSQL: {type(exc).__name__}: {exc}")
+    where = f" ({_redacted(connecting)})" if connecting is not None else ""
+    text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
+    return StoreUnavailableError(f"PostgreSQL{where}: {text}")
+
+
+@contextlib.contextmanager
+def _mapped(*, closed: bool = False, connecting: str | None = None) -> Iterator[None]:
+    """Raise the evsrc error for any driver or socket error inside (see :func:`_translate`)."""
+    try:
+        yield
+    except EvsrcError:
+        raise
+    except _DRIVER_ERRORS as exc:
+        raise _translate(exc, closed=closed, connecting=connecting) from exc
+
+
+def _redacted(dsn: str) -> str:
+    return redact_url(dsn) if "://" in dsn else "<DSN>"
+
+
+def _scrub(text: str, dsn: str | None) -> str:
+    """``text`` with the DSN's password (if any) replaced, wherever a driver echoed it."""
+    if not dsn:
+        return text
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:
+        password = None
+    if not password:
+        return text
+    return text.replace(password, "***")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -269,9 +353,15 @@ class PostgresEventStore(EventStore):
         """Open a pool on ``dsn`` and return a store that owns it.
 
         ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` defaults
-        to 1 and ``max_size`` to 10 here). Raises ``StoreUnavailableError`` when
-        the server cannot be reached and ``InvalidInputError`` for a bad
-        ``schema``.
+        to 1 and ``max_size`` to 10 here). Raises ``ConfigurationError`` for a
+        mistake only the operator can fix (malformed DSN, unknown database or
+        role, bad password), ``StoreUnavailableError`` when the server cannot be
+        reached (retry later) and ``InvalidInputError`` for a bad ``schema``.
+
+        Every connection runs at ``READ COMMITTED`` whatever the server's,
+        database's or role's ``default_transaction_isolation``: the pool sends it
+        as a startup parameter (``server_settings``), which wins over those
+        defaults and costs nothing per statement.
 
         Unlike asyncpg's default, the pool does not send ``RESET ALL; UNLISTEN
         *; …`` each time a connection is released: that is a second round trip
@@ -284,10 +374,12 @@ class PostgresEventStore(EventStore):
         _sql.quote_schema(schema)
         options: dict[str, Any] = {"min_size": 1, "max_size": 10, "reset": _keep_session}
         options.update(pool_options)
-        try:
+        # The isolation level the append needs, whatever the database's or role's
+        # default: a startup parameter, so it costs no round trip (see THE GLOBAL
+        # ORDER and docs/postgres.md, "Server settings").
+        options["server_settings"] = {**(options.get("server_settings") or {}), **_SESSION}
+        with _mapped(connecting=dsn or ""):
             pool = await asyncpg.create_pool(dsn, **options)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise _translate(exc) from exc
         return cls(
             pool,
             schema=schema,
@@ -339,7 +431,11 @@ class PostgresEventStore(EventStore):
                     msg = f"evsrc needs PostgreSQL 13 or newer (xid8), this server is {version}"
                     raise SchemaError(msg)
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _SETUP_LOCK)
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+                # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+                # the schema exists: an application role without it may still run
+                # setup() against a schema that is up to date.
+                if await conn.fetchval("SELECT to_regnamespace($1) IS NULL", q):
+                    await conn.execute(f"CREATE SCHEMA {q}")
                 has_version = await conn.fetchval(
                     "SELECT to_regclass($1) IS NOT NULL", f"{q}.evsrc_schema_version"
                 )
