@@ -81,6 +81,8 @@ _NO_END: Final = 2**64 - 1
 _MAX_POSITION: Final = 2**63 - 1
 #: Session settings every pooled connection starts with (startup parameters, no round trip).
 _SESSION: Final = {"default_transaction_isolation": "read committed"}
+#: Re-tries of an append whose (stream, seq) key was taken under it.
+_SEQ_TAKEN_RETRIES: Final = 2
 #: Serialises concurrent setup() calls (any constant; transaction-scoped).
 _SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
 _POOL_ONLY_OPTIONS: Final = frozenset(
@@ -490,7 +492,7 @@ class PostgresEventStore(EventStore):
         return result
 
     async def _append(
-        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent], attempt: int = 0
     ) -> Committed | Conflict:
         pool = self._pool
         try:
@@ -509,9 +511,17 @@ class PostgresEventStore(EventStore):
             if isinstance(error, DuplicateEventIdError):
                 return await self._resolve_retry(stream, expected, encoded, error)
             if isinstance(error, _SeqTakenError):
-                # Only a writer bypassing evsrc_append (and its stream lock) can
-                # get here. Nothing was written; the next attempt re-reads the head.
-                return await self._append(stream, expected, encoded)
+                # Only a writer bypassing evsrc_append (and its stream lock), or a
+                # session not at READ COMMITTED (a stale head), gets here. Nothing
+                # was written; the next attempt re-reads the head — a few times.
+                if attempt < _SEQ_TAKEN_RETRIES:
+                    return await self._append(stream, expected, encoded, attempt + 1)
+                msg = (
+                    f"the head of {stream!r} kept moving under the append: a session not at "
+                    "READ COMMITTED, or a writer bypassing evsrc_append (docs/postgres.md, "
+                    "Operations)"
+                )
+                raise ConfigurationError(msg) from exc
             raise error from exc
         except BaseException:
             await _release(pool, conn)
