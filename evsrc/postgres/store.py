@@ -34,6 +34,7 @@ from asyncpg import exceptions as pgexc
 from evsrc.errors import (
     ConfigurationError,
     DuplicateEventIdError,
+    EventIdReusedError,
     EvsrcError,
     InvalidInputError,
     OutcomeUnknownError,
@@ -327,6 +328,7 @@ class PostgresEventStore(EventStore):
         self._q_schema_version = q["schema_version"]
         self._q_stamp_version = q["stamp_version"]
         self._q_notify = q["notify"]
+        self._q_differing_ids = q["differing_ids"]
         self._waiter: anyio.Event | None = None
         self._closed = False
         # Cross-process wakeups (see WAKING SUBSCRIBERS).
@@ -545,7 +547,15 @@ class PostgresEventStore(EventStore):
             i: (s, q, p, c)
             for i, s, q, p, c in zip(row[3], row[4], row[5], row[6], row[7], strict=True)
         }
-        return _retried(stream, expected, encoded, places)
+        return await self._resent(_retried(stream, expected, encoded, places), encoded)
+
+    async def _resent(self, committed: Committed, encoded: list[EncodedEvent]) -> Committed:
+        """``committed`` if the re-sent events equal those stored, else ``EventIdReusedError``."""
+        ids, types, versions, data, metadata = zip(*encoded, strict=True)
+        rows = await self._fetch(self._q_differing_ids, ids, types, versions, data, metadata)
+        if rows:
+            raise EventIdReusedError(event_id=rows[0][0], stream=rows[0][1], seq=rows[0][2])
+        return committed
 
     async def _resolve_retry(
         self,
@@ -560,9 +570,10 @@ class PostgresEventStore(EventStore):
         if not places:  # pragma: no cover - the row that refused us cannot vanish
             raise error
         try:
-            return _retried(stream, expected, encoded, places)
+            committed = _retried(stream, expected, encoded, places)
         except DuplicateEventIdError as exc:
             raise exc from error
+        return await self._resent(committed, encoded)
 
     # -- reading -------------------------------------------------------------------
 

@@ -68,3 +68,15 @@ INSERT INTO {schema}.evsrc_schema_version (version) VALUES ($1);
 -- WAL flush like an append's; a lost wakeup costs nothing (subscribers poll),
 -- so this one commit is asynchronous.
 SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '');
+
+-- name: differing_ids
+-- Of events re-sent by an idempotent retry ($1 ids, $2 types, $3 versions,
+-- $4 data, $5 metadata), those whose stored content differs (jsonb equality).
+SELECT e.id, e.stream, e.seq
+FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::text[], $5::text[])
+     WITH ORDINALITY AS u (id, type, version, data, metadata, ord)
+JOIN {schema}.evsrc_events e ON e.id = u.id
+WHERE (e.type, e.version, e.data, e.metadata)
+      IS DISTINCT FROM (u.type, u.version, u.data::jsonb, u.metadata::jsonb)
+ORDER BY u.ord
+LIMIT 1;
