@@ -36,6 +36,7 @@ from evsrc.errors import (
     DuplicateEventIdError,
     EventIdReusedError,
     EvsrcError,
+    InvalidCheckpointError,
     InvalidInputError,
     OutcomeUnknownError,
     SchemaError,
@@ -316,7 +317,8 @@ class PostgresEventStore(EventStore):
         self._pool = pool
         self._owns_pool = owns_pool
         self._poll_interval = float(poll_interval)
-        q = _sql.queries(self._quoted)
+        q = self._q = _sql.queries(self._quoted)
+        self._repaired: bool | None = None
         self._q_append = q["append"]
         self._q_find_ids = q["find_ids"]
         self._q_last_seq = q["last_seq"]
@@ -458,10 +460,60 @@ class PostgresEventStore(EventStore):
                 for n, sql in _sql.migrations(q, current):
                     await conn.execute(sql)
                     await conn.execute(self._q_stamp_version, n)
+                if await conn.fetchval(self._q["order_broken"]):
+                    await self._repair_order(conn)
         except EvsrcError:
             raise
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _translate(exc, closed=self._closed) from exc
+
+    async def _repair_order(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
+        """Make a restored store's global order this cluster's (queries.sql, THE ORDER AFTER
+        A RESTORE).
+
+        Old events keep their relative order, new ones sort after them, saved
+        checkpoints move along; checkpoints from before, kept elsewhere, are
+        refused by :meth:`_check_restored`.
+        """
+        events = self.table("events")
+        checkpoints = self.table("checkpoints")
+        has_checkpoints = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", checkpoints)
+        # Appends and checkpoint saves wait for the repair; reads go on (old order).
+        locked = f"{events}, {checkpoints}" if has_checkpoints else events
+        await conn.execute(f"LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE")
+        moved = "UPDATE 0"
+        if has_checkpoints:
+            moved = await conn.execute(self._q["repair_checkpoints"])
+        renumbered = await conn.execute(self._q["repair_events"])
+        await conn.execute(self._q["repair_positions"])
+        self._repaired = True
+        _log.warning(
+            "setup() repaired the global order of schema %r after a restore from a cluster "
+            "ahead of this one: %s events renumbered in their old order, %s saved "
+            "checkpoints moved along; checkpoints kept elsewhere from before now are refused "
+            "(docs/postgres.md, Backups and restores)",
+            self._schema,
+            renumbered.rsplit(" ", 1)[-1],
+            moved.rsplit(" ", 1)[-1],
+        )
+
+    async def _check_restored(self, after: Checkpoint | None) -> None:
+        """Refuse a checkpoint from before a restore repair (it would skip events)."""
+        if after is None or after.commit == 0:
+            return
+        if self._repaired is None:
+            self._repaired = bool(await self._fetchval(self._q["repaired"]))
+        if not self._repaired:
+            return
+        if after.commit <= _NO_END and after.position <= _MAX_POSITION:
+            if await self._fetchval(self._q["checkpoint_exists"], after.commit, after.position):
+                return
+        msg = (
+            f"checkpoint {after} is not a place in this store: it predates the repair of its "
+            "global order after a restore, or comes from another store. Resume from a "
+            "checkpoint saved in the store's evsrc_checkpoints table, or from the start"
+        )
+        raise InvalidCheckpointError(msg, argument="after", value=after)
 
     async def schema_version(self) -> int:
         """The schema version in the database; 0 when ``setup()`` never ran."""
@@ -621,6 +673,7 @@ class PostgresEventStore(EventStore):
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
+        await self._check_restored(start)
         commit, position = _start(start)
         # "What was committed when it got there": transactions below this id.
         # Of those, any still held back by an older running transaction are
@@ -649,6 +702,7 @@ class PostgresEventStore(EventStore):
 
     async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
+        await self._check_restored(start)
         commit, position = _start(start)
         pending_delay = 0.0
         failures = 0

@@ -39,6 +39,14 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
 
 
+def client(*cmd: str) -> subprocess.CompletedProcess[str]:
+    """Run a client tool (``pg_dump``, ``pg_restore``); fail with its output if it fails."""
+    result = _run(*cmd)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed: {result.stdout}{result.stderr}")
+    return result
+
+
 def as_postgres(*cmd: str) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` as the postgres OS user (the server and its tools refuse root)."""
     if os.geteuid() == 0:
