@@ -220,3 +220,24 @@ def test_plain_columns_without_rich() -> None:
     )
     assert result.returncode == 0, result
     assert "backend\tInMemoryEventStore" in result.stdout
+
+
+def test_memory_tail_waits_and_stops_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evsrc", "--store", "memory:", "tail"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None  # following: it does not end by itself
+        proc.terminate()
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == "" and "Traceback" not in err
