@@ -24,7 +24,7 @@ import math
 import re
 import socket
 import uuid
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -351,12 +351,17 @@ class PostgresEventStore(EventStore):
         cls,
         dsn: str | None = None,
         *,
+        replicas: Sequence[str] = (),
         schema: str = "public",
         poll_interval: float = 0.5,
         notify: bool = True,
         **pool_options: Any,
     ) -> Self:
         """Open a pool on ``dsn`` and return a store that owns it.
+
+        With ``replicas`` (standby DSNs), reads go to the standbys and appends
+        to ``dsn``: see :class:`~evsrc.postgres.replicas.ReplicatedPostgresEventStore`
+        and docs/scaling.md.
 
         ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` defaults
         to 1 and ``max_size`` to 10 here). Raises ``ConfigurationError`` for a
@@ -377,6 +382,18 @@ class PostgresEventStore(EventStore):
         must not leave session state behind (use ``SET LOCAL``), or pass its own
         ``reset=`` here.
         """
+        if replicas:
+            from evsrc.postgres.replicas import ReplicatedPostgresEventStore
+
+            replicated = await ReplicatedPostgresEventStore.connect(
+                dsn,
+                replicas=replicas,
+                schema=schema,
+                poll_interval=poll_interval,
+                notify=notify,
+                **pool_options,
+            )
+            return cast("Self", replicated)
         _sql.quote_schema(schema)
         options: dict[str, Any] = {"min_size": 1, "max_size": 10, "reset": _keep_session}
         options.update(pool_options)
