@@ -93,7 +93,11 @@ class Checkpoint(_CheckpointFields):
 
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
-        """Parse the ``"commit:position"`` text that ``str(checkpoint)`` produces."""
+        """Parse the ``"commit:position"`` text that ``str(checkpoint)`` produces.
+
+        The whole text must match: ASCII digits only, nothing before or after
+        (not even a newline); anything else is ``InvalidCheckpointError``.
+        """
         m = _CHECKPOINT_RE.fullmatch(text) if isinstance(text, str) else None
         if m is None:
             msg = f"not a checkpoint: {text!r} (expected 'commit:position')"
