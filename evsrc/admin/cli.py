@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the admin command with ``argv`` (default: ``sys.argv[1:]``); return its exit code."""
     args = _parser().parse_args(argv)
+    _log_to_stderr()
     if not args.store:
         return _fail(USAGE, "no store: pass --store URL or set EVSRC_STORE")
     try:
@@ -76,6 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(USAGE, _line(exc, args.store))
     except EvsrcError as exc:
         return _fail(FAILED, _line(exc, args.store))
+
+
+def _log_to_stderr() -> None:
+    """Show the library's warnings (a restore repaired by setup, a stalled reader) on stderr."""
+    logger = logging.getLogger("evsrc")
+    if not any(getattr(h, "_evsrc_admin", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("evsrc: %(levelname)s: %(message)s"))
+        handler._evsrc_admin = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
 
 def _line(exc: BaseException, url: str) -> str:
