@@ -9,6 +9,7 @@ outcome of a race and comes back as a value. Everything below is raised::
     │   ├── InvalidEventError       empty event list, bad type/version, non-JSON or oversized data
     │   └── InvalidCheckpointError  a checkpoint that cannot be parsed or is of the wrong kind
     ├── DuplicateEventIdError       an event id already committed at another place
+    │   └── EventIdReusedError      an event id re-sent to its own position with different content
     ├── ConfigurationError          the store is misconfigured (bad URL or DSN, unknown database
     │                               or role, bad password, missing privilege): fix, don't retry
     ├── StoreClosedError            the store was closed
@@ -41,6 +42,7 @@ __all__ = [
     "DuplicateEventIdError",
     "EventCodecError",
     "EventDecodeError",
+    "EventIdReusedError",
     "EvsrcError",
     "InvalidCheckpointError",
     "InvalidEventError",
@@ -110,6 +112,31 @@ class DuplicateEventIdError(EvsrcError):
             message = (
                 f"event id {event_id} is already committed{where}; "
                 "an id may only be re-sent to the same position (an idempotent retry)"
+            )
+        super().__init__(message, event_id=event_id, stream=stream, seq=seq)
+
+
+class EventIdReusedError(DuplicateEventIdError):
+    """An event id re-sent to its own position with different content; nothing was written.
+
+    A retry is idempotent only if it re-sends the same events: same ids, types,
+    versions, data and metadata. Reusing an id for a different event is a bug
+    in the caller (say, an id derived from too little of the event).
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        event_id: UUID,
+        stream: str | None = None,
+        seq: int | None = None,
+    ) -> None:
+        if message is None:
+            message = (
+                f"event id {event_id} is already committed as {stream!r} seq {seq} with "
+                "different content (type, version, data or metadata); an idempotent retry "
+                "must re-send the same events"
             )
         super().__init__(message, event_id=event_id, stream=stream, seq=seq)
 

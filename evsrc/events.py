@@ -59,7 +59,7 @@ class RecordedEvent(NamedTuple):
     recorded_at: datetime
 
 
-_CHECKPOINT_RE = re.compile(r"^(\d{1,20}):(\d{1,20})$")
+_CHECKPOINT_RE = re.compile(r"([0-9]{1,20}):([0-9]{1,20})")
 
 
 class _CheckpointFields(NamedTuple):
@@ -93,8 +93,12 @@ class Checkpoint(_CheckpointFields):
 
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
-        """Parse the ``"commit:position"`` text that ``str(checkpoint)`` produces."""
-        m = _CHECKPOINT_RE.match(text) if isinstance(text, str) else None
+        """Parse the ``"commit:position"`` text that ``str(checkpoint)`` produces.
+
+        The whole text must match: ASCII digits only, nothing before or after
+        (not even a newline); anything else is ``InvalidCheckpointError``.
+        """
+        m = _CHECKPOINT_RE.fullmatch(text) if isinstance(text, str) else None
         if m is None:
             msg = f"not a checkpoint: {text!r} (expected 'commit:position')"
             raise InvalidCheckpointError(msg, argument="checkpoint", value=text)

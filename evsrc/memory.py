@@ -16,7 +16,7 @@ from uuid import UUID, SafeUUID
 import anyio
 import anyio.lowlevel
 
-from evsrc.errors import DuplicateEventIdError, StoreClosedError
+from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreClosedError
 from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
 from evsrc.store import (
     EventStore,
@@ -79,6 +79,28 @@ def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
         event(r[0], r[1], r[2], r[3], uuid(r[4]), r[5], r[6], d, m, r[9])
         for r, d, m in zip(rows, data, metadata, strict=True)
     ]
+
+
+def _same_json(sent: str, stored: str) -> bool:
+    """Whether two JSON texts hold the same value, as PostgreSQL's jsonb compares them."""
+    return sent == stored or _json_equal(decode_objects([sent])[0], decode_objects([stored])[0])
+
+
+def _json_equal(a: object, b: object) -> bool:
+    # Numbers compare by value (1 == 1.0, as jsonb), but true is not 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return a.keys() == b.keys() and all(_json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 class InMemoryEventStore(EventStore):
@@ -155,7 +177,17 @@ class InMemoryEventStore(EventStore):
         if base is not None and all(
             where == (stream, base + i) for i, where in enumerate(places, 1)
         ):
-            _, seq, position, commit, *_ = self._streams[stream][base + len(encoded) - 1]
+            rows = self._streams[stream]
+            for i, e in enumerate(encoded):
+                row = rows[base + i]
+                if not (
+                    e.type == row[5]
+                    and e.version == row[6]
+                    and _same_json(e.data, row[7])
+                    and _same_json(e.metadata, row[8])
+                ):
+                    raise EventIdReusedError(event_id=e.id, stream=stream, seq=row[1])
+            _, seq, position, commit, *_ = rows[base + len(encoded) - 1]
             return Committed(stream, base + 1, seq, position, Checkpoint(commit, position))
         # Some ids exist elsewhere, or only part of the append exists: not a retry.
         e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)

@@ -223,7 +223,10 @@ class EventStore(ABC):
         Returns ``Committed``, or ``Conflict(expected, actual)`` when the
         stream is elsewhere (behind or ahead) — in which case nothing was
         written. Re-sending an append whose event ids are already committed at
-        exactly these positions returns the original ``Committed``.
+        exactly these positions, with the same content (type, version, data,
+        metadata), returns the original ``Committed``; the same ids with other
+        content raise ``EventIdReusedError``, and an id committed anywhere else
+        raises ``DuplicateEventIdError`` (its base class). Nothing is written.
         """
 
     @abstractmethod

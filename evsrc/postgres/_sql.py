@@ -23,19 +23,29 @@ __all__ = [
     "schema_sql",
 ]
 
-#: A plain SQL identifier: what a schema or table name may be.
-IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A plain SQL identifier: what a schema or table name may be (matched as a whole).
+IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_IDENTIFIER: Final = 63
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")
 
 
 def quote_schema(schema: object, *, argument: str = "schema") -> str:
-    """``schema`` double-quoted; ``InvalidInputError`` if it is not a plain identifier."""
-    if type(schema) is not str or not IDENTIFIER.match(schema) or len(schema) > _MAX_IDENTIFIER:
+    """``schema`` double-quoted; ``InvalidInputError`` if it is not a plain identifier.
+
+    The whole name must match (a trailing newline is refused), and a schema
+    name may not start with ``pg_``, which PostgreSQL reserves.
+    """
+    if (
+        type(schema) is not str
+        or not IDENTIFIER.fullmatch(schema)
+        or len(schema) > _MAX_IDENTIFIER
+        or (argument == "schema" and schema[:3].lower() == "pg_")
+    ):
         msg = (
-            f"{argument} must be an SQL identifier (letters, digits, underscore; "
-            f"not starting with a digit; at most {_MAX_IDENTIFIER} characters), got {schema!r}"
+            f"{argument} must be an SQL identifier (ASCII letters, digits, underscore; "
+            f"not starting with a digit{'' if argument != 'schema' else ' or pg_'}; "
+            f"at most {_MAX_IDENTIFIER} characters), got {schema!r}"
         )
         raise InvalidInputError(msg, argument=argument, value=schema)
     return f'"{schema}"'

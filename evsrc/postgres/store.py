@@ -22,16 +22,21 @@ import contextlib
 import logging
 import math
 import re
+import socket
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Self, cast
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
 from asyncpg import exceptions as pgexc
 
 from evsrc.errors import (
+    ConfigurationError,
     DuplicateEventIdError,
+    EventIdReusedError,
     EvsrcError,
+    InvalidCheckpointError,
     InvalidInputError,
     OutcomeUnknownError,
     SchemaError,
@@ -49,9 +54,10 @@ from evsrc.store import (
     decode_objects,
     prepare_append,
 )
+from evsrc.urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
     from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent
@@ -75,6 +81,10 @@ _PAGE: Final = 500
 #: The largest transaction id (xid8): subscribe reads without an upper bound.
 _NO_END: Final = 2**64 - 1
 _MAX_POSITION: Final = 2**63 - 1
+#: Session settings every pooled connection starts with (startup parameters, no round trip).
+_SESSION: Final = {"default_transaction_isolation": "read committed"}
+#: Re-tries of an append whose (stream, seq) key was taken under it.
+_SEQ_TAKEN_RETRIES: Final = 2
 #: Serialises concurrent setup() calls (any constant; transaction-scoped).
 _SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
 _POOL_ONLY_OPTIONS: Final = frozenset(
@@ -120,13 +130,41 @@ _POOL_ONLY_OPTIONS: Final = frozenset(
 # ends. Set ``idle_in_transaction_session_timeout`` (docs/postgres.md).
 
 
+#: What the driver and the socket raise (everything :func:`_translate` maps).
+_DRIVER_ERRORS: Final = (
+    OSError,
+    TimeoutError,
+    ValueError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+#: Errors that retrying will not cure: the operator has to fix something first.
+_CONFIGURATION_ERRORS: Final = (
+    pgexc.InvalidCatalogNameError,  # 3D000 unknown database
+    pgexc.InvalidAuthorizationSpecificationError,  # 28000 unknown role, no pg_hba entry
+    pgexc.InvalidPasswordError,  # 28P01
+    pgexc.InsufficientPrivilegeError,  # 42501 e.g. setup() without CREATE
+    asyncpg.ClientConfigurationError,  # asyncpg refused the DSN or an option
+)
+#: Errors that mean "this session is not at READ COMMITTED" when an append raises them.
+_ISOLATION_ERRORS: Final = (pgexc.SerializationError,)
+
+
 def _translate(
-    exc: BaseException, *, stream: str | None = None, sent: bool = False, closed: bool = False
+    exc: BaseException,
+    *,
+    stream: str | None = None,
+    sent: bool = False,
+    closed: bool = False,
+    connecting: str | None = None,
 ) -> EvsrcError:
     """The evsrc error for an asyncpg (or socket) error — the one place they are mapped.
 
     ``sent`` is true once an append has gone to the server: a lost connection
     then leaves its outcome unknown, where before it certainly did not commit.
+    ``connecting`` is the DSN while a pool is being opened: errors that can only
+    mean a wrong DSN or option are then ``ConfigurationError`` (the message
+    names the DSN with its password redacted).
     """
     if isinstance(exc, EvsrcError):
         return exc
@@ -144,6 +182,26 @@ def _translate(
         return SchemaError(f"the evsrc schema is missing or out of date; run setup() ({exc})")
     if closed:
         return StoreClosedError()
+    misconfigured = isinstance(exc, _CONFIGURATION_ERRORS) or (
+        connecting is not None
+        and (
+            # a malformed DSN (asyncpg's own parser), an unknown server setting or
+            # its bad value in the DSN, a host name that does not exist at all
+            (isinstance(exc, ValueError) and not isinstance(exc, asyncpg.DataError))
+            or isinstance(exc, (pgexc.UndefinedObjectError, pgexc.InvalidParameterValueError))
+            or (isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME)
+        )
+    )
+    if misconfigured:
+        where = f" connecting to {_redacted(connecting)}" if connecting is not None else ""
+        text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
+        return ConfigurationError(f"PostgreSQL{where}: {text}; fix the configuration, then retry")
+    if isinstance(exc, _ISOLATION_ERRORS):
+        return ConfigurationError(
+            f"PostgreSQL: {type(exc).__name__}: {exc}. evsrc runs its statements at READ "
+            "COMMITTED: a pool built outside PostgresEventStore.connect() must not default "
+            "to another isolation level (see docs/postgres.md, Operations)"
+        )
     if isinstance(exc, asyncpg.DataError):
         # asyncpg refused an argument before sending anything (out of range).
         return InvalidInputError(f"a value does not fit PostgreSQL: {exc}")
@@ -166,7 +224,37 @@ def _translate(
             f"Retrying it with the same event ids is safe ({type(exc).__name__}: {exc})",
             stream=stream,
         )
-    return StoreUnavailableError(f"PostgreSQL: {type(exc).__name__}: {exc}")
+    where = f" ({_redacted(connecting)})" if connecting is not None else ""
+    text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
+    return StoreUnavailableError(f"PostgreSQL{where}: {text}")
+
+
+@contextlib.contextmanager
+def _mapped(*, closed: bool = False, connecting: str | None = None) -> Iterator[None]:
+    """Raise the evsrc error for any driver or socket error inside (see :func:`_translate`)."""
+    try:
+        yield
+    except EvsrcError:
+        raise
+    except _DRIVER_ERRORS as exc:
+        raise _translate(exc, closed=closed, connecting=connecting) from exc
+
+
+def _redacted(dsn: str) -> str:
+    return redact_url(dsn) if "://" in dsn else "<DSN>"
+
+
+def _scrub(text: str, dsn: str | None) -> str:
+    """``text`` with the DSN's password (if any) replaced, wherever a driver echoed it."""
+    if not dsn:
+        return text
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:
+        password = None
+    if not password:
+        return text
+    return text.replace(password, "***")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -229,7 +317,8 @@ class PostgresEventStore(EventStore):
         self._pool = pool
         self._owns_pool = owns_pool
         self._poll_interval = float(poll_interval)
-        q = _sql.queries(self._quoted)
+        q = self._q = _sql.queries(self._quoted)
+        self._repaired: bool | None = None
         self._q_append = q["append"]
         self._q_find_ids = q["find_ids"]
         self._q_last_seq = q["last_seq"]
@@ -241,6 +330,7 @@ class PostgresEventStore(EventStore):
         self._q_schema_version = q["schema_version"]
         self._q_stamp_version = q["stamp_version"]
         self._q_notify = q["notify"]
+        self._q_differing_ids = q["differing_ids"]
         self._waiter: anyio.Event | None = None
         self._closed = False
         # Cross-process wakeups (see WAKING SUBSCRIBERS).
@@ -274,9 +364,15 @@ class PostgresEventStore(EventStore):
         and docs/scaling.md.
 
         ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` defaults
-        to 1 and ``max_size`` to 10 here). Raises ``StoreUnavailableError`` when
-        the server cannot be reached and ``InvalidInputError`` for a bad
-        ``schema``.
+        to 1 and ``max_size`` to 10 here). Raises ``ConfigurationError`` for a
+        mistake only the operator can fix (malformed DSN, unknown database or
+        role, bad password), ``StoreUnavailableError`` when the server cannot be
+        reached (retry later) and ``InvalidInputError`` for a bad ``schema``.
+
+        Every connection runs at ``READ COMMITTED`` whatever the server's,
+        database's or role's ``default_transaction_isolation``: the pool sends it
+        as a startup parameter (``server_settings``), which wins over those
+        defaults and costs nothing per statement.
 
         Unlike asyncpg's default, the pool does not send ``RESET ALL; UNLISTEN
         *; …`` each time a connection is released: that is a second round trip
@@ -301,10 +397,12 @@ class PostgresEventStore(EventStore):
         _sql.quote_schema(schema)
         options: dict[str, Any] = {"min_size": 1, "max_size": 10, "reset": _keep_session}
         options.update(pool_options)
-        try:
+        # The isolation level the append needs, whatever the database's or role's
+        # default: a startup parameter, so it costs no round trip (see THE GLOBAL
+        # ORDER and docs/postgres.md, "Server settings").
+        options["server_settings"] = {**(options.get("server_settings") or {}), **_SESSION}
+        with _mapped(connecting=dsn or ""):
             pool = await asyncpg.create_pool(dsn, **options)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise _translate(exc) from exc
         return cls(
             pool,
             schema=schema,
@@ -356,7 +454,11 @@ class PostgresEventStore(EventStore):
                     msg = f"evsrc needs PostgreSQL 13 or newer (xid8), this server is {version}"
                     raise SchemaError(msg)
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _SETUP_LOCK)
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+                # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+                # the schema exists: an application role without it may still run
+                # setup() against a schema that is up to date.
+                if await conn.fetchval("SELECT to_regnamespace($1) IS NULL", q):
+                    await conn.execute(f"CREATE SCHEMA {q}")
                 has_version = await conn.fetchval(
                     "SELECT to_regclass($1) IS NOT NULL", f"{q}.evsrc_schema_version"
                 )
@@ -375,10 +477,60 @@ class PostgresEventStore(EventStore):
                 for n, sql in _sql.migrations(q, current):
                     await conn.execute(sql)
                     await conn.execute(self._q_stamp_version, n)
+                if await conn.fetchval(self._q["order_broken"]):
+                    await self._repair_order(conn)
         except EvsrcError:
             raise
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _translate(exc, closed=self._closed) from exc
+
+    async def _repair_order(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
+        """Make a restored store's global order this cluster's (queries.sql, THE ORDER AFTER
+        A RESTORE).
+
+        Old events keep their relative order, new ones sort after them, saved
+        checkpoints move along; checkpoints from before, kept elsewhere, are
+        refused by :meth:`_check_restored`.
+        """
+        events = self.table("events")
+        checkpoints = self.table("checkpoints")
+        has_checkpoints = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", checkpoints)
+        # Appends and checkpoint saves wait for the repair; reads go on (old order).
+        locked = f"{events}, {checkpoints}" if has_checkpoints else events
+        await conn.execute(f"LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE")
+        moved = "UPDATE 0"
+        if has_checkpoints:
+            moved = await conn.execute(self._q["repair_checkpoints"])
+        renumbered = await conn.execute(self._q["repair_events"])
+        await conn.execute(self._q["repair_positions"])
+        self._repaired = True
+        _log.warning(
+            "setup() repaired the global order of schema %r after a restore from a cluster "
+            "ahead of this one: %s events renumbered in their old order, %s saved "
+            "checkpoints moved along; checkpoints kept elsewhere from before now are refused "
+            "(docs/postgres.md, Backups and restores)",
+            self._schema,
+            renumbered.rsplit(" ", 1)[-1],
+            moved.rsplit(" ", 1)[-1],
+        )
+
+    async def _check_restored(self, after: Checkpoint | None) -> None:
+        """Refuse a checkpoint from before a restore repair (it would skip events)."""
+        if after is None or after.commit == 0:
+            return
+        if self._repaired is None:
+            self._repaired = bool(await self._fetchval(self._q["repaired"]))
+        if not self._repaired:
+            return
+        if after.commit <= _NO_END and after.position <= _MAX_POSITION:
+            if await self._fetchval(self._q["checkpoint_exists"], after.commit, after.position):
+                return
+        msg = (
+            f"checkpoint {after} is not a place in this store: it predates the repair of its "
+            "global order after a restore, or comes from another store. Resume from a "
+            "checkpoint saved in the store's evsrc_checkpoints table, or from the start"
+        )
+        raise InvalidCheckpointError(msg, argument="after", value=after)
 
     async def schema_version(self) -> int:
         """The schema version in the database; 0 when ``setup()`` never ran."""
@@ -411,7 +563,7 @@ class PostgresEventStore(EventStore):
         return result
 
     async def _append(
-        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent], attempt: int = 0
     ) -> Committed | Conflict:
         pool = self._pool
         try:
@@ -430,9 +582,17 @@ class PostgresEventStore(EventStore):
             if isinstance(error, DuplicateEventIdError):
                 return await self._resolve_retry(stream, expected, encoded, error)
             if isinstance(error, _SeqTakenError):
-                # Only a writer bypassing evsrc_append (and its stream lock) can
-                # get here. Nothing was written; the next attempt re-reads the head.
-                return await self._append(stream, expected, encoded)
+                # Only a writer bypassing evsrc_append (and its stream lock), or a
+                # session not at READ COMMITTED (a stale head), gets here. Nothing
+                # was written; the next attempt re-reads the head — a few times.
+                if attempt < _SEQ_TAKEN_RETRIES:
+                    return await self._append(stream, expected, encoded, attempt + 1)
+                msg = (
+                    f"the head of {stream!r} kept moving under the append: a session not at "
+                    "READ COMMITTED, or a writer bypassing evsrc_append (docs/postgres.md, "
+                    "Operations)"
+                )
+                raise ConfigurationError(msg) from exc
             raise error from exc
         except BaseException:
             await _release(pool, conn)
@@ -456,7 +616,15 @@ class PostgresEventStore(EventStore):
             i: (s, q, p, c)
             for i, s, q, p, c in zip(row[3], row[4], row[5], row[6], row[7], strict=True)
         }
-        return _retried(stream, expected, encoded, places)
+        return await self._resent(_retried(stream, expected, encoded, places), encoded)
+
+    async def _resent(self, committed: Committed, encoded: list[EncodedEvent]) -> Committed:
+        """``committed`` if the re-sent events equal those stored, else ``EventIdReusedError``."""
+        ids, types, versions, data, metadata = zip(*encoded, strict=True)
+        rows = await self._fetch(self._q_differing_ids, ids, types, versions, data, metadata)
+        if rows:
+            raise EventIdReusedError(event_id=rows[0][0], stream=rows[0][1], seq=rows[0][2])
+        return committed
 
     async def _resolve_retry(
         self,
@@ -471,9 +639,10 @@ class PostgresEventStore(EventStore):
         if not places:  # pragma: no cover - the row that refused us cannot vanish
             raise error
         try:
-            return _retried(stream, expected, encoded, places)
+            committed = _retried(stream, expected, encoded, places)
         except DuplicateEventIdError as exc:
             raise exc from error
+        return await self._resent(committed, encoded)
 
     # -- reading -------------------------------------------------------------------
 
@@ -521,6 +690,7 @@ class PostgresEventStore(EventStore):
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
+        await self._check_restored(start)
         commit, position = _start(start)
         # "What was committed when it got there": transactions below this id.
         # Of those, any still held back by an older running transaction are
@@ -549,6 +719,7 @@ class PostgresEventStore(EventStore):
 
     async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
+        await self._check_restored(start)
         commit, position = _start(start)
         pending_delay = 0.0
         failures = 0

@@ -7,6 +7,7 @@ fit its speed, never to dodge a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import random
@@ -423,6 +424,50 @@ class EventStoreContract:
             await store.append_expect("a", 1, [ev(), old])
         assert await store.last_seq("a") == 1
         assert len(await everything(store)) == 1
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"type": "other"},
+            {"version": 2},
+            {"data": {"n": 2}},
+            {"data": {"n": True}},
+            {"metadata": {"m": 1}},
+        ],
+    )
+    async def test_resend_with_different_content_is_an_error(
+        self, store: EventStore, change: dict[str, Any]
+    ) -> None:
+        """Same ids at the same positions but other content: not a retry, and nothing changes."""
+        first, second = ev(n=1), ev(n=1)
+        committed = await store.append_expect("a", 0, [first, second])
+        changed = dataclasses.replace(second, **change)
+        with pytest.raises(DuplicateEventIdError) as info:
+            await store.append_expect("a", 0, [first, changed])
+        assert info.value.event_id == second.id
+        with pytest.raises(DuplicateEventIdError):
+            await store.append("a", [first, changed])
+        # The original events are untouched, and a faithful retry still succeeds.
+        assert [(e.type, e.version, e.data, e.metadata) for e in await store.read("a")] == [
+            ("thing", 1, {"n": 1}, {}),
+            ("thing", 1, {"n": 1}, {}),
+        ]
+        same = dataclasses.replace(second, data={"n": 1}, metadata={})
+        assert await store.append_expect("a", 0, [first, same]) == committed
+
+    async def test_resend_compares_json_values_not_text(self, store: EventStore) -> None:
+        e = ev()
+        e = dataclasses.replace(e, data={"a": 1, "b": [1, {"c": None}]}, metadata={"x": "y"})
+        committed = await store.append("a", [e])
+        reordered = dataclasses.replace(e, data={"b": [1, {"c": None}], "a": 1})
+        assert await store.append("a", [reordered]) == committed
+
+    @pytest.mark.parametrize("text", ["1:2\n", " 1:2", "1:2 ", "\u0661:2", "1:2:3", "+1:2"])
+    async def test_checkpoint_text_must_match_as_a_whole(
+        self, store: EventStore, text: str
+    ) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            await everything(store, after=text)  # type: ignore[arg-type]
 
     # -- global order ------------------------------------------------------------
 

@@ -68,3 +68,64 @@ INSERT INTO {schema}.evsrc_schema_version (version) VALUES ($1);
 -- WAL flush like an append's; a lost wakeup costs nothing (subscribers poll),
 -- so this one commit is asynchronous.
 SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '');
+
+-- name: differing_ids
+-- Of events re-sent by an idempotent retry ($1 ids, $2 types, $3 versions,
+-- $4 data, $5 metadata), those whose stored content differs (jsonb equality).
+SELECT e.id, e.stream, e.seq
+FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::text[], $5::text[])
+     WITH ORDINALITY AS u (id, type, version, data, metadata, ord)
+JOIN {schema}.evsrc_events e ON e.id = u.id
+WHERE (e.type, e.version, e.data, e.metadata)
+      IS DISTINCT FROM (u.type, u.version, u.data::jsonb, u.metadata::jsonb)
+ORDER BY u.ord
+LIMIT 1;
+
+-- THE ORDER AFTER A RESTORE (setup() runs these under its lock; docs/postgres.md).
+-- Global order is (commit, position) with commit a transaction id of the cluster
+-- that wrote the row. A logical restore copies those ids into a cluster whose
+-- own counter may be behind: new appends would sort before restored events and
+-- readers would wait for ever for "transactions" that never end there. The
+-- repair gives every existing event commit 0 and renumbers positions 1..n in
+-- the old order, so everything restored sorts first and below any snapshot's
+-- xmin; checkpoints saved in evsrc_checkpoints are moved along (to "0:<rank>").
+
+-- name: order_broken
+-- Healthy, every visible row was written by a transaction below the snapshot's xmax.
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.evsrc_events
+    WHERE commit >= pg_snapshot_xmax(pg_current_snapshot())
+);
+
+-- name: repair_checkpoints
+-- Before the events move: the rank of the last event at or before each checkpoint.
+UPDATE {schema}.evsrc_checkpoints c
+SET checkpoint = '0:' || (
+    SELECT count(*) FROM {schema}.evsrc_events e
+    WHERE (e.commit, e.position)
+          <= (split_part(c.checkpoint, ':', 1)::xid8, split_part(c.checkpoint, ':', 2)::bigint)
+)
+WHERE c.checkpoint ~ '^[0-9]{1,19}:[0-9]{1,18}$';
+
+-- name: repair_events
+-- Negative first: positions are unique, and a row may take a rank another still holds.
+WITH ranked AS (
+    SELECT position AS old, row_number() OVER (ORDER BY commit, position) AS rank
+    FROM {schema}.evsrc_events
+)
+UPDATE {schema}.evsrc_events e
+SET commit = '0'::xid8, position = -ranked.rank
+FROM ranked
+WHERE e.position = ranked.old;
+
+-- name: repair_positions
+UPDATE {schema}.evsrc_events SET position = -position WHERE position < 0;
+
+-- name: repaired
+SELECT EXISTS (SELECT 1 FROM {schema}.evsrc_events WHERE commit = '0'::xid8);
+
+-- name: checkpoint_exists
+-- After a repair, a checkpoint is valid only if it is an event's own.
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.evsrc_events WHERE commit = $1::xid8 AND position = $2::bigint
+);
