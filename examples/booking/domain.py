@@ -139,6 +139,12 @@ def _check_name(value: object, argument: str, limit: int) -> str:
     if "\x00" in value:
         msg = f"{argument} must not contain NUL characters"
         raise InvalidBookingError(msg, argument=argument, value=value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            msg = f"{argument} must be valid Unicode text (it holds a lone surrogate)"
+            raise InvalidBookingError(msg, argument=argument, value=value) from None
     return value
 
 

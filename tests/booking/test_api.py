@@ -1,4 +1,4 @@
-"""The HTTP API through an in-process ASGI client, on every backend."""
+"""The HTTP API through an in-process ASGI client, on every backend (no-auth mode: admin)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import httpx
 import pytest
 
 from examples.booking.api import create_app
+from examples.booking.schemas import BookingOut, CancelOut, ErrorOut, RosterOut, ScheduleOut
+from tests.booking.conftest import serving
 from tests.booking.history import checked_history
 
 
 @pytest.fixture
 async def client(any_store):
-    transport = httpx.ASGITransport(app=create_app(any_store))
-    async with httpx.AsyncClient(transport=transport, base_url="http://booking.test") as c:
+    async with serving(create_app(any_store, insecure_no_auth=True)) as c:
         yield c
 
 
@@ -129,14 +130,38 @@ async def test_malformed_json(client):
         "/book", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert (r.status_code, r.json()["error"]) == (400, "bad_json")
+    assert r.json()["message"] == "the request body is not valid JSON"
     r = await client.post("/book", json=[1, 2])
     assert r.status_code == 400
+    assert r.json()["message"] == "the request body must be a JSON object"
 
 
 async def test_health_and_unknown_routes(client):
     assert (await client.get("/health")).json() == {"status": "ok"}
-    assert (await client.get("/nope")).status_code == 404
-    assert (await client.get("/book")).status_code == 405
+    r = await client.get("/nope")
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    r = await client.get("/book")
+    assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+    r = await client.delete("/roster")
+    assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
+    r = await client.get("/static/nothing.js")
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
+
+
+async def test_responses_match_their_models(client):
+    r = await client.post("/schedule", json={"occurrence": "m", "capacity": 1})
+    ScheduleOut.model_validate(r.json())
+    for actor in ("ann", "bob"):
+        r = await client.post("/book", json={"occurrence": "m", "actor": actor, "waitlist": True})
+        BookingOut.model_validate(r.json())
+    r = await client.post("/book", json={"occurrence": "m", "actor": "cat"})
+    assert BookingOut.model_validate(r.json()).status == "full"
+    RosterOut.model_validate((await client.get("/roster", params={"occurrence": "m"})).json())
+    r = await client.post("/cancel", json={"occurrence": "m", "actor": "ann"})
+    assert CancelOut.model_validate(r.json()).promoted == "bob"
+    r = await client.post("/book", json={"occurrence": "m"})
+    assert ErrorOut.model_validate(r.json()).field == "actor"
 
 
 async def test_concurrent_requests_never_overbook(client, any_store):
@@ -156,11 +181,18 @@ async def test_concurrent_requests_never_overbook(client, any_store):
 
 
 async def test_app_without_a_store_owns_an_in_memory_one():
-    app = create_app()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            r = await c.post("/book", json={"occurrence": "x", "actor": "a", "capacity": 1})
-            assert r.status_code == 201
-            r = await c.get("/roster", params={"occurrence": "x", "capacity": "1"})
-            assert r.json()["roster"] == ["a"]
+    async with serving(create_app(insecure_no_auth=True)) as c:
+        r = await c.post("/book", json={"occurrence": "x", "actor": "a", "capacity": 1})
+        assert r.status_code == 201
+        r = await c.get("/roster", params={"occurrence": "x", "capacity": "1"})
+        assert r.json()["roster"] == ["a"]
+
+
+async def test_app_before_start_answers_503_json():
+    app = create_app(insecure_no_auth=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/book", json={"occurrence": "x", "actor": "a", "capacity": 1})
+        assert (r.status_code, r.json()["error"]) == (503, "starting")
+        r = await c.get("/ready")
+        assert (r.status_code, r.json()["status"]) == (503, "not_ready")

@@ -1,0 +1,86 @@
+"""Fixtures of the booking tests: the app with its lifespan, tokens, durable store URLs.
+
+``requires_sqlite`` guards the SQLite cases until the SQLite backend
+(``evsrc.sqlite``, wired into ``evsrc.open_store``) is part of the build;
+it is defined here only, so that removing it is one edit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from examples.booking.auth import mint_token
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from starlette.applications import Starlette
+
+#: A test signing secret (32+ bytes).
+SECRET = "test-secret-of-the-booking-app-0123456789"
+
+
+def _has_sqlite() -> bool:
+    return importlib.util.find_spec("evsrc.sqlite") is not None
+
+
+requires_sqlite = pytest.mark.skipif(
+    not _has_sqlite(), reason="the SQLite backend (evsrc.sqlite) is not in this build yet"
+)
+
+#: Store kinds that keep their data across processes.
+DURABLE = [
+    pytest.param("sqlite", marks=requires_sqlite),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=DURABLE)
+def durable_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A URL of an empty durable store: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bookings.db'}"
+    return request.getfixturevalue("pg_dsn")
+
+
+def token(actor: str, *, admin: bool = False, **kw) -> dict[str, str]:
+    """An ``Authorization`` header for ``actor``, signed with :data:`SECRET`."""
+    return {"Authorization": "Bearer " + mint_token(SECRET, actor, admin=admin, **kw)}
+
+
+@asynccontextmanager
+async def running(app: Starlette) -> AsyncIterator[None]:
+    """Run ``app``'s lifespan in a task of its own (a fixture's setup and teardown may not share one)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # raises what stopped the startup
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan and give an in-process client to it."""
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://booking.test") as c:
+            yield c
