@@ -84,3 +84,13 @@ async def serving(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://booking.test") as c:
             yield c
+
+
+async def board_of(client: httpx.AsyncClient, headers: dict[str, str], check) -> dict:
+    """``GET /occurrences`` once ``check(body)`` holds (the board is a projection: it lags)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        body = (await client.get("/occurrences", headers=headers)).json()
+        if check(body) or asyncio.get_running_loop().time() > deadline:
+            return body
+        await asyncio.sleep(0.02)
