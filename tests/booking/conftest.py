@@ -56,7 +56,7 @@ def token(actor: str, *, admin: bool = False, **kw) -> dict[str, str]:
 
 @asynccontextmanager
 async def running(app: Starlette) -> AsyncIterator[None]:
-    """Run ``app``'s lifespan in a task of its own (a fixture's setup and teardown may not share one)."""
+    """Run ``app``'s lifespan in a task of its own (a fixture's setup and teardown may differ)."""
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def run() -> None:
