@@ -1,0 +1,186 @@
+"""``python -m examples.booking serve`` as a real process: secrets, restarts, logs, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.booking.conftest import SECRET, token
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN, ANN, BOB = token("root", admin=True), token("ann"), token("bob")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVSRC_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def server(store_url: str, env: dict[str, str], *args: str):
+    """A running server process; yields (base URL, process). Killed (-9) on exit if still alive."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "examples.booking",
+            "serve",
+            "--store",
+            store_url,
+            "--port",
+            str(port),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited {proc.returncode}: {proc.stderr.read()}")
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("server did not come up in 60 s")
+            time.sleep(0.1)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_serve_refuses_to_start_without_a_secret(tmp_path):
+    for env in (_env(tmp_path), _env(tmp_path, EVSRC_BOOKING_SECRET="too-short")):
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "examples.booking",
+                "serve",
+                "--store",
+                "memory:",
+                "--port",
+                str(_free_port()),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert p.returncode == 2, p.stderr
+        assert "EVSRC_BOOKING_SECRET" in p.stderr
+
+
+def test_insecure_no_auth_warns_and_serves(tmp_path):
+    with server("memory:", _env(tmp_path), "--insecure-no-auth") as (base, proc):
+        r = httpx.post(base + "/book", json={"occurrence": "x", "actor": "a", "capacity": 1})
+        assert r.status_code == 201
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        err = proc.stderr.read()
+    assert "WARNING: serving WITHOUT authentication" in err
+
+
+def test_a_restarted_server_keeps_its_bookings(durable_url, tmp_path):
+    env = _env(tmp_path, EVSRC_BOOKING_SECRET=SECRET)
+    with server(durable_url, env) as (base, proc):
+        r = httpx.post(
+            base + "/schedule", json={"occurrence": "yoga", "capacity": 2}, headers=ADMIN
+        )
+        assert r.status_code == 201, r.text
+        r = httpx.post(base + "/book", json={"occurrence": "yoga"}, headers=ANN)
+        assert (r.status_code, r.json()["seat"]) == (201, 1)
+        os.kill(proc.pid, signal.SIGKILL)  # no shutdown at all: what was acknowledged is kept
+        proc.wait(timeout=30)
+    with server(durable_url, env) as (base, proc):
+        r = httpx.get(base + "/roster", params={"occurrence": "yoga"}, headers=BOB)
+        assert (r.json()["roster"], r.json()["capacity"]) == (["ann"], 2)
+        r = httpx.post(base + "/book", json={"occurrence": "yoga"}, headers=BOB)
+        assert (r.status_code, r.json()["seat"]) == (201, 2)
+        r = httpx.post(base + "/book", json={"occurrence": "yoga"}, headers=ANN)
+        assert (r.status_code, r.json()["status"]) == (200, "already")
+
+
+def test_request_ids_json_logs_metrics_and_readiness(tmp_path):
+    env = _env(tmp_path, EVSRC_BOOKING_SECRET=SECRET)
+    with server("memory:", env) as (base, proc):
+        httpx.post(base + "/schedule", json={"occurrence": "yoga", "capacity": 1}, headers=ADMIN)
+        r = httpx.post(
+            base + "/book", json={"occurrence": "yoga"}, headers={**ANN, "X-Request-Id": "req-42"}
+        )
+        assert r.headers["x-request-id"] == "req-42"
+        r = httpx.post(base + "/book", json={"occurrence": "yoga"}, headers=BOB)
+        assert r.json()["status"] == "full"
+        generated = r.headers["x-request-id"]
+        assert len(generated) == 32
+        r = httpx.post(base + "/book", content=b"{", headers={**BOB, "X-Request-Id": "bad id!"})
+        assert r.headers["x-request-id"] != "bad id!"  # an unsafe id is replaced
+
+        r = httpx.get(base + "/ready")
+        assert (r.status_code, r.json()["status"]) == (200, "ready"), r.text
+        text = httpx.get(base + "/metrics").text
+        for line in (
+            'booking_commands_total{command="book",status="booked"} 1.0',
+            'booking_commands_total{command="book",status="full"} 1.0',
+            'booking_commands_total{command="schedule",status="created"} 1.0',
+            "booking_append_batch_events_count 2.0",
+            "booking_append_seconds_count 2.0",
+            "booking_retries_total 0.0",
+            "booking_append_conflicts_total 0.0",
+            'booking_http_requests_total{method="POST",route="/book",status="409"} 1.0',
+            "booking_projection_lag_events 0.0",
+        ):
+            assert line in text, line
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        logs = [
+            json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")
+        ]
+    requests = [entry for entry in logs if entry["msg"] == "request"]
+    mine = [entry for entry in requests if entry.get("request_id") == "req-42"]
+    assert len(mine) == 1
+    assert mine[0] | {"duration_ms": 0, "ts": ""} == {
+        "ts": "",
+        "level": "info",
+        "logger": "examples.booking",
+        "msg": "request",
+        "request_id": "req-42",
+        "method": "POST",
+        "path": "/book",
+        "route": "/book",
+        "status": 201,
+        "duration_ms": 0,
+    }
+    assert any(entry.get("request_id") == generated for entry in requests)
