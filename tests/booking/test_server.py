@@ -121,3 +121,26 @@ def test_request_ids_json_logs_metrics_and_readiness(tmp_path):
         "duration_ms": 0,
     }
     assert any(entry.get("request_id") == generated for entry in requests)
+
+
+def test_events_stream_the_board_live(tmp_path):
+    env = _env(tmp_path, EVSRC_BOOKING_SECRET=SECRET)
+    with server("memory:", env) as (base, _proc):
+        httpx.post(base + "/schedule", json={"occurrence": "yoga", "capacity": 3}, headers=ADMIN)
+        with httpx.stream("GET", base + "/events", headers=BOB, timeout=20) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            lines = (line for line in r.iter_lines() if line.startswith("data: "))
+
+            def board() -> dict:
+                return json.loads(next(lines)[len("data: ") :])
+
+            first = board()
+            while first["occurrences"] == []:  # the board may not have folded the schedule yet
+                first = board()
+            assert first["you"] == {"actor": "bob", "admin": False}
+            assert first["occurrences"][0]["seats_left"] == 3
+            httpx.post(base + "/book", json={"occurrence": "yoga"}, headers=ANN)
+            update = board()
+            assert update["occurrences"][0]["seats_left"] == 2
+            assert update["occurrences"][0]["your_seat"] is None  # ann's seat, not bob's

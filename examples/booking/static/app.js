@@ -88,9 +88,10 @@ function render(view) {
     const actions = cell("", "actions");
     if (o.your_seat || o.your_waitlist_position) {
       actions.append(button(o.your_seat ? "Cancel" : "Leave waitlist", "secondary cancel", () => cancel(o.occurrence)));
+    } else if (o.capacity !== null && o.seats_left === 0) {
+      actions.append(button("Join waitlist", "secondary waitlist", () => book(o.occurrence, true)));
     } else if (o.capacity !== null) {
       actions.append(button("Book", "book", () => book(o.occurrence, false)));
-      if (o.seats_left === 0) actions.append(" ", button("Join waitlist", "secondary waitlist", () => book(o.occurrence, true)));
     }
     tr.append(actions);
     body.append(tr);
