@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         sys.stderr.write(f"error: {exc.message}\n")
         return 2
     except ConfigurationError as exc:
-        where = f" ({redact_url(args.store)})" if hasattr(args, "store") else ""
+        where = f" ({redact_url(args.store)})" if args.command in COMMANDS else ""
         sys.stderr.write(f"error: {exc.message}{where}\n")
         return 2
     except EvsrcError as exc:
