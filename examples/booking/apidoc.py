@@ -21,7 +21,7 @@ __all__ = ["operations"]
 
 
 def operations() -> list[Operation]:
-    """Every route of ``create_app``, as ``/openapi.json`` documents it (a test keeps them equal)."""
+    """Every route of ``create_app`` as ``/openapi.json`` documents it (a test checks it)."""
     err = Reply("error", ErrorOut)
     auth_errors = {401: Reply("missing, forged or expired token", ErrorOut)}
     body_errors = {
