@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from evsrc.memory import InMemoryEventStore
+from evsrc.urls import open_store
 from examples.booking.auth import mint_token
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from starlette.applications import Starlette
+
+    from evsrc.store import EventStore
 
 #: A test signing secret (32+ bytes).
 SECRET = "test-secret-of-the-booking-app-0123456789"
@@ -39,6 +43,30 @@ DURABLE = [
     pytest.param("sqlite", marks=requires_sqlite),
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
+
+
+#: Every store the app runs on, for the in-process HTTP tests.
+APP_STORES = [
+    "memory",
+    pytest.param("sqlite", marks=requires_sqlite),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=APP_STORES)
+async def app_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[EventStore]:
+    """A fresh, empty store of each kind the app runs on: memory, SQLite, PostgreSQL."""
+    if request.param == "memory":
+        async with InMemoryEventStore() as store:
+            yield store
+    elif request.param == "sqlite":
+        async with await open_store(f"sqlite:///{tmp_path / 'app.db'}") as sqlite:
+            yield sqlite
+    else:
+        from tests.pgfixtures import postgres_any_store
+
+        async for pg in postgres_any_store(request):
+            yield pg
 
 
 @pytest.fixture(params=DURABLE)

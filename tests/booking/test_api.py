@@ -13,12 +13,12 @@ from tests.booking.history import checked_history
 
 
 @pytest.fixture
-async def client(any_store):
-    async with serving(create_app(any_store, insecure_no_auth=True)) as c:
+async def client(app_store):
+    async with serving(create_app(app_store, insecure_no_auth=True)) as c:
         yield c
 
 
-async def test_schedule_book_roster_cancel(client, any_store):
+async def test_schedule_book_roster_cancel(client, app_store):
     r = await client.post("/schedule", json={"occurrence": "yoga", "capacity": 2})
     assert r.status_code == 201
     assert r.json() == {"occurrence": "yoga", "capacity": 2, "created": True}
@@ -57,7 +57,7 @@ async def test_schedule_book_roster_cancel(client, any_store):
     assert (r.status_code, r.json()["status"]) == (404, "absent")
     r = await client.get("/roster", params={"occurrence": "yoga"})
     assert r.json()["roster"] == ["bob", "cat"]
-    await checked_history(any_store, "yoga")
+    await checked_history(app_store, "yoga")
 
 
 async def test_unscheduled_occurrences(client):
@@ -103,7 +103,7 @@ BAD_BODIES = [
 ]
 
 
-async def test_bad_bodies_name_the_field(client, any_store):
+async def test_bad_bodies_name_the_field(client, app_store):
     for body, field in BAD_BODIES:
         r = await client.post("/book", json=body)
         assert r.status_code == 422, r.text
@@ -111,7 +111,7 @@ async def test_bad_bodies_name_the_field(client, any_store):
         assert payload["error"] == "invalid_input"
         assert payload["field"] == field, body
         assert field in payload["message"]
-    assert [e async for e in any_store.read_all()] == []
+    assert [e async for e in app_store.read_all()] == []
 
 
 async def test_bad_schedule_and_cancel_bodies(client):
@@ -164,7 +164,7 @@ async def test_responses_match_their_models(client):
     assert ErrorOut.model_validate(r.json()).field == "actor"
 
 
-async def test_concurrent_requests_never_overbook(client, any_store):
+async def test_concurrent_requests_never_overbook(client, app_store):
     await client.post("/schedule", json={"occurrence": "hot", "capacity": 5})
     codes: list[int] = []
 
@@ -176,7 +176,7 @@ async def test_concurrent_requests_never_overbook(client, any_store):
         for i in range(60):
             tg.start_soon(book, i)
     assert sorted(codes) == [201] * 5 + [409] * 55
-    state = await checked_history(any_store, "hot")
+    state = await checked_history(app_store, "hot")
     assert len(state.roster) == 5
 
 

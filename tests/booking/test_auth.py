@@ -17,8 +17,8 @@ ANN, BOB, ADMIN = token("ann"), token("bob"), token("root", admin=True)
 
 
 @pytest.fixture
-async def client(any_store):
-    async with serving(create_app(any_store, secret=SECRET)) as c:
+async def client(app_store):
+    async with serving(create_app(app_store, secret=SECRET)) as c:
         yield c
 
 
@@ -29,9 +29,9 @@ def _unsigned(claims: dict[str, object]) -> str:
     return part({"alg": "none", "typ": "JWT"}) + "." + part(claims) + "."
 
 
-async def test_missing_forged_and_expired_tokens_get_401(client, any_store):
+async def test_missing_forged_and_expired_tokens_get_401(client, app_store):
     await client.post("/schedule", json={"occurrence": "yoga", "capacity": 3}, headers=ADMIN)
-    before = [e async for e in any_store.read_all()]
+    before = [e async for e in app_store.read_all()]
     forged = mint_token("another-secret-that-is-long-enough-0123456789", "ann")
     expired = mint_token(SECRET, "ann", ttl=60, now=1_000_000)
     wrong_issuer = jwt.encode(
@@ -67,16 +67,16 @@ async def test_missing_forged_and_expired_tokens_get_401(client, any_store):
             assert r.headers["www-authenticate"] == "Bearer"
     r = await client.post("/book", json={"occurrence": "yoga"}, headers=attempts["expired"])
     assert r.json()["message"] == "the token has expired"
-    assert [e async for e in any_store.read_all()] == before
+    assert [e async for e in app_store.read_all()] == before
 
 
-async def test_the_actor_is_the_caller(client, any_store):
+async def test_the_actor_is_the_caller(client, app_store):
     await client.post("/schedule", json={"occurrence": "yoga", "capacity": 3}, headers=ADMIN)
     r = await client.post("/book", json={"occurrence": "yoga"}, headers=ANN)
     assert (r.status_code, r.json()["actor"], r.json()["seat"]) == (201, "ann", 1)
     r = await client.post("/book", json={"occurrence": "yoga", "actor": "ann"}, headers=ANN)
     assert (r.status_code, r.json()["status"]) == (200, "already")
-    before = [e async for e in any_store.read_all()]
+    before = [e async for e in app_store.read_all()]
 
     r = await client.post("/book", json={"occurrence": "yoga", "actor": "bob"}, headers=ANN)
     assert (r.status_code, r.json()["error"]) == (403, "forbidden")
@@ -86,7 +86,7 @@ async def test_the_actor_is_the_caller(client, any_store):
     assert r.status_code == 403
     r = await client.post("/book", json={"occurrence": "new", "capacity": 9}, headers=ANN)
     assert r.status_code == 403  # a capacity for an unscheduled occurrence: admins only
-    assert [e async for e in any_store.read_all()] == before
+    assert [e async for e in app_store.read_all()] == before
 
     # A capacity that agrees with the scheduled one is fine for anyone.
     r = await client.post("/book", json={"occurrence": "yoga", "capacity": 3}, headers=BOB)

@@ -22,8 +22,8 @@ LEAKS = ("booking:", "asyncpg", "postgres", "Traceback", "Error", "evsrc_", "sql
 
 
 @pytest.fixture
-async def client(any_store):
-    async with serving(create_app(any_store, secret=SECRET)) as c:
+async def client(app_store):
+    async with serving(create_app(app_store, secret=SECRET)) as c:
         await c.post("/schedule", json={"occurrence": "yoga", "capacity": 2}, headers=ADMIN)
         await c.post("/book", json={"occurrence": "yoga"}, headers=ANN)
         yield c
@@ -45,8 +45,8 @@ def _assert_clean_error(r, status: int | None = None) -> dict:
     return body
 
 
-async def test_deeply_nested_json_is_400(client, any_store):
-    before = await _events(any_store)
+async def test_deeply_nested_json_is_400(client, app_store):
+    before = await _events(app_store)
     for depth in (MAX_DEPTH + 1, 1000, 8000):
         content = "[" * depth + "]" * depth
         r = await client.post("/book", content=content, headers={**JSON, **ANN})
@@ -59,11 +59,11 @@ async def test_deeply_nested_json_is_400(client, any_store):
     # Brackets inside strings are not nesting.
     r = await client.post("/book", json={"occurrence": "[" * 500}, headers=ANN)
     assert _assert_clean_error(r, 422)["field"] == "occurrence"
-    assert await _events(any_store) == before
+    assert await _events(app_store) == before
 
 
-async def test_bodies_over_the_limit_are_413(client, any_store):
-    before = await _events(any_store)
+async def test_bodies_over_the_limit_are_413(client, app_store):
+    before = await _events(app_store)
     big = json.dumps({"occurrence": "yoga", "actor": "ann", "pad": " " * MAX_BODY_BYTES})
     r = await client.post("/book", content=big, headers={**JSON, **ANN})
     assert _assert_clean_error(r, 413)["error"] == "too_large"
@@ -82,11 +82,11 @@ async def test_bodies_over_the_limit_are_413(client, any_store):
         "/book", content=b"{}", headers={**JSON, **MALLORY, "content-length": "abc"}
     )
     assert r.status_code in (400, 413)
-    assert await _events(any_store) == before
+    assert await _events(app_store) == before
 
 
-async def test_writes_need_application_json(client, any_store):
-    before = await _events(any_store)
+async def test_writes_need_application_json(client, app_store):
+    before = await _events(app_store)
     body = json.dumps({"occurrence": "yoga"})
     for ctype in (
         None,
@@ -106,11 +106,11 @@ async def test_writes_need_application_json(client, any_store):
     ):
         r = await client.post("/book", content=body, headers={**ANN, "content-type": ctype})
         assert r.status_code == 200, (ctype, r.text)  # ann already holds seat 1
-    assert await _events(any_store) == before
+    assert await _events(app_store) == before
 
 
-async def test_invalid_utf8_and_lone_surrogates_are_refused_before_any_write(client, any_store):
-    before = await _events(any_store)
+async def test_invalid_utf8_and_lone_surrogates_are_refused_before_any_write(client, app_store):
+    before = await _events(app_store)
     r = await client.post("/book", content=b'{"occurrence": "yo\xffga"}', headers={**JSON, **ANN})
     assert _assert_clean_error(r, 400)["error"] == "bad_encoding"
     r = await client.post(
@@ -139,11 +139,11 @@ async def test_invalid_utf8_and_lone_surrogates_are_refused_before_any_write(cli
     assert r.status_code == 201
     r = await client.get("/roster", params={"occurrence": "yoga"}, headers=ANN)
     assert r.status_code == 200 and r.json()["roster"] == ["ann", "😀"]
-    assert len(await _events(any_store)) == len(before) + 1
+    assert len(await _events(app_store)) == len(before) + 1
 
 
-async def test_not_json_nan_and_non_objects_are_400(client, any_store):
-    before = await _events(any_store)
+async def test_not_json_nan_and_non_objects_are_400(client, app_store):
+    before = await _events(app_store)
     for raw in (
         "",
         "{",
@@ -159,7 +159,7 @@ async def test_not_json_nan_and_non_objects_are_400(client, any_store):
     ):
         r = await client.post("/book", content=raw.encode(), headers={**JSON, **ADMIN})
         assert _assert_clean_error(r, 400)["error"] == "bad_json", raw
-    assert await _events(any_store) == before
+    assert await _events(app_store) == before
 
 
 async def test_errors_name_no_internals(client):
@@ -298,7 +298,7 @@ def _query(rng: random.Random) -> str:
     return "&".join(params)
 
 
-async def test_fuzz_never_5xx_and_the_roster_stays_intact(client, any_store):
+async def test_fuzz_never_5xx_and_the_roster_stays_intact(client, app_store):
     rng = random.Random(20261129)
     tokens = [MALLORY] * 8 + [{}, {"Authorization": "Bearer " + "x" * 40}]
     statuses = []
@@ -328,10 +328,10 @@ async def test_fuzz_never_5xx_and_the_roster_stays_intact(client, any_store):
                     assert echoed or leak not in r.text, r.text
     # The run exercised every kind of refusal.
     assert {400, 401, 404, 405, 413, 415, 422} <= set(statuses), sorted(set(statuses))
-    state = await checked_history(any_store, "yoga")
+    state = await checked_history(app_store, "yoga")
     # Mallory may hold the free seat or wait; nobody else appears, nothing else was written.
     assert state.roster[0] == "ann" and set(state.roster) <= {"ann", "mallory"}
     assert set(state.waitlist) <= {"mallory"}
-    assert {e.stream async for e in any_store.read_all()} == {"booking:yoga"}
+    assert {e.stream async for e in app_store.read_all()} == {"booking:yoga"}
     r = await client.get("/roster", params={"occurrence": "yoga"}, headers=ANN)
     assert r.status_code == 200 and r.json()["roster"][0] == "ann"
