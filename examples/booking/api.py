@@ -329,8 +329,7 @@ def create_app(
 
         return await _guard(request, go)
 
-    def board_view(caller: Caller) -> dict[str, Any]:
-        board = running().board
+    def board_view(caller: Caller, board: SeatsBoard) -> dict[str, Any]:
         return {
             "you": {"actor": caller.actor, "admin": caller.admin},
             "occurrences": board.summary(caller.actor),
@@ -338,7 +337,7 @@ def create_app(
 
     async def occurrences(request: Request) -> Response:
         async def go() -> Response:
-            return JSONResponse(board_view(caller_of(request)))
+            return JSONResponse(board_view(caller_of(request), running().board))
 
         return await _guard(request, go)
 
@@ -359,7 +358,7 @@ def create_app(
                         continue
                     await anyio.sleep(0.02)  # let a burst of commits land in one message
                     version = run.board.version
-                    yield "data: " + json.dumps(board_view(caller)) + "\n\n"
+                    yield "data: " + json.dumps(board_view(caller, run.board)) + "\n\n"
 
             return StreamingResponse(
                 feed(),

@@ -40,6 +40,8 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _STANDARD = frozenset(vars(logging.makeLogRecord({})))
+# Metric labels stay bounded: any other method a client sends counts as "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id() -> str | None:
@@ -115,7 +117,8 @@ class RequestIdMiddleware:
         finally:
             route = _route_of(scope)
             if self.metrics is not None:
-                self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+                method = scope["method"] if scope["method"] in _METHODS else "other"
+                self.metrics.requests.labels(method, route, str(status)).inc()
             LOGGER.info(
                 "request",
                 extra={

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import sys
 
+import anyio
+
 from examples.booking.auth import SECRET_ENV, check_secret, secret_from_env
 from examples.booking.logs import LOGGER, configure_json_logging
+from examples.booking.stores import open_booking_store
 
 __all__ = ["INSECURE_WARNING", "serve"]
 
@@ -38,6 +41,7 @@ def serve(
         secret = None
     else:
         check_secret(secret)
+    anyio.run(_probe, store_url)  # a bad URL or an unreachable store: a clear error, now
     configure_json_logging(log_level)
     app = create_app(store_url=store_url, secret=secret, insecure_no_auth=insecure_no_auth)
     LOGGER.info("serving", extra={"host": host, "port": port, "auth": not insecure_no_auth})
@@ -51,3 +55,9 @@ def serve(
         timeout_graceful_shutdown=3,
     )
     return 0
+
+
+async def _probe(store_url: str) -> None:
+    """Open the store once and close it: configuration errors surface before serving."""
+    async with open_booking_store(store_url):
+        pass

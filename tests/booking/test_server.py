@@ -144,3 +144,18 @@ def test_events_stream_the_board_live(tmp_path):
             update = board()
             assert update["occurrences"][0]["seats_left"] == 2
             assert update["occurrences"][0]["your_seat"] is None  # ann's seat, not bob's
+
+
+def test_serve_with_a_bad_store_url_fails_before_listening(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "-m", "examples.booking", "serve", "--store", "ftp://example.org/db"],
+        cwd=ROOT,
+        env=_env(tmp_path, EVSRC_BOOKING_SECRET=SECRET),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 2
+    assert "unknown store URL scheme 'ftp'" in p.stderr
+    assert "Traceback" not in p.stderr
