@@ -120,7 +120,7 @@ async def _guard(request: Request, endpoint: Callable[[], Awaitable[Response]]) 
         return error_response(422, "invalid_input", exc.message, field=exc.argument)
     except InvalidInputError as exc:
         # From the store: its message may name the stream; say only what kind of input it was.
-        LOGGER.info("store refused input", extra={"error": type(exc).__name__})
+        LOGGER.info("store refused input", extra={"error": type(exc).__name__, "detail": str(exc)})
         return error_response(422, "invalid_input", "the store refused this input as invalid")
     except NotScheduledError as exc:
         return error_response(404, "not_scheduled", exc.message)
@@ -134,7 +134,7 @@ async def _guard(request: Request, endpoint: Callable[[], Awaitable[Response]]) 
             headers={"Retry-After": "1"},
         )
     except (StoreUnavailableError, StoreClosedError, ConfigurationError) as exc:
-        LOGGER.warning("store unavailable", extra={"error": type(exc).__name__})
+        LOGGER.warning("store unavailable", extra={"error": type(exc).__name__, "detail": str(exc)})
         return error_response(
             503,
             "store_unavailable",
