@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +24,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 OCC = "sunrise-yoga"
+CLICK_AT = """
+const [occurrence, at] = arguments;
+const button = document.querySelector(`#board tr[data-occurrence="${occurrence}"] button.book`);
+setTimeout(() => button.click(), at - Date.now());
+"""
 
 
 def _need_chromium() -> None:
@@ -138,19 +143,12 @@ def test_two_browsers_race_for_the_last_seat(browsers, tmp_path):
             _wait(b, lambda d: _cell(d, OCC, "seats") == "1")
             assert "Signed in as" in b.find_element(By.ID, "who").text
 
-        # Both pages show a free seat; both click "Book" at once.
-        buttons = [_row(b, OCC).find_element(By.CSS_SELECTOR, "button.book") for b in (ann, bob)]
-        start = threading.Barrier(2)
-
-        def click(button) -> None:
-            start.wait()
-            button.click()
-
-        threads = [threading.Thread(target=click, args=(b,)) for b in buttons]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        # Both pages show a free seat; both click "Book" at the same instant: each page
+        # sets a timer for one wall-clock time (one machine, one clock), well before either
+        # booking's live update could reach the other page.
+        at = time.time() * 1000 + 500
+        for b in (ann, bob):
+            b.execute_script(CLICK_AT, OCC, at)
         for b in (ann, bob):
             _wait(b, lambda d: _message(d) != "")
         messages = sorted(_message(b) for b in (ann, bob))
