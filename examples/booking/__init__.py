@@ -6,7 +6,8 @@
 (<BookingStatus.BOOKED: 'booked'>, 1)
 
 Run ``python -m examples.booking --help`` for the command line (a race demo,
-book / cancel / roster / schedule, and ``serve`` for the HTTP API).
+book / cancel / roster / schedule, ``serve`` for the HTTP API and its page,
+``token`` for bearer tokens). See ``docs/booking.md``.
 """
 
 from examples.booking.domain import (

@@ -22,6 +22,7 @@ from examples.booking.domain import (
     InvalidBookingError,
     NotScheduledError,
     Occurrence,
+    Reason,
     ScheduleResult,
     check_actor,
     check_capacity,
@@ -46,20 +47,20 @@ DEFAULT_MAX_ATTEMPTS = 64
 
 def _raise_rejection(rejection: Rejection, occurrence: str, capacity: int | None) -> None:
     reason = rejection.reason
-    if reason == "capacity_mismatch":
+    if reason == Reason.CAPACITY_MISMATCH:
         scheduled, given = rejection.detail
         raise CapacityMismatchError(occurrence=occurrence, scheduled=scheduled, given=given)
-    if reason == "not_scheduled":
+    if reason == Reason.NOT_SCHEDULED:
         raise NotScheduledError(occurrence=occurrence)
-    if reason == "waitlist_not_scheduled":
+    if reason == Reason.WAITLIST_NOT_SCHEDULED:
         msg = f"occurrence {occurrence!r} is not scheduled; the waitlist needs a scheduled capacity"
         raise NotScheduledError(msg, occurrence=occurrence)
-    if reason == "already_scheduled":
+    if reason == Reason.ALREADY_SCHEDULED:
         msg = f"occurrence {occurrence!r} is already scheduled with capacity {rejection.detail}"
         raise AlreadyScheduledError(
             msg, occurrence=occurrence, capacity=rejection.detail, requested=capacity or 0
         )
-    if reason == "roster_exceeds_capacity":
+    if reason == Reason.ROSTER_EXCEEDS_CAPACITY:
         msg = (
             f"occurrence {occurrence!r} already has {rejection.detail} bookings, "
             f"more than capacity {capacity}"

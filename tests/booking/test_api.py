@@ -1,4 +1,4 @@
-"""The HTTP API through an in-process ASGI client, on every backend."""
+"""The HTTP API through an in-process ASGI client, on every backend (no-auth mode: admin)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ import httpx
 import pytest
 
 from examples.booking.api import create_app
+from examples.booking.schemas import BookingOut, CancelOut, ErrorOut, RosterOut, ScheduleOut
+from tests.booking.conftest import serving
 from tests.booking.history import checked_history
 
 
 @pytest.fixture
-async def client(any_store):
-    transport = httpx.ASGITransport(app=create_app(any_store))
-    async with httpx.AsyncClient(transport=transport, base_url="http://booking.test") as c:
+async def client(app_store):
+    async with serving(create_app(app_store, insecure_no_auth=True)) as c:
         yield c
 
 
-async def test_schedule_book_roster_cancel(client, any_store):
+async def test_schedule_book_roster_cancel(client, app_store):
     r = await client.post("/schedule", json={"occurrence": "yoga", "capacity": 2})
     assert r.status_code == 201
     assert r.json() == {"occurrence": "yoga", "capacity": 2, "created": True}
@@ -56,7 +57,7 @@ async def test_schedule_book_roster_cancel(client, any_store):
     assert (r.status_code, r.json()["status"]) == (404, "absent")
     r = await client.get("/roster", params={"occurrence": "yoga"})
     assert r.json()["roster"] == ["bob", "cat"]
-    await checked_history(any_store, "yoga")
+    await checked_history(app_store, "yoga")
 
 
 async def test_unscheduled_occurrences(client):
@@ -102,7 +103,7 @@ BAD_BODIES = [
 ]
 
 
-async def test_bad_bodies_name_the_field(client, any_store):
+async def test_bad_bodies_name_the_field(client, app_store):
     for body, field in BAD_BODIES:
         r = await client.post("/book", json=body)
         assert r.status_code == 422, r.text
@@ -110,7 +111,7 @@ async def test_bad_bodies_name_the_field(client, any_store):
         assert payload["error"] == "invalid_input"
         assert payload["field"] == field, body
         assert field in payload["message"]
-    assert [e async for e in any_store.read_all()] == []
+    assert [e async for e in app_store.read_all()] == []
 
 
 async def test_bad_schedule_and_cancel_bodies(client):
@@ -129,17 +130,41 @@ async def test_malformed_json(client):
         "/book", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert (r.status_code, r.json()["error"]) == (400, "bad_json")
+    assert r.json()["message"] == "the request body is not valid JSON"
     r = await client.post("/book", json=[1, 2])
     assert r.status_code == 400
+    assert r.json()["message"] == "the request body must be a JSON object"
 
 
 async def test_health_and_unknown_routes(client):
     assert (await client.get("/health")).json() == {"status": "ok"}
-    assert (await client.get("/nope")).status_code == 404
-    assert (await client.get("/book")).status_code == 405
+    r = await client.get("/nope")
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    r = await client.get("/book")
+    assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+    r = await client.delete("/roster")
+    assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
+    r = await client.get("/static/nothing.js")
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
 
 
-async def test_concurrent_requests_never_overbook(client, any_store):
+async def test_responses_match_their_models(client):
+    r = await client.post("/schedule", json={"occurrence": "m", "capacity": 1})
+    ScheduleOut.model_validate(r.json())
+    for actor in ("ann", "bob"):
+        r = await client.post("/book", json={"occurrence": "m", "actor": actor, "waitlist": True})
+        BookingOut.model_validate(r.json())
+    r = await client.post("/book", json={"occurrence": "m", "actor": "cat"})
+    assert BookingOut.model_validate(r.json()).status == "full"
+    RosterOut.model_validate((await client.get("/roster", params={"occurrence": "m"})).json())
+    r = await client.post("/cancel", json={"occurrence": "m", "actor": "ann"})
+    assert CancelOut.model_validate(r.json()).promoted == "bob"
+    r = await client.post("/book", json={"occurrence": "m"})
+    assert ErrorOut.model_validate(r.json()).field == "actor"
+
+
+async def test_concurrent_requests_never_overbook(client, app_store):
     await client.post("/schedule", json={"occurrence": "hot", "capacity": 5})
     codes: list[int] = []
 
@@ -151,16 +176,23 @@ async def test_concurrent_requests_never_overbook(client, any_store):
         for i in range(60):
             tg.start_soon(book, i)
     assert sorted(codes) == [201] * 5 + [409] * 55
-    state = await checked_history(any_store, "hot")
+    state = await checked_history(app_store, "hot")
     assert len(state.roster) == 5
 
 
 async def test_app_without_a_store_owns_an_in_memory_one():
-    app = create_app()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            r = await c.post("/book", json={"occurrence": "x", "actor": "a", "capacity": 1})
-            assert r.status_code == 201
-            r = await c.get("/roster", params={"occurrence": "x", "capacity": "1"})
-            assert r.json()["roster"] == ["a"]
+    async with serving(create_app(insecure_no_auth=True)) as c:
+        r = await c.post("/book", json={"occurrence": "x", "actor": "a", "capacity": 1})
+        assert r.status_code == 201
+        r = await c.get("/roster", params={"occurrence": "x", "capacity": "1"})
+        assert r.json()["roster"] == ["a"]
+
+
+async def test_app_before_start_answers_503_json():
+    app = create_app(insecure_no_auth=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/book", json={"occurrence": "x", "actor": "a", "capacity": 1})
+        assert (r.status_code, r.json()["error"]) == (503, "starting")
+        r = await c.get("/ready")
+        assert (r.status_code, r.json()["status"]) == (503, "not_ready")

@@ -1,0 +1,61 @@
+"""The booking events: one stream per occurrence, ``booking:<occurrence>``.
+
+``scheduled``     ``{"capacity": n}`` — the occurrence's capacity, recorded once
+``booking``       ``{"actor": a}``    — ``a`` takes the next seat
+``waitlisted``    ``{"actor": a}``    — ``a`` joins the end of the waitlist (only when full)
+``cancellation``  ``{"actor": a}``    — ``a`` leaves the roster or the waitlist
+``promotion``     ``{"actor": a}``    — the waitlist's head ``a`` takes the seat a
+                                        cancellation freed, in the same append
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from evsrc.codec import Event, EventRegistry
+
+__all__ = [
+    "STREAM_PREFIX",
+    "Booked",
+    "Cancelled",
+    "Promoted",
+    "Scheduled",
+    "Waitlisted",
+    "registry",
+]
+
+#: Occurrence streams are named ``booking:<occurrence>``.
+STREAM_PREFIX: Final = "booking"
+
+
+class Scheduled(Event, type="scheduled", version=1):
+    """The occurrence was scheduled with this capacity."""
+
+    capacity: int
+
+
+class Booked(Event, type="booking", version=1):
+    """``actor`` took the next seat."""
+
+    actor: str
+
+
+class Waitlisted(Event, type="waitlisted", version=1):
+    """``actor`` joined the end of the waitlist of a full occurrence."""
+
+    actor: str
+
+
+class Cancelled(Event, type="cancellation", version=1):
+    """``actor`` left the roster (freeing a seat) or the waitlist."""
+
+    actor: str
+
+
+class Promoted(Event, type="promotion", version=1):
+    """The waitlist's head ``actor`` took the seat that a cancellation freed."""
+
+    actor: str
+
+
+registry = EventRegistry(Scheduled, Booked, Waitlisted, Cancelled, Promoted)

@@ -1,0 +1,215 @@
+"""The occurrence aggregate: its fold (capacity, roster, waitlist) and its decisions.
+
+Decisions are pure: they read the folded state and return the events to
+append plus the caller's result, or a :class:`~evsrc.aggregate.Rejection`
+whose reason is a :class:`Reason`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from evsrc.aggregate import Aggregate, Decision, Rejection, applies
+from examples.booking.checks import seat_of
+from examples.booking.events import (
+    STREAM_PREFIX,
+    Booked,
+    Cancelled,
+    Promoted,
+    Scheduled,
+    Waitlisted,
+    registry,
+)
+from examples.booking.results import (
+    BookingResult,
+    BookingStatus,
+    CancelResult,
+    CancelStatus,
+    ScheduleResult,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["Occurrence", "Reason"]
+
+
+class Reason(enum.StrEnum):
+    """Why a decision said no (a ``Rejection``'s ``reason``)."""
+
+    CAPACITY_MISMATCH = "capacity_mismatch"
+    """A capacity was given that disagrees with the scheduled one (detail: both)."""
+    NOT_SCHEDULED = "not_scheduled"
+    """No capacity given and none scheduled."""
+    WAITLIST_NOT_SCHEDULED = "waitlist_not_scheduled"
+    """A waitlist needs a scheduled capacity."""
+    ALREADY_SCHEDULED = "already_scheduled"
+    """Scheduled with another capacity (detail: that capacity)."""
+    ROSTER_EXCEEDS_CAPACITY = "roster_exceeds_capacity"
+    """More bookings than the capacity asked for (detail: how many)."""
+
+
+class Occurrence(Aggregate):
+    """The state of one occurrence: its capacity (if scheduled), roster and waitlist.
+
+    Invariants the decisions keep (and the tests check on every prefix of
+    every stream): ``len(roster) <= capacity``; nobody appears twice across
+    roster and waitlist; the waitlist is non-empty only while the roster is full.
+    """
+
+    stream_prefix = STREAM_PREFIX
+    registry = registry
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capacity: int | None = None
+        self.roster: list[str] = []
+        self.waitlist: list[str] = []
+        self._members: set[str] = set()
+
+    @classmethod
+    def observed(cls, roster: Sequence[str], seq: int, capacity: int | None) -> Occurrence:
+        """A state rebuilt from what a booker observed: ``roster`` at ``seq``."""
+        occ = cls()
+        occ.capacity = capacity
+        occ.roster = list(roster)
+        occ._members = set(occ.roster)
+        occ.seq = seq
+        return occ
+
+    def clone(self) -> Occurrence:
+        """A copy to decide a batch against (cheaper than the default deepcopy)."""
+        occ = Occurrence.observed(self.roster, self.seq, self.capacity)
+        occ.waitlist = list(self.waitlist)
+        occ._members = set(self._members)
+        return occ
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The state as JSON values: capacity, roster and waitlist."""
+        return {"capacity": self.capacity, "roster": self.roster, "waitlist": self.waitlist}
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Occurrence:
+        """Rebuild the state from :meth:`to_snapshot` output."""
+        occ = cls()
+        occ.capacity = data["capacity"]
+        occ.roster = list(data["roster"])
+        occ.waitlist = list(data["waitlist"])
+        occ._members = set(occ.roster) | set(occ.waitlist)
+        return occ
+
+    # -- fold -----------------------------------------------------------------
+
+    @applies(Scheduled)
+    def _scheduled(self, e: Scheduled) -> None:
+        self.capacity = e.capacity
+
+    @applies(Booked)
+    def _booked(self, e: Booked) -> None:
+        self.roster.append(e.actor)
+        self._members.add(e.actor)
+
+    @applies(Waitlisted)
+    def _waitlisted(self, e: Waitlisted) -> None:
+        self.waitlist.append(e.actor)
+        self._members.add(e.actor)
+
+    @applies(Cancelled)
+    def _cancelled(self, e: Cancelled) -> None:
+        if e.actor in self.roster:
+            self.roster.remove(e.actor)
+        elif e.actor in self.waitlist:
+            self.waitlist.remove(e.actor)
+        self._members.discard(e.actor)
+
+    @applies(Promoted)
+    def _promoted(self, e: Promoted) -> None:
+        self.waitlist.remove(e.actor)
+        self.roster.append(e.actor)
+
+    # -- queries --------------------------------------------------------------
+
+    def seat_of(self, actor: str) -> int:
+        """The actor's 1-based seat; 0 when not booked."""
+        return seat_of(self.roster, actor) if actor in self._members else 0
+
+    def effective_capacity(self, given: int | None) -> int | Rejection:
+        """The capacity a decision works with: the scheduled one, else ``given``."""
+        if self.capacity is not None:
+            if given is not None and given != self.capacity:
+                return Rejection(Reason.CAPACITY_MISMATCH, (self.capacity, given))
+            return self.capacity
+        if given is None:
+            return Rejection(Reason.NOT_SCHEDULED)
+        return given
+
+    # -- decisions ------------------------------------------------------------
+
+    def book(
+        self, actor: str, capacity: int | None, *, waitlist: bool = False
+    ) -> Decision[BookingResult] | Rejection:
+        """Book ``actor``: a seat if one is free, else full (or the waitlist, if asked)."""
+        cap = self.effective_capacity(capacity)
+        if isinstance(cap, Rejection):
+            return cap
+        if actor in self._members:
+            if actor in self.waitlist:
+                position = self.waitlist.index(actor) + 1
+                return Decision(
+                    result=BookingResult(BookingStatus.WAITLISTED, actor, position=position)
+                )
+            return Decision(
+                result=BookingResult(BookingStatus.ALREADY, actor, seat=self.seat_of(actor))
+            )
+        # A non-empty waitlist means the roster is full: waiting people go first.
+        if len(self.roster) < cap and not self.waitlist:
+            seat = len(self.roster) + 1
+            return Decision(
+                events=[Booked(actor=actor)],
+                result=BookingResult(BookingStatus.BOOKED, actor, seat=seat, capacity=cap),
+            )
+        if waitlist:
+            if self.capacity is None:
+                return Rejection(Reason.WAITLIST_NOT_SCHEDULED)
+            position = len(self.waitlist) + 1
+            return Decision(
+                events=[Waitlisted(actor=actor)],
+                result=BookingResult(BookingStatus.WAITLISTED, actor, position=position),
+            )
+        return Decision(result=BookingResult(BookingStatus.FULL, actor, capacity=cap))
+
+    def cancel(self, actor: str) -> Decision[CancelResult]:
+        """Cancel ``actor``'s seat (promoting the waitlist's head into it) or waitlist place."""
+        if actor in self.waitlist:
+            return Decision(
+                events=[Cancelled(actor=actor)],
+                result=CancelResult(CancelStatus.LEFT_WAITLIST, actor),
+            )
+        if actor not in self._members:
+            return Decision(result=CancelResult(CancelStatus.ABSENT, actor))
+        if not self.waitlist:
+            return Decision(
+                events=[Cancelled(actor=actor)], result=CancelResult(CancelStatus.CANCELLED, actor)
+            )
+        head = self.waitlist[0]
+        # One append: the seat is freed and taken together, so no booker can slip in between.
+        return Decision(
+            events=[Cancelled(actor=actor), Promoted(actor=head)],
+            result=CancelResult(
+                CancelStatus.CANCELLED, actor, promoted=head, promoted_seat=len(self.roster)
+            ),
+        )
+
+    def schedule(self, occurrence: str, capacity: int) -> Decision[ScheduleResult] | Rejection:
+        """Record the capacity; scheduling again with the same capacity changes nothing."""
+        if self.capacity == capacity:
+            return Decision(result=ScheduleResult(occurrence, capacity, created=False))
+        if self.capacity is not None:
+            return Rejection(Reason.ALREADY_SCHEDULED, self.capacity)
+        if len(self.roster) > capacity:
+            return Rejection(Reason.ROSTER_EXCEEDS_CAPACITY, len(self.roster))
+        return Decision(
+            events=[Scheduled(capacity=capacity)],
+            result=ScheduleResult(occurrence, capacity, created=True),
+        )

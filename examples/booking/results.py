@@ -1,0 +1,107 @@
+"""What the booking commands return: a status enum and a small frozen result each."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evsrc.events import Checkpoint
+
+__all__ = [
+    "BookingResult",
+    "BookingStatus",
+    "CancelResult",
+    "CancelStatus",
+    "ScheduleResult",
+]
+
+
+class BookingStatus(enum.StrEnum):
+    """How a booking attempt ended."""
+
+    BOOKED = "booked"
+    """The actor took a seat (``seat``)."""
+    ALREADY = "already"
+    """The actor already held a seat (``seat``); nothing was written."""
+    FULL = "full"
+    """No seat left (``capacity``); nothing was written."""
+    CONFLICT = "conflict"
+    """Only from ``book_with_observed``: the stream moved (``actual``); nothing was written."""
+    WAITLISTED = "waitlisted"
+    """The occurrence is full; the actor is on the waitlist (``position``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BookingResult:
+    """The outcome of a booking.
+
+    ``seat`` is set for booked / already, ``capacity`` for full (and booked),
+    ``actual`` (the stream's last seq) for conflict, ``position`` (1-based
+    place on the waitlist) for waitlisted. ``attempts`` is how many
+    decide-and-append attempts it took. When the booking was written,
+    ``last_seq`` is the seq of its event and ``checkpoint`` that of the append
+    that carried it (concurrent bookings batched into one append share it).
+    """
+
+    status: BookingStatus
+    actor: str
+    seat: int | None = None
+    capacity: int | None = None
+    actual: int | None = None
+    position: int | None = None
+    attempts: int = 1
+    last_seq: int | None = None
+    checkpoint: Checkpoint | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON object (``None`` fields left out)."""
+        out: dict[str, Any] = {"status": self.status.value, "actor": self.actor}
+        for name in ("seat", "capacity", "actual", "position"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+class CancelStatus(enum.StrEnum):
+    """How a cancellation ended."""
+
+    CANCELLED = "cancelled"
+    """The actor left the roster; if someone was waiting, ``promoted`` took the seat."""
+    LEFT_WAITLIST = "left_waitlist"
+    """The actor left the waitlist."""
+    ABSENT = "absent"
+    """The actor was neither booked nor waitlisted; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """The outcome of a cancellation; ``promoted`` is the waitlisted actor who got the seat."""
+
+    status: CancelStatus
+    actor: str
+    promoted: str | None = None
+    promoted_seat: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON object (``None`` fields left out)."""
+        out: dict[str, Any] = {"status": self.status.value, "actor": self.actor}
+        if self.promoted is not None:
+            out["promoted"] = self.promoted
+            out["promoted_seat"] = self.promoted_seat
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleResult:
+    """The outcome of scheduling: ``created`` is False when it was already scheduled so."""
+
+    occurrence: str
+    capacity: int
+    created: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON object."""
+        return {"occurrence": self.occurrence, "capacity": self.capacity, "created": self.created}
