@@ -1,0 +1,874 @@
+"""``SqliteEventStore``: the store contract in one SQLite file, shared by any number of processes.
+
+How it keeps the contract, in short (``docs/backends.md`` has the long form):
+
+* The stdlib ``sqlite3`` driver, driven through anyio worker threads: one
+  thread hop per operation (a whole append is one hop), so the event loop
+  never waits on the disk. One writer connection per store, used by one task
+  at a time; a few reader connections, which WAL mode lets read while a
+  writer writes.
+* An append is one ``BEGIN IMMEDIATE`` transaction: it takes the file's write
+  lock first, then reads the stream's head, checks ``expected`` and inserts.
+  Writers of every process queue on that lock (a busy timeout, retried up to a
+  bound, then ``StoreUnavailableError``): never ``database is locked``.
+* Durable by default: ``synchronous=FULL`` in WAL mode syncs the log at every
+  commit, so an acknowledged append survives a power cut.
+* Live subscribers wake at once after this store's own appends, and notice
+  other processes' appends by polling ``PRAGMA data_version`` (a counter, not a
+  read of the table) every ``poll_interval``.
+* Every ``sqlite3`` error becomes an evsrc error in one place, :func:`_translate`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
+from uuid import UUID, SafeUUID
+
+import anyio
+import anyio.to_thread
+
+from evsrc.errors import (
+    ConfigurationError,
+    DuplicateEventIdError,
+    EvsrcError,
+    InvalidInputError,
+    OutcomeUnknownError,
+    SchemaError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
+from evsrc.sqlite import _sql
+from evsrc.store import (
+    EventStore,
+    check_checkpoint,
+    check_read_args,
+    check_stream,
+    decode_metadata,
+    decode_objects,
+    prepare_append,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+
+    from evsrc.events import NewEvent
+    from evsrc.store import EncodedEvent
+
+__all__ = ["SYNCHRONOUS", "SqliteEventStore"]
+
+#: The ``synchronous`` settings :meth:`SqliteEventStore.connect` accepts.
+SYNCHRONOUS: Final = ("FULL", "EXTRA", "NORMAL")
+#: SQLite's largest INTEGER; bigger positions, seqs and limits are clamped to it.
+_MAX_INT: Final = 2**63 - 1
+#: Rows per page of read_all / subscribe.
+_PAGE: Final = 500
+#: Ids per ``id IN (…)`` lookup (well under SQLite's bound-parameter limit).
+_ID_CHUNK: Final = 500
+_BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+_CONFIG_CODES: Final = frozenset({3, 8, 14, 23, 26})  # PERM, READONLY, CANTOPEN, AUTH, NOTADB
+_Q: Final = _sql.queries()
+_Q_HEAD: Final = _Q["head"]
+_Q_LAST_POSITION: Final = _Q["last_position"]
+_Q_INSERT: Final = _Q["insert"]
+_Q_READ_FORWARD: Final = _Q["read_forward"]
+_Q_READ_BACKWARD: Final = _Q["read_backward"]
+_Q_READ_ALL: Final = _Q["read_all"]
+_Q_FIND_IDS: Final = _Q["find_ids"]
+
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown
+_from_bytes = int.from_bytes
+_parse_time = datetime.fromisoformat
+
+# THE GLOBAL ORDER — why an INTEGER PRIMARY KEY assigned by the writer is exact.
+#
+# SQLite lets one connection write at a time: ``BEGIN IMMEDIATE`` takes the
+# file's write lock (across processes) before the append reads anything, and
+# holds it until COMMIT. Inside it the append reads the highest position ever
+# handed out (``sqlite_sequence``, kept by AUTOINCREMENT) and numbers its events
+# after it. So positions are assigned in commit order: no transaction can commit
+# a lower position after a higher one is visible, and a reader that resumes
+# after position p never skips an event that committed late. ``txn`` (the
+# checkpoint's ``commit``) is the position of the append's first event: shared
+# by the events of one append, and increasing with position, so checkpoints
+# order exactly as positions do. Per stream, seq order agrees: the head is read
+# under the same lock. The price is that appends to different streams
+# serialise on the file's lock (docs/backends.md, "Limits").
+
+
+def _uuid(raw: bytes) -> UUID:
+    # What UUID.__setstate__ (unpickling) does: 16 stored bytes are a valid UUID.
+    u: UUID = _new(UUID)
+    _set(u, "int", _from_bytes(raw, "big"))
+    _set(u, "is_safe", _UNKNOWN)
+    return u
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _error_code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _is_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    if _error_code(exc) in _BUSY_CODES:
+        return True
+    text = str(exc)
+    return "database is locked" in text or "database table is locked" in text
+
+
+def _translate(
+    exc: BaseException, *, stream: str | None = None, committing: bool = False
+) -> EvsrcError:
+    """The evsrc error for a ``sqlite3`` (or OS) error — the one place they are mapped.
+
+    ``committing`` is true while an append's COMMIT runs: a failure then leaves
+    its outcome unknown, where before it certainly did not commit.
+    """
+    if isinstance(exc, EvsrcError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
+        return StoreClosedError()
+    if isinstance(exc, OverflowError):
+        return InvalidInputError(f"a value does not fit SQLite's 64-bit integers: {exc}")
+    if isinstance(exc, sqlite3.Error):
+        code = _error_code(exc)
+        if _is_busy(exc):
+            return StoreUnavailableError(
+                f"the SQLite file stayed locked by another connection past the busy timeout ({exc})"
+            )
+        if code in _CONFIG_CODES:
+            return ConfigurationError(f"cannot use the SQLite file: {text}")
+        if "no such table" in str(exc):
+            return SchemaError(f"the evsrc schema is missing; run setup() ({exc})")
+    if committing:
+        return OutcomeUnknownError(
+            f"the commit of an append to {stream!r} failed; it may have committed. "
+            f"Retrying it with the same event ids is safe ({text})",
+            stream=stream,
+        )
+    return StoreUnavailableError(f"SQLite: {text}")
+
+
+@contextlib.contextmanager
+def _mapped(*, stream: str | None = None) -> Iterator[None]:
+    """Raise every ``sqlite3``/OS error in the block as its evsrc error."""
+    try:
+        yield
+    except (sqlite3.Error, OSError, OverflowError) as exc:
+        raise _translate(exc, stream=stream) from exc
+
+
+class _Place(NamedTuple):
+    """Where an event id is stored, and what it holds (to tell a retry from a clash)."""
+
+    stream: str
+    seq: int
+    position: int
+    txn: int
+    type: str
+    version: int
+    data: str
+    metadata: str
+
+
+class _Written(NamedTuple):
+    """What an append transaction did: committed (``last_position``), or why not."""
+
+    head: int
+    last_position: int | None
+    txn: int
+    found: dict[UUID, _Place]
+
+
+class _Filters(NamedTuple):
+    sql: str
+    args: tuple[Any, ...]
+
+
+_NO_FILTERS: Final = _Filters("", ())
+
+
+def _check_filters(stream_prefix: object, types: object) -> _Filters:
+    """Check ``stream_prefix`` / ``types`` and turn them into a WHERE fragment."""
+    sql = ""
+    args: list[Any] = []
+    if stream_prefix is not None:
+        if type(stream_prefix) is not str or "\x00" in stream_prefix:
+            msg = f"stream_prefix must be None or a str without NUL, got {stream_prefix!r}"
+            raise InvalidInputError(msg, argument="stream_prefix", value=stream_prefix)
+        if stream_prefix:
+            sql += " AND substr(stream, 1, ?) = ?"
+            args += [len(stream_prefix), stream_prefix]
+    if types is not None:
+        if isinstance(types, (str, bytes)) or not hasattr(types, "__iter__"):
+            msg = f"types must be None or a collection of str, got {type(types).__name__}"
+            raise InvalidInputError(msg, argument="types", value=types)
+        wanted = list(dict.fromkeys(types))
+        for t in wanted:
+            if type(t) is not str:
+                msg = f"types must hold str event types, got {t!r}"
+                raise InvalidInputError(msg, argument="types", value=types)
+        if not wanted:
+            sql += " AND 0"
+        else:
+            sql += f" AND type IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+    return _Filters(sql, tuple(args)) if sql else _NO_FILTERS
+
+
+def _decode(rows: list[Any]) -> list[RecordedEvent]:
+    """RecordedEvents from rows of (stream, seq, position, txn, id, type, version, data,
+    metadata, recorded_at): JSON in one call per column, each tuple in one C call."""
+    if not rows:
+        return []
+    data = decode_objects([r[7] for r in rows])
+    metadata = decode_metadata([r[8] for r in rows])
+    event = _recorded
+    uuid = _uuid
+    out = []
+    last_text = ""
+    last_time = datetime.min
+    for r, d, m in zip(rows, data, metadata, strict=True):
+        text = r[9]
+        if text != last_text:  # the events of one append share their time
+            last_text, last_time = text, _parse_time(text)
+        out.append(event(r[0], r[1], r[2], r[3], uuid(r[4]), r[5], r[6], d, m, last_time))
+    return out
+
+
+def _same_content(place: _Place, e: EncodedEvent) -> bool:
+    if place.type != e.type or place.version != e.version:
+        return False
+    for stored, sent in ((place.data, e.data), (place.metadata, e.metadata)):
+        if stored != sent:
+            a, b = decode_objects([stored, sent])
+            if a != b:
+                return False
+    return True
+
+
+def _retried(
+    stream: str, expected: int | None, encoded: list[EncodedEvent], found: dict[UUID, _Place]
+) -> Committed:
+    """The original result if every id sits exactly where this append would put it,
+    holding the same event; else ``DuplicateEventIdError``."""
+    places = [found.get(e.id) for e in encoded]
+    first = places[0]
+    base = expected
+    if base is None and first is not None and first.stream == stream:
+        base = first.seq - 1
+    if base is not None and all(
+        p is not None and p.stream == stream and p.seq == base + i
+        for i, p in enumerate(places, 1)
+    ):
+        for p, e in zip(places, encoded, strict=True):
+            assert p is not None
+            if not _same_content(p, e):
+                msg = (
+                    f"event id {e.id} is already committed as {stream!r} seq {p.seq} "
+                    "with a different type, version, data or metadata; a retry must re-send "
+                    "the same events"
+                )
+                raise DuplicateEventIdError(msg, event_id=e.id, stream=stream, seq=p.seq)
+        last = places[-1]
+        assert last is not None
+        return Committed(stream, base + 1, last.seq, last.position, Checkpoint(last.txn, last.position))
+    # Some ids exist elsewhere, or only part of the append exists: not a retry.
+    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
+    raise DuplicateEventIdError(event_id=e.id, stream=where.stream, seq=where.seq)
+
+
+class SqliteEventStore(EventStore):
+    """An event store in one SQLite file; any number of stores and processes may share it.
+
+    Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
+    the schema, and close it with ``await store.close()`` or ``async with``.
+    Tables share the ``evsrc_`` prefix, so read models may live in the same file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+        poll_interval: float = 0.1,
+        readers: int = 4,
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            msg = f"path must be a str or os.PathLike, got {type(path).__name__}"
+            raise ConfigurationError(msg)
+        text = os.fspath(path)
+        if not isinstance(text, str) or not text or text == ":memory:" or "\x00" in text:
+            msg = (
+                f"path must name a file, got {text!r} (an in-memory SQLite database is not "
+                "shared between connections: use evsrc.memory.InMemoryEventStore)"
+            )
+            raise ConfigurationError(msg)
+        if text.startswith("file:"):
+            msg = f"path must be a file path, not a URI: {text!r}"
+            raise ConfigurationError(msg)
+        if os.path.isdir(text):
+            msg = f"path {text!r} is a directory; name the database file inside it"
+            raise ConfigurationError(msg)
+        sync = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if sync not in SYNCHRONOUS:
+            msg = f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
+            raise ConfigurationError(msg)
+        for name, value, high in (
+            ("busy_timeout", busy_timeout, 86400),
+            ("poll_interval", poll_interval, 3600),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                msg = f"{name} must be a number of seconds, got {value!r}"
+                raise ConfigurationError(msg)
+            if not 0 < value <= high:
+                msg = f"{name} must be in (0, {high}] seconds, got {value!r}"
+                raise ConfigurationError(msg)
+        if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= 64:
+            msg = f"readers must be an int from 1 to 64, got {readers!r}"
+            raise ConfigurationError(msg)
+        self._path = text
+        self._synchronous: str = sync
+        self._busy_timeout = float(busy_timeout)
+        self._poll_interval = float(poll_interval)
+        self._writer: sqlite3.Connection | None = None
+        self._watch: sqlite3.Connection | None = None
+        self._write_lock = anyio.Lock()
+        self._reader_slots = anyio.Semaphore(readers)
+        self._free_readers: list[sqlite3.Connection] = []
+        self._waiter: anyio.Event | None = None
+        self._closed = False
+
+    @classmethod
+    async def connect(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+        poll_interval: float = 0.1,
+        readers: int = 4,
+    ) -> Self:
+        """Open (creating if needed) the SQLite file ``path`` and return a store on it.
+
+        ``synchronous``: ``"FULL"`` (the default) syncs the write-ahead log at
+        every commit, so an acknowledged append survives a power cut;
+        ``"NORMAL"`` syncs only at checkpoints — faster, still all-or-nothing
+        after any crash, but the last appends acknowledged before a power cut
+        (not a process crash) may be lost. ``"EXTRA"`` also syncs the directory.
+        ``busy_timeout``: seconds a write waits for another connection's write
+        lock before ``StoreUnavailableError``. ``poll_interval``: how often a
+        waiting subscriber checks for other processes' appends. ``readers``:
+        connections reading concurrently. Raises ``ConfigurationError`` for a
+        path that cannot be a database file.
+        """
+        store = cls(
+            path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            poll_interval=poll_interval,
+            readers=readers,
+        )
+        await anyio.to_thread.run_sync(store._open)
+        return store
+
+    @property
+    def path(self) -> str:
+        """The database file's path."""
+        return self._path
+
+    @property
+    def synchronous(self) -> str:
+        """The ``synchronous`` setting of the store's connections."""
+        return self._synchronous
+
+    # -- connections -----------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # autocommit; the store issues BEGIN/COMMIT itself
+            check_same_thread=False,  # used by one worker thread at a time
+            cached_statements=64,
+        )
+        try:
+            self._retrying(conn.execute, f"PRAGMA synchronous = {self._synchronous}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open(self) -> None:
+        with _mapped():
+            conn = self._connect()
+            try:
+                mode = self._retrying(
+                    lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
+                )
+                if str(mode).lower() != "wal":  # pragma: no cover - a file system without shm
+                    msg = f"the SQLite file {self._path!r} cannot use WAL mode (got {mode!r})"
+                    raise ConfigurationError(msg)
+                watch = sqlite3.connect(
+                    self._path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            except BaseException:
+                conn.close()
+                raise
+        self._writer = conn
+        self._watch = watch
+
+    def _retrying(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn``; while SQLite reports the file busy, wait and retry, up to the bound.
+
+        The connection's busy timeout does most of the waiting; this covers the
+        busy errors SQLite returns without calling its busy handler (a WAL
+        recovery in progress, a checkpoint, opening the log).
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        self._retrying(conn.execute, "BEGIN IMMEDIATE")
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        conn = self._writer
+        if conn is None or self._closed:
+            raise StoreClosedError
+        return conn
+
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` on the writer connection in a worker thread."""
+        async with self._write_lock:
+            conn = self._writer_conn()
+            # Not abandoned on cancellation: the transaction ends (commit or
+            # rollback) before the caller sees the cancellation.
+            return await anyio.to_thread.run_sync(fn, conn, *args)
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` on a reader connection in a worker thread."""
+        if self._closed:
+            raise StoreClosedError
+        async with self._reader_slots:
+            conn = self._free_readers.pop() if self._free_readers else None
+            try:
+                conn, result = await anyio.to_thread.run_sync(self._reading, conn, fn, args)
+            except BaseException:
+                if conn is not None:  # the thread has finished with it (never abandoned)
+                    conn.close()
+                raise
+            if self._closed:
+                conn.close()
+                raise StoreClosedError
+            self._free_readers.append(conn)
+            return result
+
+    def _reading(
+        self, conn: sqlite3.Connection | None, fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> tuple[sqlite3.Connection, Any]:
+        with _mapped():
+            if conn is None:
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = 1")
+            try:
+                return conn, self._retrying(fn, conn, *args)
+            except BaseException:
+                conn.close()
+                raise
+
+    def _data_version(self) -> int | None:
+        """The file's change counter (``PRAGMA data_version``); ``None`` if unreadable now.
+
+        It changes whenever another connection — this store's writer, or any
+        other process — commits to the file, and costs no read of the tables.
+        """
+        watch = self._watch
+        if watch is None:
+            return None
+        try:
+            return int(watch.execute("PRAGMA data_version").fetchall()[0][0])
+        except sqlite3.Error:
+            return None  # busy for a moment: treated as a change, the caller reads again
+
+    # -- schema ----------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Create the schema, or migrate an older one; harmless to run again.
+
+        Runs in one ``BEGIN IMMEDIATE`` transaction, so concurrent calls (several
+        processes starting at once) queue on the file's write lock. Raises
+        ``SchemaError`` if the file holds a newer schema than this release knows.
+        """
+        await self._write(self._setup)
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        latest = _sql.latest_version()
+        with _mapped():
+            self._begin(conn)
+            try:
+                now = _now()
+                if not conn.execute(_Q["has_schema"]).fetchone()[0]:
+                    for statement in _sql.schema_sql():
+                        conn.execute(statement)
+                    conn.executemany(_Q["stamp_version"], [(n, now) for n in range(1, latest + 1)])
+                else:
+                    version = conn.execute(_Q["schema_version"]).fetchone()[0]
+                    if version > latest:
+                        msg = (
+                            f"the SQLite file holds evsrc schema version {version}; this release "
+                            f"knows up to {latest}: upgrade evsrc"
+                        )
+                        raise SchemaError(msg)
+                    for n, statements in _sql.migrations(version):
+                        for statement in statements:
+                            conn.execute(statement)
+                        conn.execute(_Q["stamp_version"], (n, now))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    async def schema_version(self) -> int:
+        """The schema version in the file; 0 when ``setup()`` never ran."""
+
+        def version(conn: sqlite3.Connection) -> int:
+            if not conn.execute(_Q["has_schema"]).fetchone()[0]:
+                return 0
+            return int(conn.execute(_Q["schema_version"]).fetchone()[0])
+
+        result: int = await self._read(version)
+        return result
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        if self._closed:
+            raise StoreClosedError
+        encoded = prepare_append(stream, expected, events)
+        if expected > _MAX_INT:  # beyond SQLite's integers: ahead of any stream
+            return Conflict(stream, expected, await self.last_seq(stream))
+        return await self._append(stream, expected, encoded)
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
+        if self._closed:
+            raise StoreClosedError
+        encoded = prepare_append(stream, None, events, any_position=True)
+        result = await self._append(stream, None, encoded)
+        assert isinstance(result, Committed)
+        return result
+
+    async def _append(
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
+    ) -> Committed | Conflict:
+        written: _Written = await self._write(self._append_tx, stream, expected, encoded)
+        if written.last_position is not None:
+            self._wake()
+            head = written.head
+            return Committed(
+                stream,
+                head + 1,
+                head + len(encoded),
+                written.last_position,
+                Checkpoint(written.txn, written.last_position),
+            )
+        if not written.found:
+            assert expected is not None
+            return Conflict(stream, expected, written.head)
+        return _retried(stream, expected, encoded, written.found)
+
+    def _append_tx(
+        self,
+        conn: sqlite3.Connection,
+        stream: str,
+        expected: int | None,
+        encoded: list[EncodedEvent],
+    ) -> _Written:
+        """One append, in one ``BEGIN IMMEDIATE`` transaction (see THE GLOBAL ORDER)."""
+        with _mapped(stream=stream):
+            self._begin(conn)
+            try:
+                head: int = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
+                if expected is not None and head != expected:
+                    # A conflict, or a retry of an append that already committed.
+                    conn.execute("ROLLBACK")
+                    return _Written(head, None, 0, _find_ids(conn, encoded))
+                last: int = conn.execute(_Q_LAST_POSITION).fetchone()[0]
+                txn = last + 1
+                now = _now()
+                conn.executemany(
+                    _Q_INSERT,
+                    [
+                        (txn + i, txn, stream, head + 1 + i, e.id.bytes, e.type, e.version,
+                         e.data, e.metadata, now)
+                        for i, e in enumerate(encoded)
+                    ],
+                )  # fmt: skip
+            except sqlite3.IntegrityError as exc:
+                conn.execute("ROLLBACK")
+                if "evsrc_events.id" not in str(exc):
+                    raise
+                # An id is taken: an idempotent retry, or a clash.
+                return _Written(head, None, 0, _find_ids(conn, encoded))
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, stream=stream, committing=True) from exc
+            raise
+        return _Written(head, last + len(encoded), txn, {})
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        check_read_args(stream, after, limit)
+        args = (stream, min(after, _MAX_INT), -1 if limit is None else min(limit, _MAX_INT))
+        query = _Q_READ_BACKWARD if backwards else _Q_READ_FORWARD
+        events: list[RecordedEvent] = await self._read(_read_stream, query, args)
+        return events
+
+    async def last_seq(self, stream: str) -> int:
+        check_stream(stream)
+        head: int = await self._read(_head, stream)
+        return head
+
+    async def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every committed event in global order after ``after``; see ``EventStore.read_all``.
+
+        ``stream_prefix`` keeps only events of streams whose name starts with
+        it; ``types`` only events of these types. Filtered events come in the
+        same order with the same checkpoints as unfiltered ones.
+        """
+        start = check_checkpoint(after)
+        if limit is not None and (type(limit) is not int or limit < 0):
+            check_read_args("-", 0, limit)
+        filters = _check_filters(stream_prefix, types)
+        if self._closed:
+            raise StoreClosedError
+        cursor = _Cursor(start)
+        end: int | None = None  # "what was committed when it got there": read with page 1
+        left = limit
+        while left is None or left > 0:
+            page = _PAGE if left is None else min(_PAGE, left)
+            events, end = await self._read(_read_page, cursor, end, page, filters)
+            for e in events:
+                yield e
+            if left is not None:
+                left -= len(events)
+            if len(events) < page:
+                return
+
+    async def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Like ``read_all`` (same filters), then live; never ends by itself.
+
+        Raises ``StoreClosedError`` when the store is closed.
+        """
+        start = check_checkpoint(after)
+        filters = _check_filters(stream_prefix, types)
+        cursor = _Cursor(start)
+        while True:
+            if self._closed:
+                raise StoreClosedError
+            # Take the waiter and the change counter before reading, so that a
+            # commit landing between the read and the wait still wakes us.
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = anyio.Event()
+            version = self._data_version()
+            events, _ = await self._read(_read_page, cursor, None, _PAGE, filters)
+            for e in events:
+                yield e
+            if len(events) == _PAGE:
+                continue  # more to catch up on
+            while not self._closed:
+                with anyio.move_on_after(self._poll_interval):
+                    await waiter.wait()
+                if waiter.is_set():
+                    break
+                now = self._data_version()
+                if now is None or now != version:
+                    break  # another process committed
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    # -- transactions for code that builds on the same file ---------------------------
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
+        """``async with store.transaction() as conn:`` — a write transaction on this file.
+
+        ``conn`` is the store's writer connection inside ``BEGIN IMMEDIATE``: it
+        holds the file's write lock, so its statements never wait for a lock
+        and run directly (``conn.execute(...)``, synchronous, on the calling
+        thread; keep them short). The block commits on exit and rolls back if
+        it raises. Appends of this store wait until it ends. For read models
+        that live beside the events (see :class:`SqliteProjectionRunner`);
+        never write ``evsrc_`` tables through it.
+        """
+        async with self._write_lock:
+            conn = self._writer_conn()
+            await anyio.to_thread.run_sync(self._begin_mapped, conn)
+            try:
+                yield conn
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(_rollback, conn)
+                raise
+            await anyio.to_thread.run_sync(_commit, conn)
+
+    def _begin_mapped(self, conn: sqlite3.Connection) -> None:
+        with _mapped():
+            self._begin(conn)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the store: subscribers end with ``StoreClosedError``; connections close.
+
+        An append in flight finishes (commits or rolls back) first.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._wake()
+        with anyio.CancelScope(shield=True):
+            async with self._write_lock:
+                writer, self._writer = self._writer, None
+                watch, self._watch = self._watch, None
+                readers, self._free_readers = self._free_readers, []
+                for conn in (writer, watch, *readers):
+                    if conn is not None:
+                        await anyio.to_thread.run_sync(conn.close)
+
+
+class _Cursor:
+    """Where a global read stands: the caller's checkpoint, and the position scanned to.
+
+    Rows after a checkpoint ``(commit, position)`` are those with ``(txn,
+    position)`` greater. Every stored row has ``txn <= position``, so they all
+    lie beyond position ``min(commit, position)``: the scan starts there. Once
+    a read has scanned up to position ``p`` (returning what matched), nothing
+    can ever commit at or below ``p``, and the next read starts after it.
+    """
+
+    __slots__ = ("position", "scanned", "txn")
+
+    def __init__(self, after: Checkpoint | None) -> None:
+        commit, position = (0, 0) if after is None else after
+        self.txn = min(commit, _MAX_INT)
+        self.position = min(position, _MAX_INT)
+        self.scanned = min(self.txn, self.position)
+
+
+def _head(conn: sqlite3.Connection, stream: str) -> int:
+    head: int = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
+    return head
+
+
+def _read_stream(
+    conn: sqlite3.Connection, query: str, args: tuple[str, int, int]
+) -> list[RecordedEvent]:
+    return _decode(conn.execute(query, args).fetchall())
+
+
+def _read_page(
+    conn: sqlite3.Connection, cursor: _Cursor, end: int | None, page: int, filters: _Filters
+) -> tuple[list[RecordedEvent], int]:
+    """One page of the global order after ``cursor`` (advanced), up to position ``end``.
+
+    ``end=None`` reads up to the last position committed now (and returns it).
+    """
+    conn.execute("BEGIN")  # one snapshot for the bound and the page
+    try:
+        if end is None:
+            end = int(conn.execute(_Q_LAST_POSITION).fetchone()[0])
+        rows = conn.execute(
+            _Q_READ_ALL + filters.sql + " ORDER BY position LIMIT ?",
+            (cursor.scanned, cursor.txn, cursor.position, end, *filters.args, page),
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    # Filtered out or not, nothing new can appear at or below what was scanned.
+    cursor.scanned = rows[-1][2] if len(rows) == page else max(cursor.scanned, end)
+    return _decode(rows), end
+
+
+def _find_ids(conn: sqlite3.Connection, encoded: list[EncodedEvent]) -> dict[UUID, _Place]:
+    """Where the append's event ids are already stored (if anywhere)."""
+    found: dict[UUID, _Place] = {}
+    ids = [e.id.bytes for e in encoded]
+    for i in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[i : i + _ID_CHUNK]
+        query = f"{_Q_FIND_IDS} ({', '.join('?' * len(chunk))})"
+        for row in conn.execute(query, chunk):
+            found[_uuid(row[0])] = _Place(*row[1:])
+    return found
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise _translate(exc, committing=True) from exc
