@@ -14,7 +14,6 @@ committed: each event's change lands exactly once.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,8 @@ from evsrc.projection import ProjectionRunner, Projector
 from evsrc.sqlite import _sql
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from evsrc.events import RecordedEvent
     from evsrc.sqlite.store import SqliteEventStore
 

@@ -81,6 +81,8 @@ _Q_READ_BACKWARD: Final = _Q["read_backward"]
 _Q_READ_ALL: Final = _Q["read_all"]
 _Q_FIND_IDS: Final = _Q["find_ids"]
 
+#: ``SqliteEventStore._quick`` found the file busy: take the worker-thread path.
+_BUSY: Final = object()
 _new = object.__new__
 _set = object.__setattr__
 _UNKNOWN = SafeUUID.unknown
@@ -271,8 +273,7 @@ def _retried(
     if base is None and first is not None and first.stream == stream:
         base = first.seq - 1
     if base is not None and all(
-        p is not None and p.stream == stream and p.seq == base + i
-        for i, p in enumerate(places, 1)
+        p is not None and p.stream == stream and p.seq == base + i for i, p in enumerate(places, 1)
     ):
         for p, e in zip(places, encoded, strict=True):
             assert p is not None
@@ -285,7 +286,9 @@ def _retried(
                 raise DuplicateEventIdError(msg, event_id=e.id, stream=stream, seq=p.seq)
         last = places[-1]
         assert last is not None
-        return Committed(stream, base + 1, last.seq, last.position, Checkpoint(last.txn, last.position))
+        return Committed(
+            stream, base + 1, last.seq, last.position, Checkpoint(last.txn, last.position)
+        )
     # Some ids exist elsewhere, or only part of the append exists: not a retry.
     e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
     raise DuplicateEventIdError(event_id=e.id, stream=where.stream, seq=where.seq)
@@ -346,7 +349,7 @@ class SqliteEventStore(EventStore):
         self._busy_timeout = float(busy_timeout)
         self._poll_interval = float(poll_interval)
         self._writer: sqlite3.Connection | None = None
-        self._watch: sqlite3.Connection | None = None
+        self._quick_conn: sqlite3.Connection | None = None
         self._write_lock = anyio.Lock()
         self._reader_slots = anyio.Semaphore(readers)
         self._free_readers: list[sqlite3.Connection] = []
@@ -423,14 +426,15 @@ class SqliteEventStore(EventStore):
                 if str(mode).lower() != "wal":  # pragma: no cover - a file system without shm
                     msg = f"the SQLite file {self._path!r} cannot use WAL mode (got {mode!r})"
                     raise ConfigurationError(msg)
-                watch = sqlite3.connect(
+                quick = sqlite3.connect(
                     self._path, timeout=0, isolation_level=None, check_same_thread=False
                 )
+                quick.execute("PRAGMA query_only = 1")
             except BaseException:
                 conn.close()
                 raise
         self._writer = conn
-        self._watch = watch
+        self._quick_conn = quick
 
     def _retrying(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn``; while SQLite reports the file busy, wait and retry, up to the bound.
@@ -472,12 +476,12 @@ class SqliteEventStore(EventStore):
         if self._closed:
             raise StoreClosedError
         async with self._reader_slots:
-            conn = self._free_readers.pop() if self._free_readers else None
+            idle = self._free_readers.pop() if self._free_readers else None
             try:
-                conn, result = await anyio.to_thread.run_sync(self._reading, conn, fn, args)
+                conn, result = await anyio.to_thread.run_sync(self._reading, idle, fn, args)
             except BaseException:
-                if conn is not None:  # the thread has finished with it (never abandoned)
-                    conn.close()
+                if idle is not None:  # the thread has finished with it (never abandoned)
+                    idle.close()
                 raise
             if self._closed:
                 conn.close()
@@ -498,17 +502,38 @@ class SqliteEventStore(EventStore):
                 conn.close()
                 raise
 
+    def _quick(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(conn, *args)`` on the event loop's own connection, or ``_BUSY`` to go the long way.
+
+        For a few index lookups (a stream's head, ids) a thread hop costs more
+        than the work. That connection never waits for a lock (busy timeout 0:
+        WAL readers are not blocked by writers; a rare busy moment, such as a
+        recovery, sends the caller to its worker thread instead).
+        """
+        conn = self._quick_conn
+        if conn is None or self._closed:
+            raise StoreClosedError
+        try:
+            return fn(conn, *args)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                _rollback(conn)
+                return _BUSY
+            raise _translate(exc) from exc
+        except (sqlite3.Error, OverflowError) as exc:
+            raise _translate(exc) from exc
+
     def _data_version(self) -> int | None:
         """The file's change counter (``PRAGMA data_version``); ``None`` if unreadable now.
 
         It changes whenever another connection — this store's writer, or any
         other process — commits to the file, and costs no read of the tables.
         """
-        watch = self._watch
-        if watch is None:
+        quick = self._quick_conn
+        if quick is None:
             return None
         try:
-            return int(watch.execute("PRAGMA data_version").fetchall()[0][0])
+            return int(quick.execute("PRAGMA data_version").fetchall()[0][0])
         except sqlite3.Error:
             return None  # busy for a moment: treated as a change, the caller reads again
 
@@ -585,6 +610,8 @@ class SqliteEventStore(EventStore):
     async def _append(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
     ) -> Committed | Conflict:
+        # Conflicts too are decided under the write lock, in the worker thread: a
+        # pre-check on the loop would let conflicting retriers spin and starve it.
         written: _Written = await self._write(self._append_tx, stream, expected, encoded)
         if written.last_position is not None:
             self._wake()
@@ -667,7 +694,10 @@ class SqliteEventStore(EventStore):
 
     async def last_seq(self, stream: str) -> int:
         check_stream(stream)
-        head: int = await self._read(_head, stream)
+        head = self._quick(_head, stream)
+        if head is _BUSY:
+            head = await self._read(_head, stream)
+        assert isinstance(head, int)
         return head
 
     async def read_all(
@@ -789,9 +819,9 @@ class SqliteEventStore(EventStore):
         with anyio.CancelScope(shield=True):
             async with self._write_lock:
                 writer, self._writer = self._writer, None
-                watch, self._watch = self._watch, None
+                quick, self._quick_conn = self._quick_conn, None
                 readers, self._free_readers = self._free_readers, []
-                for conn in (writer, watch, *readers):
+                for conn in (writer, quick, *readers):
                     if conn is not None:
                         await anyio.to_thread.run_sync(conn.close)
 

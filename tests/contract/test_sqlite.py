@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 
 class TestSqliteEventStore(EventStoreContract):
+    # Appends serialise on the file's write lock, one worker-thread hop each, and
+    # n racing tasks make about n*n/2 attempts: 250 tasks still race hard.
+    race_tasks = 250
+
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[SqliteEventStore]:
         async with await SqliteEventStore.connect(tmp_path / "events.db") as store:
