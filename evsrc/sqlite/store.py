@@ -66,6 +66,8 @@ __all__ = ["SYNCHRONOUS", "SqliteEventStore"]
 SYNCHRONOUS: Final = ("FULL", "EXTRA", "NORMAL")
 #: SQLite's largest INTEGER; bigger positions, seqs and limits are clamped to it.
 _MAX_INT: Final = 2**63 - 1
+#: Most appends committed together by one writer (group commit).
+_MAX_BATCH: Final = 256
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
 #: Ids per ``id IN (…)`` lookup (well under SQLite's bound-parameter limit).
@@ -193,6 +195,19 @@ class _Written(NamedTuple):
     last_position: int | None
     txn: int
     found: dict[UUID, _Place]
+
+
+class _Pending:
+    """An append waiting for the writer, then its answer."""
+
+    __slots__ = ("encoded", "error", "expected", "stream", "written")
+
+    def __init__(self, stream: str, expected: int | None, encoded: list[EncodedEvent]) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.encoded = encoded
+        self.written: _Written | None = None
+        self.error: EvsrcError | None = None
 
 
 class _Filters(NamedTuple):
@@ -351,6 +366,7 @@ class SqliteEventStore(EventStore):
         self._writer: sqlite3.Connection | None = None
         self._quick_conn: sqlite3.Connection | None = None
         self._write_lock = anyio.Lock()
+        self._queue: list[_Pending] = []
         self._reader_slots = anyio.Semaphore(readers)
         self._free_readers: list[sqlite3.Connection] = []
         self._waiter: anyio.Event | None = None
@@ -610,11 +626,34 @@ class SqliteEventStore(EventStore):
     async def _append(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
     ) -> Committed | Conflict:
-        # Conflicts too are decided under the write lock, in the worker thread: a
-        # pre-check on the loop would let conflicting retriers spin and starve it.
-        written: _Written = await self._write(self._append_tx, stream, expected, encoded)
+        # GROUP COMMIT. Appends queue; whoever gets the write lock first takes every
+        # append queued by then (its own included) and runs them in one worker-thread
+        # call, in one transaction: each append in its own savepoint, one COMMIT (one
+        # fsync) for all. Each append is still all-or-nothing and is answered only
+        # after that COMMIT; the others find their answer ready when the lock
+        # reaches them. Conflicts too are decided here, so retriers never spin.
+        item = _Pending(stream, expected, encoded)
+        self._queue.append(item)
+        try:
+            async with self._write_lock:
+                while item.written is None and item.error is None:
+                    conn = self._writer_conn()
+                    batch = self._queue[:_MAX_BATCH]
+                    del self._queue[: len(batch)]
+                    # Not abandoned on cancellation: the transaction ends (commit or
+                    # rollback) before the caller sees the cancellation.
+                    await anyio.to_thread.run_sync(self._append_batch, conn, batch)
+                    if any(p.written is not None and p.written.last_position for p in batch):
+                        self._wake()
+        except BaseException:
+            if item in self._queue:  # never taken: it will not be written
+                self._queue.remove(item)
+            raise
+        if item.error is not None:
+            raise item.error
+        written = item.written
+        assert written is not None
         if written.last_position is not None:
-            self._wake()
             head = written.head
             return Committed(
                 stream,
@@ -628,53 +667,68 @@ class SqliteEventStore(EventStore):
             return Conflict(stream, expected, written.head)
         return _retried(stream, expected, encoded, written.found)
 
-    def _append_tx(
-        self,
-        conn: sqlite3.Connection,
-        stream: str,
-        expected: int | None,
-        encoded: list[EncodedEvent],
-    ) -> _Written:
-        """One append, in one ``BEGIN IMMEDIATE`` transaction (see THE GLOBAL ORDER)."""
-        with _mapped(stream=stream):
-            self._begin(conn)
-            try:
-                head: int = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
-                if expected is not None and head != expected:
-                    # A conflict, or a retry of an append that already committed.
-                    conn.execute("ROLLBACK")
-                    return _Written(head, None, 0, _find_ids(conn, encoded))
-                last: int = conn.execute(_Q_LAST_POSITION).fetchone()[0]
-                txn = last + 1
-                now = _now()
-                conn.executemany(
-                    _Q_INSERT,
-                    [
-                        (txn + i, txn, stream, head + 1 + i, e.id.bytes, e.type, e.version,
-                         e.data, e.metadata, now)
-                        for i, e in enumerate(encoded)
-                    ],
-                )  # fmt: skip
-            except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
-                if "evsrc_events.id" not in str(exc):
-                    raise
-                # An id is taken: an idempotent retry, or a clash.
-                return _Written(head, None, 0, _find_ids(conn, encoded))
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+    def _append_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        """Queued appends in one ``BEGIN IMMEDIATE`` transaction (see THE GLOBAL ORDER)."""
+        try:
+            with _mapped():
+                self._begin(conn)
+        except EvsrcError as exc:
+            for item in batch:
+                item.error = exc
+            return
+        done: list[_Pending] = []
+        try:
+            last: int = conn.execute(_Q_LAST_POSITION).fetchone()[0]
+            now = _now()
+            for item in batch:
+                stream, expected, encoded = item.stream, item.expected, item.encoded
+                conn.execute("SAVEPOINT evsrc_append")
+                head = 0
+                try:
+                    head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
+                    if expected is not None and head != expected:
+                        # A conflict, or a retry of an append that already committed.
+                        item.written = _Written(head, None, 0, _find_ids(conn, encoded))
+                    else:
+                        txn = last + 1
+                        conn.executemany(
+                            _Q_INSERT,
+                            [
+                                (txn + i, txn, stream, head + 1 + i, e.id.bytes, e.type,
+                                 e.version, e.data, e.metadata, now)
+                                for i, e in enumerate(encoded)
+                            ],
+                        )  # fmt: skip
+                        last += len(encoded)
+                        item.written = _Written(head, last, txn, {})
+                        done.append(item)
+                    conn.execute("RELEASE evsrc_append")
+                except (sqlite3.Error, OverflowError) as exc:
+                    conn.execute("ROLLBACK TO evsrc_append")
+                    conn.execute("RELEASE evsrc_append")
+                    if isinstance(exc, sqlite3.IntegrityError) and "evsrc_events.id" in str(exc):
+                        # An id is taken: an idempotent retry, or a clash.
+                        item.written = _Written(head, None, 0, _find_ids(conn, encoded))
+                    else:
+                        item.error = _translate(exc, stream=stream)
+        except BaseException as exc:
+            _rollback(conn)
+            error = _translate(exc) if isinstance(exc, (sqlite3.Error, OSError)) else None
+            for item in batch:
+                item.written = None
+                item.error = error or StoreUnavailableError(f"the append was abandoned: {exc!r}")
+            if error is None:
                 raise
+            return
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, stream=stream, committing=True) from exc
-            raise
-        return _Written(head, last + len(encoded), txn, {})
+            _rollback(conn)
+            for item in done:
+                item.written = None
+                item.error = _translate(exc, stream=item.stream, committing=True)
+            if not isinstance(exc, sqlite3.Error):
+                raise
 
     # -- reading ---------------------------------------------------------------------
 
