@@ -229,3 +229,43 @@ def test_runs_under_trio(tmp_path: Path) -> None:
             return seqs
 
     assert anyio.run(main, backend="trio") == [1, 2, 1]
+
+
+async def test_one_bad_append_in_a_group_commit_spares_the_others(store: SqliteEventStore) -> None:
+    taken = NewEvent("t", {"n": 0})
+    await store.append("a", [taken])
+    results: dict[str, object] = {}
+
+    async def run(name: str, coro) -> None:
+        try:
+            results[name] = await coro
+        except Exception as exc:
+            results[name] = exc
+
+    sizes: list[int] = []
+    batch = store._append_batch
+
+    def counting(conn, items):
+        sizes.append(len(items))
+        return batch(conn, items)
+
+    store._append_batch = counting  # type: ignore[method-assign]
+    # Started together, the appends queue behind the writer and commit together, in order.
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, "first", store.append("s", [NewEvent("t", {"n": 1})]))
+        tg.start_soon(run, "dup", store.append("b", [NewEvent("t"), taken]))
+        tg.start_soon(run, "ok", store.append_expect("s", 1, [NewEvent("t", {"n": 2})]))
+        tg.start_soon(run, "stale", store.append_expect("s", 1, [NewEvent("t", {"n": 3})]))
+        tg.start_soon(run, "new", store.append_expect("c", 0, [NewEvent("t"), NewEvent("t")]))
+        tg.start_soon(run, "retry", store.append_expect("a", 0, [taken]))
+    assert sum(sizes) == 6 and max(sizes) >= 5  # committed together
+    assert isinstance(results["dup"], DuplicateEventIdError)
+    assert results["ok"].last_seq == 2  # type: ignore[attr-defined]
+    assert (results["stale"].expected, results["stale"].actual) == (1, 2)  # type: ignore[attr-defined]
+    assert results["new"].last_seq == 2  # type: ignore[attr-defined]
+    assert results["retry"].last_seq == 1  # type: ignore[attr-defined]
+    assert [e.data["n"] for e in await store.read("s")] == [1, 2]
+    assert await store.last_seq("b") == 0
+    events = [e async for e in store.read_all()]
+    assert [e.position for e in events] == sorted(e.position for e in events)
+    assert len({e.checkpoint.commit for e in events}) == 4  # a, s, s, c: one per append
