@@ -7,10 +7,12 @@ How it keeps the contract, in short (``docs/backends.md`` has the long form):
   never waits on the disk. One writer connection per store, used by one task
   at a time; a few reader connections, which WAL mode lets read while a
   writer writes.
-* An append is one ``BEGIN IMMEDIATE`` transaction: it takes the file's write
-  lock first, then reads the stream's head, checks ``expected`` and inserts.
-  Writers of every process queue on that lock (a busy timeout, retried up to a
-  bound, then ``StoreUnavailableError``): never ``database is locked``.
+* Appends run in ``BEGIN IMMEDIATE`` transactions: the file's write lock is
+  taken first, then the stream's head is read, ``expected`` checked and the
+  events inserted. Writers of every process queue on that lock (a busy
+  timeout, retried up to a bound, then ``StoreUnavailableError``): never
+  ``database is locked``. Appends queued in one store commit together (GROUP
+  COMMIT below), each in its own savepoint.
 * Durable by default: ``synchronous=FULL`` in WAL mode syncs the log at every
   commit, so an acknowledged append survives a power cut.
 * Live subscribers wake at once after this store's own appends, and notice
