@@ -44,7 +44,7 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
 from evsrc.sqlite import _sql
 from evsrc.store import (
     EventStore,
@@ -88,6 +88,7 @@ _Q_FIND_IDS: Final = _Q["find_ids"]
 #: ``SqliteEventStore._quick`` found the file busy: take the worker-thread path.
 _BUSY: Final = object()
 _new = object.__new__
+_tuple_new = tuple.__new__
 _set = object.__setattr__
 _UNKNOWN = SafeUUID.unknown
 _from_bytes = int.from_bytes
@@ -255,16 +256,23 @@ def _decode(rows: list[Any]) -> list[RecordedEvent]:
         return []
     data = decode_objects([r[7] for r in rows])
     metadata = decode_metadata([r[8] for r in rows])
-    event = _recorded
-    uuid = _uuid
-    out = []
+    # Replay is per-row Python work: what _recorded and _uuid do, inlined.
+    tuple_new, new, setattr_, from_bytes = _tuple_new, _new, _set, _from_bytes
+    recorded, checkpoint, uuid_cls, unknown = RecordedEvent, Checkpoint, UUID, _UNKNOWN
+    out: list[RecordedEvent] = []
+    append = out.append
     last_text = ""
     last_time = datetime.min
     for r, d, m in zip(rows, data, metadata, strict=True):
         text = r[9]
         if text != last_text:  # the events of one append share their time
             last_text, last_time = text, _parse_time(text)
-        out.append(event(r[0], r[1], r[2], r[3], uuid(r[4]), r[5], r[6], d, m, last_time))
+        u = new(uuid_cls)
+        setattr_(u, "int", from_bytes(r[4], "big"))
+        setattr_(u, "is_safe", unknown)
+        position = r[2]
+        cp = tuple_new(checkpoint, (r[3], position))
+        append(tuple_new(recorded, (r[0], r[1], position, cp, u, r[5], r[6], d, m, last_time)))
     return out
 
 
@@ -682,9 +690,12 @@ class SqliteEventStore(EventStore):
         try:
             last: int = conn.execute(_Q_LAST_POSITION).fetchone()[0]
             now = _now()
+            # A lone append needs no savepoint: its transaction is its own.
+            savepoints = len(batch) > 1
             for item in batch:
                 stream, expected, encoded = item.stream, item.expected, item.encoded
-                conn.execute("SAVEPOINT evsrc_append")
+                if savepoints:
+                    conn.execute("SAVEPOINT evsrc_append")
                 head = 0
                 try:
                     head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
@@ -704,10 +715,14 @@ class SqliteEventStore(EventStore):
                         last += len(encoded)
                         item.written = _Written(head, last, txn, {})
                         done.append(item)
-                    conn.execute("RELEASE evsrc_append")
+                    if savepoints:
+                        conn.execute("RELEASE evsrc_append")
                 except (sqlite3.Error, OverflowError) as exc:
-                    conn.execute("ROLLBACK TO evsrc_append")
-                    conn.execute("RELEASE evsrc_append")
+                    if savepoints:
+                        conn.execute("ROLLBACK TO evsrc_append")
+                        conn.execute("RELEASE evsrc_append")
+                    else:
+                        conn.execute("ROLLBACK")
                     if isinstance(exc, sqlite3.IntegrityError) and "evsrc_events.id" in str(exc):
                         # An id is taken: an idempotent retry, or a clash.
                         item.written = _Written(head, None, 0, _find_ids(conn, encoded))
@@ -721,6 +736,9 @@ class SqliteEventStore(EventStore):
                 item.error = error or StoreUnavailableError(f"the append was abandoned: {exc!r}")
             if error is None:
                 raise
+            return
+        if not done:  # nothing written (conflicts, refusals): end the transaction early
+            _rollback(conn)
             return
         try:
             conn.execute("COMMIT")
