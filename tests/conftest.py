@@ -1,7 +1,8 @@
 """Fixtures shared by every test directory.
 
-``any_store`` runs a test once per backend (SQLite: a fresh file per test). The PostgreSQL parameter is added
-by ``tests/pgfixtures.py`` (fresh database per test, cloned from a template).
+``any_store`` runs a test once per backend (SQLite: a fresh file per test). The
+PostgreSQL parameter is added by ``tests/pgfixtures.py`` (fresh database per
+test, cloned from a template).
 """
 
 from __future__ import annotations
