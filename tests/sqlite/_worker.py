@@ -9,6 +9,8 @@ stdin (so that all processes start together), works, and prints its result.
   ones. Prints ``{"conflicts": n}``.
 * ``book PATH OCCURRENCE CAPACITY ACTOR…``: books every actor concurrently
   through ``examples.booking.BookingService``. Prints the results as JSON.
+* ``setup PATH``: opens the (maybe new) file, runs ``setup()``, appends one
+  event and prints the schema version.
 * ``appender PATH SYNCHRONOUS``: appends batches of 1..40 events to four streams
   until killed, printing ``TAG SIZE`` after each acknowledged append.
 """
@@ -76,6 +78,14 @@ async def book(path: str, occurrence: str, capacity: int, actors: list[str]) -> 
     print(json.dumps(results), flush=True)
 
 
+async def setup(path: str) -> None:
+    await _ready()
+    async with await SqliteEventStore.connect(path) as store:
+        await store.setup()
+        await store.append("setup", [NewEvent("done")])
+        print(await store.schema_version(), flush=True)
+
+
 async def appender(path: str, synchronous: str) -> None:
     async with await SqliteEventStore.connect(path, synchronous=synchronous) as store:
         await _ready()
@@ -101,6 +111,8 @@ if __name__ == "__main__":
         anyio.run(race, args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
     elif mode == "book":
         anyio.run(book, args[0], args[1], int(args[2]), args[3:])
+    elif mode == "setup":
+        anyio.run(setup, args[0])
     elif mode == "appender":
         anyio.run(appender, args[0], args[1])
     else:

@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from evsrc import NewEvent, StoreUnavailableError
-from evsrc.sqlite import SqliteEventStore
+from evsrc.sqlite import SqliteEventStore, _sql
 from examples.booking import seat_of
 from tests.booking.history import checked_history
 
@@ -219,6 +219,21 @@ async def _check_after_kill(path: Path, acknowledged: dict[str, int]) -> None:
         # The store is usable after the crash.
         r = await store.append("kill-0", [NewEvent("after")])
         assert r.last_seq == len(await store.read("kill-0"))
+
+
+async def test_four_processes_create_the_same_new_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    procs = [_spawn("setup", str(path)) for _ in range(4)]
+    try:
+        _start_together(procs)  # none has opened the file yet
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        _kill_all(procs)
+    assert [p.returncode for p in procs] == [0] * 4
+    assert {out.strip() for out in outputs} == {str(_sql.latest_version())}
+    async with await SqliteEventStore.connect(path) as store:
+        assert [e.seq for e in await store.read("setup")] == [1, 2, 3, 4]
+        assert await store.schema_version() == _sql.latest_version()
 
 
 async def test_a_held_write_lock_is_waited_for_then_a_typed_error(tmp_path: Path) -> None:
