@@ -269,3 +269,18 @@ async def test_one_bad_append_in_a_group_commit_spares_the_others(store: SqliteE
     events = [e async for e in store.read_all()]
     assert [e.position for e in events] == sorted(e.position for e in events)
     assert len({e.checkpoint.commit for e in events}) == 4  # a, s, s, c: one per append
+
+
+@pytest.mark.parametrize(("option", "level"), [(None, 2), ("NORMAL", 1), ("extra", 3)])
+async def test_wal_and_durable_by_default(tmp_path: Path, option: str | None, level: int) -> None:
+    kwargs = {} if option is None else {"synchronous": option}
+    async with await SqliteEventStore.connect(tmp_path / "d.db", **kwargs) as store:
+        await store.setup()
+        await store.append("s", [NewEvent("t")])
+
+        def pragmas(conn: sqlite3.Connection) -> tuple[int, str]:
+            sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+            return sync, conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+        assert await store._write(pragmas) == (level, "wal")  # the writer: FULL is 2
+        assert await store._read(pragmas) == (level, "wal")
