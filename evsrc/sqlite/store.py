@@ -2,11 +2,12 @@
 
 How it keeps the contract, in short (``docs/backends.md`` has the long form):
 
-* The stdlib ``sqlite3`` driver, driven through anyio worker threads: one
-  thread hop per operation (a whole append is one hop), so the event loop
-  never waits on the disk. One writer connection per store, used by one task
-  at a time; a few reader connections, which WAL mode lets read while a
-  writer writes.
+* The stdlib ``sqlite3`` driver, called from threads: one round trip per
+  operation (a whole append, or a group of them, is one), so the event loop
+  never waits on the disk. One writer connection per store, on its own thread
+  under asyncio (``_threads``); a few reader connections in anyio's worker
+  threads, which WAL mode lets read while a writer writes. Rows are decoded
+  and retries resolved in ``_rows``.
 * Appends run in ``BEGIN IMMEDIATE`` transactions: the file's write lock is
   taken first, then the stream's head is read, ``expected`` checked and the
   events inserted. Writers of every process queue on that lock (a busy
@@ -18,49 +19,40 @@ How it keeps the contract, in short (``docs/backends.md`` has the long form):
 * Live subscribers wake at once after this store's own appends, and notice
   other processes' appends by polling ``PRAGMA data_version`` (a counter, not a
   read of the table) every ``poll_interval``.
-* Every ``sqlite3`` error becomes an evsrc error in one place, :func:`_translate`.
+* Every ``sqlite3`` error becomes an evsrc error in one place, ``_errors.translate``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import queue
 import sqlite3
-import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
-from uuid import UUID, SafeUUID
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import anyio
 import anyio.to_thread
 
 from evsrc.errors import (
     ConfigurationError,
-    DuplicateEventIdError,
     EvsrcError,
-    InvalidInputError,
-    OutcomeUnknownError,
     SchemaError,
     StoreClosedError,
     StoreUnavailableError,
 )
 from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
-from evsrc.sqlite import _sql
+from evsrc.sqlite import _errors, _rows, _sql, _threads
 from evsrc.store import (
     EventStore,
     check_checkpoint,
     check_read_args,
     check_stream,
-    decode_metadata,
-    decode_objects,
     prepare_append,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent
@@ -69,33 +61,19 @@ __all__ = ["SYNCHRONOUS", "SqliteEventStore"]
 
 #: The ``synchronous`` settings :meth:`SqliteEventStore.connect` accepts.
 SYNCHRONOUS: Final = ("FULL", "EXTRA", "NORMAL")
-#: SQLite's largest INTEGER; bigger positions, seqs and limits are clamped to it.
-_MAX_INT: Final = 2**63 - 1
 #: Most appends committed together by one writer (group commit).
 _MAX_BATCH: Final = 256
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
-#: Ids per ``id IN (…)`` lookup (well under SQLite's bound-parameter limit).
-_ID_CHUNK: Final = 500
-_BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
-_CONFIG_CODES: Final = frozenset({3, 8, 14, 23, 26})  # PERM, READONLY, CANTOPEN, AUTH, NOTADB
 _Q: Final = _sql.queries()
-_Q_HEAD: Final = _Q["head"]
 _Q_LAST_POSITION: Final = _Q["last_position"]
 _Q_INSERT: Final = _Q["insert"]
+_Q_HEAD: Final = _Q["head"]
 _Q_READ_FORWARD: Final = _Q["read_forward"]
 _Q_READ_BACKWARD: Final = _Q["read_backward"]
-_Q_READ_ALL: Final = _Q["read_all"]
-_Q_FIND_IDS: Final = _Q["find_ids"]
 
 #: ``SqliteEventStore._quick`` found the file busy: take the worker-thread path.
 _BUSY: Final = object()
-_new = object.__new__
-_tuple_new = tuple.__new__
-_set = object.__setattr__
-_UNKNOWN = SafeUUID.unknown
-_from_bytes = int.from_bytes
-_parse_time = datetime.fromisoformat
 
 # THE GLOBAL ORDER — why an INTEGER PRIMARY KEY assigned by the writer is exact.
 #
@@ -113,153 +91,8 @@ _parse_time = datetime.fromisoformat
 # serialise on the file's lock (docs/backends.md, "Limits").
 
 
-def _uuid(raw: bytes) -> UUID:
-    # What UUID.__setstate__ (unpickling) does: 16 stored bytes are a valid UUID.
-    u: UUID = _new(UUID)
-    _set(u, "int", _from_bytes(raw, "big"))
-    _set(u, "is_safe", _UNKNOWN)
-    return u
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _error_code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-
-
-def _is_busy(exc: BaseException) -> bool:
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    if _error_code(exc) in _BUSY_CODES:
-        return True
-    text = str(exc)
-    return "database is locked" in text or "database table is locked" in text
-
-
-def _translate(
-    exc: BaseException, *, stream: str | None = None, committing: bool = False
-) -> EvsrcError:
-    """The evsrc error for a ``sqlite3`` (or OS) error — the one place they are mapped.
-
-    ``committing`` is true while an append's COMMIT runs: a failure then leaves
-    its outcome unknown, where before it certainly did not commit.
-    """
-    if isinstance(exc, EvsrcError):
-        return exc
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
-        return StoreClosedError()
-    if isinstance(exc, OverflowError):
-        return InvalidInputError(f"a value does not fit SQLite's 64-bit integers: {exc}")
-    if isinstance(exc, sqlite3.Error):
-        code = _error_code(exc)
-        if _is_busy(exc):
-            return StoreUnavailableError(
-                f"the SQLite file stayed locked by another connection past the busy timeout ({exc})"
-            )
-        if code in _CONFIG_CODES:
-            return ConfigurationError(f"cannot use the SQLite file: {text}")
-        if "no such table" in str(exc):
-            return SchemaError(f"the evsrc schema is missing; run setup() ({exc})")
-    if committing:
-        return OutcomeUnknownError(
-            f"the commit of an append to {stream!r} failed; it may have committed. "
-            f"Retrying it with the same event ids is safe ({text})",
-            stream=stream,
-        )
-    return StoreUnavailableError(f"SQLite: {text}")
-
-
-@contextlib.contextmanager
-def _mapped(*, stream: str | None = None) -> Iterator[None]:
-    """Raise every ``sqlite3``/OS error in the block as its evsrc error."""
-    try:
-        yield
-    except (sqlite3.Error, OSError, OverflowError) as exc:
-        raise _translate(exc, stream=stream) from exc
-
-
-class _Place(NamedTuple):
-    """Where an event id is stored, and what it holds (to tell a retry from a clash)."""
-
-    stream: str
-    seq: int
-    position: int
-    txn: int
-    type: str
-    version: int
-    data: str
-    metadata: str
-
-
-class _Written(NamedTuple):
-    """What an append transaction did: committed (``last_position``), or why not."""
-
-    head: int
-    last_position: int | None
-    txn: int
-    found: dict[UUID, _Place]
-
-
-class _WriterThread:
-    """The writer connection's own thread (on asyncio): one round trip per call.
-
-    A dedicated thread fed by a queue answers in about half the time of a call
-    through anyio's worker-thread pool, and every write of the store is one such
-    call. Other event loops (trio) use anyio's worker threads. Like
-    ``anyio.to_thread.run_sync``, a call is never abandoned: a cancelled caller
-    waits for the function to return, then sees the cancellation.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return await anyio.to_thread.run_sync(fn, *args)
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=_serve, args=(self._jobs,), name="evsrc-sqlite-writer", daemon=True
-            )
-            self._thread.start()
-        done: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put((fn, args, loop, done))
-        with anyio.CancelScope(shield=True):
-            return await done
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread = None
-
-
-def _serve(jobs: queue.SimpleQueue[Any]) -> None:
-    while True:
-        job = jobs.get()
-        if job is None:
-            return
-        fn, args, loop, done = job
-        try:
-            outcome = (True, fn(*args))
-        except BaseException as exc:
-            outcome = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            loop.call_soon_threadsafe(_settle, done, outcome)
-
-
-def _settle(done: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if done.cancelled():
-        return
-    ok, value = outcome
-    if ok:
-        done.set_result(value)
-    else:
-        done.set_exception(value)
 
 
 class _Pending:
@@ -271,114 +104,8 @@ class _Pending:
         self.stream = stream
         self.expected = expected
         self.encoded = encoded
-        self.written: _Written | None = None
+        self.written: _rows.Written | None = None
         self.error: EvsrcError | None = None
-
-
-class _Filters(NamedTuple):
-    sql: str
-    args: tuple[Any, ...]
-
-
-_NO_FILTERS: Final = _Filters("", ())
-
-
-def _check_filters(stream_prefix: object, types: object) -> _Filters:
-    """Check ``stream_prefix`` / ``types`` and turn them into a WHERE fragment."""
-    sql = ""
-    args: list[Any] = []
-    if stream_prefix is not None:
-        if type(stream_prefix) is not str or "\x00" in stream_prefix:
-            msg = f"stream_prefix must be None or a str without NUL, got {stream_prefix!r}"
-            raise InvalidInputError(msg, argument="stream_prefix", value=stream_prefix)
-        if stream_prefix:
-            sql += " AND substr(stream, 1, ?) = ?"
-            args += [len(stream_prefix), stream_prefix]
-    if types is not None:
-        if isinstance(types, (str, bytes)) or not hasattr(types, "__iter__"):
-            msg = f"types must be None or a collection of str, got {type(types).__name__}"
-            raise InvalidInputError(msg, argument="types", value=types)
-        wanted = list(dict.fromkeys(types))
-        for t in wanted:
-            if type(t) is not str:
-                msg = f"types must hold str event types, got {t!r}"
-                raise InvalidInputError(msg, argument="types", value=types)
-        if not wanted:
-            sql += " AND 0"
-        else:
-            sql += f" AND type IN ({', '.join('?' * len(wanted))})"
-            args += wanted
-    return _Filters(sql, tuple(args)) if sql else _NO_FILTERS
-
-
-def _decode(rows: list[Any]) -> list[RecordedEvent]:
-    """RecordedEvents from rows of (stream, seq, position, txn, id, type, version, data,
-    metadata, recorded_at): JSON in one call per column, each tuple in one C call."""
-    if not rows:
-        return []
-    data = decode_objects([r[7] for r in rows])
-    metadata = decode_metadata([r[8] for r in rows])
-    # Replay is per-row Python work: what _recorded and _uuid do, inlined.
-    tuple_new, new, setattr_, from_bytes = _tuple_new, _new, _set, _from_bytes
-    recorded, checkpoint, uuid_cls, unknown = RecordedEvent, Checkpoint, UUID, _UNKNOWN
-    out: list[RecordedEvent] = []
-    append = out.append
-    last_text = ""
-    last_time = datetime.min
-    for r, d, m in zip(rows, data, metadata, strict=True):
-        text = r[9]
-        if text != last_text:  # the events of one append share their time
-            last_text, last_time = text, _parse_time(text)
-        u = new(uuid_cls)
-        setattr_(u, "int", from_bytes(r[4], "big"))
-        setattr_(u, "is_safe", unknown)
-        position = r[2]
-        cp = tuple_new(checkpoint, (r[3], position))
-        append(tuple_new(recorded, (r[0], r[1], position, cp, u, r[5], r[6], d, m, last_time)))
-    return out
-
-
-def _same_content(place: _Place, e: EncodedEvent) -> bool:
-    if place.type != e.type or place.version != e.version:
-        return False
-    for stored, sent in ((place.data, e.data), (place.metadata, e.metadata)):
-        if stored != sent:
-            a, b = decode_objects([stored, sent])
-            if a != b:
-                return False
-    return True
-
-
-def _retried(
-    stream: str, expected: int | None, encoded: list[EncodedEvent], found: dict[UUID, _Place]
-) -> Committed:
-    """The original result if every id sits exactly where this append would put it,
-    holding the same event; else ``DuplicateEventIdError``."""
-    places = [found.get(e.id) for e in encoded]
-    first = places[0]
-    base = expected
-    if base is None and first is not None and first.stream == stream:
-        base = first.seq - 1
-    if base is not None and all(
-        p is not None and p.stream == stream and p.seq == base + i for i, p in enumerate(places, 1)
-    ):
-        for p, e in zip(places, encoded, strict=True):
-            assert p is not None
-            if not _same_content(p, e):
-                msg = (
-                    f"event id {e.id} is already committed as {stream!r} seq {p.seq} "
-                    "with a different type, version, data or metadata; a retry must re-send "
-                    "the same events"
-                )
-                raise DuplicateEventIdError(msg, event_id=e.id, stream=stream, seq=p.seq)
-        last = places[-1]
-        assert last is not None
-        return Committed(
-            stream, base + 1, last.seq, last.position, Checkpoint(last.txn, last.position)
-        )
-    # Some ids exist elsewhere, or only part of the append exists: not a retry.
-    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
-    raise DuplicateEventIdError(event_id=e.id, stream=where.stream, seq=where.seq)
 
 
 class SqliteEventStore(EventStore):
@@ -438,7 +165,7 @@ class SqliteEventStore(EventStore):
         self._writer: sqlite3.Connection | None = None
         self._quick_conn: sqlite3.Connection | None = None
         self._write_lock = anyio.Lock()
-        self._writer_thread = _WriterThread()
+        self._writer_thread = _threads.WriterThread()
         self._queue: list[_Pending] = []
         self._reader_slots = anyio.Semaphore(readers)
         self._free_readers: list[sqlite3.Connection] = []
@@ -506,7 +233,7 @@ class SqliteEventStore(EventStore):
         return conn
 
     def _open(self) -> None:
-        with _mapped():
+        with _errors.mapped():
             conn = self._connect()
             try:
                 mode = self._retrying(
@@ -538,7 +265,7 @@ class SqliteEventStore(EventStore):
             try:
                 return fn(*args)
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                if not _errors.is_busy(exc) or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
@@ -581,7 +308,7 @@ class SqliteEventStore(EventStore):
     def _reading(
         self, conn: sqlite3.Connection | None, fn: Callable[..., Any], args: tuple[Any, ...]
     ) -> tuple[sqlite3.Connection, Any]:
-        with _mapped():
+        with _errors.mapped():
             if conn is None:
                 conn = self._connect()
                 conn.execute("PRAGMA query_only = 1")
@@ -605,12 +332,12 @@ class SqliteEventStore(EventStore):
         try:
             return fn(conn, *args)
         except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                _rollback(conn)
+            if _errors.is_busy(exc):
+                _errors.rollback(conn)
                 return _BUSY
-            raise _translate(exc) from exc
+            raise _errors.translate(exc) from exc
         except (sqlite3.Error, OverflowError) as exc:
-            raise _translate(exc) from exc
+            raise _errors.translate(exc) from exc
 
     def _data_version(self) -> int | None:
         """The file's change counter (``PRAGMA data_version``); ``None`` if unreadable now.
@@ -639,7 +366,7 @@ class SqliteEventStore(EventStore):
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         latest = _sql.latest_version()
-        with _mapped():
+        with _errors.mapped():
             self._begin(conn)
             try:
                 now = _now()
@@ -684,7 +411,7 @@ class SqliteEventStore(EventStore):
         if self._closed:
             raise StoreClosedError
         encoded = prepare_append(stream, expected, events)
-        if expected > _MAX_INT:  # beyond SQLite's integers: ahead of any stream
+        if expected > _rows.MAX_INT:  # beyond SQLite's integers: ahead of any stream
             return Conflict(stream, expected, await self.last_seq(stream))
         return await self._append(stream, expected, encoded)
 
@@ -738,12 +465,12 @@ class SqliteEventStore(EventStore):
         if not written.found:
             assert expected is not None
             return Conflict(stream, expected, written.head)
-        return _retried(stream, expected, encoded, written.found)
+        return _rows.retried(stream, expected, encoded, written.found)
 
     def _append_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         """Queued appends in one ``BEGIN IMMEDIATE`` transaction (see THE GLOBAL ORDER)."""
         try:
-            with _mapped():
+            with _errors.mapped():
                 self._begin(conn)
         except EvsrcError as exc:
             for item in batch:
@@ -764,7 +491,7 @@ class SqliteEventStore(EventStore):
                     head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
                     if expected is not None and head != expected:
                         # A conflict, or a retry of an append that already committed.
-                        item.written = _Written(head, None, 0, _find_ids(conn, encoded))
+                        item.written = _rows.Written(head, None, 0, _rows.find_ids(conn, encoded))
                     else:
                         txn = last + 1
                         conn.executemany(
@@ -776,7 +503,7 @@ class SqliteEventStore(EventStore):
                             ],
                         )  # fmt: skip
                         last += len(encoded)
-                        item.written = _Written(head, last, txn, {})
+                        item.written = _rows.Written(head, last, txn, {})
                         done.append(item)
                     if savepoints:
                         conn.execute("RELEASE evsrc_append")
@@ -788,12 +515,12 @@ class SqliteEventStore(EventStore):
                         conn.execute("ROLLBACK")
                     if isinstance(exc, sqlite3.IntegrityError) and "evsrc_events.id" in str(exc):
                         # An id is taken: an idempotent retry, or a clash.
-                        item.written = _Written(head, None, 0, _find_ids(conn, encoded))
+                        item.written = _rows.Written(head, None, 0, _rows.find_ids(conn, encoded))
                     else:
-                        item.error = _translate(exc, stream=stream)
+                        item.error = _errors.translate(exc, stream=stream)
         except BaseException as exc:
-            _rollback(conn)
-            error = _translate(exc) if isinstance(exc, (sqlite3.Error, OSError)) else None
+            _errors.rollback(conn)
+            error = _errors.translate(exc) if isinstance(exc, (sqlite3.Error, OSError)) else None
             for item in batch:
                 item.written = None
                 item.error = error or StoreUnavailableError(f"the append was abandoned: {exc!r}")
@@ -801,15 +528,15 @@ class SqliteEventStore(EventStore):
                 raise
             return
         if not done:  # nothing written (conflicts, refusals): end the transaction early
-            _rollback(conn)
+            _errors.rollback(conn)
             return
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
-            _rollback(conn)
+            _errors.rollback(conn)
             for item in done:
                 item.written = None
-                item.error = _translate(exc, stream=item.stream, committing=True)
+                item.error = _errors.translate(exc, stream=item.stream, committing=True)
             if not isinstance(exc, sqlite3.Error):
                 raise
 
@@ -824,16 +551,20 @@ class SqliteEventStore(EventStore):
         backwards: bool = False,
     ) -> list[RecordedEvent]:
         check_read_args(stream, after, limit)
-        args = (stream, min(after, _MAX_INT), -1 if limit is None else min(limit, _MAX_INT))
+        args = (
+            stream,
+            min(after, _rows.MAX_INT),
+            -1 if limit is None else min(limit, _rows.MAX_INT),
+        )
         query = _Q_READ_BACKWARD if backwards else _Q_READ_FORWARD
-        events: list[RecordedEvent] = await self._read(_read_stream, query, args)
+        events: list[RecordedEvent] = await self._read(_rows.read_stream, query, args)
         return events
 
     async def last_seq(self, stream: str) -> int:
         check_stream(stream)
-        head = self._quick(_head, stream)
+        head = self._quick(_rows.head, stream)
         if head is _BUSY:
-            head = await self._read(_head, stream)
+            head = await self._read(_rows.head, stream)
         assert isinstance(head, int)
         return head
 
@@ -854,15 +585,15 @@ class SqliteEventStore(EventStore):
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
-        filters = _check_filters(stream_prefix, types)
+        filters = _rows.check_filters(stream_prefix, types)
         if self._closed:
             raise StoreClosedError
-        cursor = _Cursor(start)
+        cursor = _rows.Cursor(start)
         end: int | None = None  # "what was committed when it got there": read with page 1
         left = limit
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
-            events, end = await self._read(_read_page, cursor, end, page, filters)
+            events, end = await self._read(_rows.read_page, cursor, end, page, filters)
             for e in events:
                 yield e
             if left is not None:
@@ -882,8 +613,8 @@ class SqliteEventStore(EventStore):
         Raises ``StoreClosedError`` when the store is closed.
         """
         start = check_checkpoint(after)
-        filters = _check_filters(stream_prefix, types)
-        cursor = _Cursor(start)
+        filters = _rows.check_filters(stream_prefix, types)
+        cursor = _rows.Cursor(start)
         while True:
             if self._closed:
                 raise StoreClosedError
@@ -893,7 +624,7 @@ class SqliteEventStore(EventStore):
             if waiter is None:
                 waiter = self._waiter = anyio.Event()
             version = self._data_version()
-            events, _ = await self._read(_read_page, cursor, None, _PAGE, filters)
+            events, _ = await self._read(_rows.read_page, cursor, None, _PAGE, filters)
             for e in events:
                 yield e
             if len(events) == _PAGE:
@@ -934,12 +665,12 @@ class SqliteEventStore(EventStore):
                 yield conn
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await self._writer_thread.run(_rollback, conn)
+                    await self._writer_thread.run(_errors.rollback, conn)
                 raise
-            await self._writer_thread.run(_commit, conn)
+            await self._writer_thread.run(_errors.commit, conn)
 
     def _begin_mapped(self, conn: sqlite3.Connection) -> None:
-        with _mapped():
+        with _errors.mapped():
             self._begin(conn)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -962,81 +693,3 @@ class SqliteEventStore(EventStore):
                     if conn is not None:
                         await self._writer_thread.run(conn.close)
                 self._writer_thread.stop()
-
-
-class _Cursor:
-    """Where a global read stands: the caller's checkpoint, and the position scanned to.
-
-    Rows after a checkpoint ``(commit, position)`` are those with ``(txn,
-    position)`` greater. Every stored row has ``txn <= position``, so they all
-    lie beyond position ``min(commit, position)``: the scan starts there. Once
-    a read has scanned up to position ``p`` (returning what matched), nothing
-    can ever commit at or below ``p``, and the next read starts after it.
-    """
-
-    __slots__ = ("position", "scanned", "txn")
-
-    def __init__(self, after: Checkpoint | None) -> None:
-        commit, position = (0, 0) if after is None else after
-        self.txn = min(commit, _MAX_INT)
-        self.position = min(position, _MAX_INT)
-        self.scanned = min(self.txn, self.position)
-
-
-def _head(conn: sqlite3.Connection, stream: str) -> int:
-    head: int = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
-    return head
-
-
-def _read_stream(
-    conn: sqlite3.Connection, query: str, args: tuple[str, int, int]
-) -> list[RecordedEvent]:
-    return _decode(conn.execute(query, args).fetchall())
-
-
-def _read_page(
-    conn: sqlite3.Connection, cursor: _Cursor, end: int | None, page: int, filters: _Filters
-) -> tuple[list[RecordedEvent], int]:
-    """One page of the global order after ``cursor`` (advanced), up to position ``end``.
-
-    ``end=None`` reads up to the last position committed now (and returns it).
-    """
-    conn.execute("BEGIN")  # one snapshot for the bound and the page
-    try:
-        if end is None:
-            end = int(conn.execute(_Q_LAST_POSITION).fetchone()[0])
-        rows = conn.execute(
-            _Q_READ_ALL + filters.sql + " ORDER BY position LIMIT ?",
-            (cursor.scanned, cursor.txn, cursor.position, end, *filters.args, page),
-        ).fetchall()
-    finally:
-        conn.execute("COMMIT")
-    # Filtered out or not, nothing new can appear at or below what was scanned.
-    cursor.scanned = rows[-1][2] if len(rows) == page else max(cursor.scanned, end)
-    return _decode(rows), end
-
-
-def _find_ids(conn: sqlite3.Connection, encoded: list[EncodedEvent]) -> dict[UUID, _Place]:
-    """Where the append's event ids are already stored (if anywhere)."""
-    found: dict[UUID, _Place] = {}
-    ids = [e.id.bytes for e in encoded]
-    for i in range(0, len(ids), _ID_CHUNK):
-        chunk = ids[i : i + _ID_CHUNK]
-        query = f"{_Q_FIND_IDS} ({', '.join('?' * len(chunk))})"
-        for row in conn.execute(query, chunk):
-            found[_uuid(row[0])] = _Place(*row[1:])
-    return found
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _commit(conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        _rollback(conn)
-        raise _translate(exc, committing=True) from exc
