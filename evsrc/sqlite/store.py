@@ -276,8 +276,13 @@ class SqliteEventStore(EventStore):
     def _writer_conn(self) -> sqlite3.Connection:
         conn = self._writer
         if conn is None or self._closed:
-            raise StoreClosedError
+            raise self._closed_error()
         return conn
+
+    def _closed_error(self) -> StoreClosedError:
+        if self._closed:
+            return StoreClosedError()
+        return StoreClosedError("the store is not open: create it with SqliteEventStore.connect()")
 
     async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(conn, *args)`` on the writer connection in a worker thread."""
@@ -289,8 +294,8 @@ class SqliteEventStore(EventStore):
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(conn, *args)`` on a reader connection in a worker thread."""
-        if self._closed:
-            raise StoreClosedError
+        if self._closed or self._writer is None:
+            raise self._closed_error()
         async with self._reader_slots:
             idle = self._free_readers.pop() if self._free_readers else None
             try:
@@ -328,7 +333,7 @@ class SqliteEventStore(EventStore):
         """
         conn = self._quick_conn
         if conn is None or self._closed:
-            raise StoreClosedError
+            raise self._closed_error()
         try:
             return fn(conn, *args)
         except sqlite3.OperationalError as exc:

@@ -284,3 +284,11 @@ async def test_wal_and_durable_by_default(tmp_path: Path, option: str | None, le
 
         assert await store._write(pragmas) == (level, "wal")  # the writer: FULL is 2
         assert await store._read(pragmas) == (level, "wal")
+
+
+async def test_a_store_built_without_connect_says_so(tmp_path: Path) -> None:
+    store = SqliteEventStore(tmp_path / "x.db")
+    for call in (store.read("s"), store.last_seq("s"), store.append("s", [NewEvent("t")])):
+        with pytest.raises(StoreClosedError, match="connect"):
+            await call
+    await store.close()
