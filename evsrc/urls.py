@@ -9,14 +9,16 @@ connected and set up (its schema created or migrated); close it with
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from evsrc.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from evsrc.store import EventStore
 
-__all__ = ["SCHEMES", "open_store", "redact_url"]
+__all__ = ["SCHEMES", "open_store", "redact_url", "sqlite_path"]
 
 #: The URL schemes :func:`open_store` knows.
 SCHEMES = ("memory", "sqlite", "postgresql", "postgres")
@@ -94,6 +96,89 @@ async def open_store(url: str, **options: Any) -> EventStore:
     return store
 
 
+#: Query parameters a ``sqlite:///`` URL may carry, and how each is parsed.
+_SQLITE_PARAMS: dict[str, Callable[[str], Any]] = {
+    "synchronous": str,
+    "busy_timeout": float,
+    "poll_interval": float,
+    "readers": int,
+}
+
+
+def sqlite_path(url: str) -> tuple[str, dict[str, Any]]:
+    """The file path and ``connect`` options a ``sqlite:///…`` URL names.
+
+    ``sqlite:///relative/path.db`` is relative to the working directory,
+    ``sqlite:////absolute/path.db`` absolute (the path is percent-decoded).
+    The query may set ``synchronous``, ``busy_timeout``, ``poll_interval`` and
+    ``readers``. Raises ``ConfigurationError`` for anything else.
+    """
+    head, sep, rest = url.partition(":")
+    if not sep or head.lower() != "sqlite":
+        msg = f"not a sqlite URL: {url!r}"
+        raise ConfigurationError(msg)
+    if not rest.startswith("///"):
+        msg = (
+            f"a SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db "
+            f"(no host), got {url!r}"
+        )
+        raise ConfigurationError(msg)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # pragma: no cover - urlsplit accepts what passed above
+        msg = f"malformed SQLite URL {url!r}: {exc}"
+        raise ConfigurationError(msg) from exc
+    if parts.fragment:
+        msg = f"a SQLite URL has no #fragment, got {url!r}"
+        raise ConfigurationError(msg)
+    path = unquote(parts.path[1:])
+    if not path or path.endswith("/") or path == ":memory:":
+        msg = (
+            f"a SQLite URL must name a database file, got {url!r} "
+            "(for a store that keeps nothing, use memory:)"
+        )
+        raise ConfigurationError(msg)
+    options: dict[str, Any] = {}
+    try:
+        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        msg = f"malformed query in SQLite URL {url!r}: {exc}"
+        raise ConfigurationError(msg) from exc
+    for key, value in query:
+        parse = _SQLITE_PARAMS.get(key)
+        if parse is None:
+            msg = (
+                f"unknown parameter {key!r} in SQLite URL {url!r}; "
+                f"known: {', '.join(_SQLITE_PARAMS)}"
+            )
+            raise ConfigurationError(msg)
+        if key in options:
+            msg = f"parameter {key!r} appears twice in SQLite URL {url!r}"
+            raise ConfigurationError(msg)
+        try:
+            options[key] = parse(value)
+        except ValueError as exc:
+            msg = f"bad value {value!r} for {key!r} in SQLite URL {url!r}"
+            raise ConfigurationError(msg) from exc
+    return path, options
+
+
 async def _open_sqlite(url: str, options: dict[str, Any]) -> EventStore:
-    msg = "the SQLite backend is not available in this build"
-    raise ConfigurationError(msg)
+    from evsrc.sqlite import SqliteEventStore
+
+    path, from_url = sqlite_path(url)
+    clash = sorted(set(from_url) & set(options))
+    if clash:
+        msg = f"{', '.join(clash)} given both in the URL and as options"
+        raise ConfigurationError(msg)
+    unknown = sorted(set(options) - set(_SQLITE_PARAMS))
+    if unknown:
+        msg = f"unknown SQLite options {unknown}; known: {', '.join(_SQLITE_PARAMS)}"
+        raise ConfigurationError(msg)
+    store = await SqliteEventStore.connect(path, **from_url, **options)
+    try:
+        await store.setup()
+    except BaseException:
+        await store.close()
+        raise
+    return store

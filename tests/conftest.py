@@ -1,7 +1,8 @@
 """Fixtures shared by every test directory.
 
-``any_store`` runs a test once per backend. The PostgreSQL parameter is added
-by ``tests/pgfixtures.py`` (fresh database per test, cloned from a template).
+``any_store`` runs a test once per backend (SQLite: a fresh file per test). The
+PostgreSQL parameter is added by ``tests/pgfixtures.py`` (fresh database per
+test, cloned from a template).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tests.pgfixtures"]
 
-BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -27,6 +28,13 @@ async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]
     """A fresh, empty store of each backend in turn."""
     if request.param == "memory":
         async with InMemoryEventStore() as store:
+            yield store
+    elif request.param == "sqlite":
+        from evsrc.sqlite import SqliteEventStore
+
+        tmp_path = request.getfixturevalue("tmp_path")
+        async with await SqliteEventStore.connect(tmp_path / "any.db") as store:
+            await store.setup()
             yield store
     elif request.param == "postgres":
         from tests.pgfixtures import postgres_any_store

@@ -29,7 +29,7 @@ import pytest
 from tests.pgfixtures import admin_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["append_expect", "append_batch", "read", "hot_seat", "decision"]
+SCENARIOS = ["append_expect", "append_batch", "read", "hot_seat", "decision", "sqlite"]
 SKIP_BENCH = "skipped: install .[bench]"
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -107,6 +107,15 @@ def _check_memory(data: dict[str, Any]) -> None:
             assert c["ratios"]["cost_ratio"] is not None
 
 
+def _check_sqlite(data: dict[str, Any]) -> None:
+    for c in _cases(data, "sqlite", "sqlite"):
+        _ok(c, "evsrc")
+        _ok(c, "limit")
+        if "seats" in c["params"]:
+            assert _ok(c, "evsrc_nobatch")["extra"]["booked"]["median"] == c["params"]["seats"]
+            assert _ok(c, "postgres")["extra"]["booked"]["median"] == c["params"]["seats"]
+
+
 def _hot_seat_pg(data: dict[str, Any], *, peer: bool) -> None:
     for c in _cases(data, "hot_seat", "postgres"):
         seats = c["params"]["seats"]
@@ -133,6 +142,7 @@ def test_quick_run_without_bench_extra(tmp_path: Path) -> None:
     assert data["outputs"]["chart"].startswith(f"chart {SKIP_BENCH}")
     assert not (out / "latest.png").exists()
     _check_memory(data)
+    _check_sqlite(data)
     for scenario in ("append_expect", "append_batch", "read", "hot_seat"):
         for c in _cases(data, scenario, "postgres"):
             if "peer" in c["variants"]:
@@ -150,6 +160,7 @@ def test_quick_run_every_scenario(tmp_path: Path) -> None:
     bench = all(importlib.util.find_spec(m) for m in ("eventsourcing", "matplotlib"))
     data = _run(tmp_path)
     _check_memory(data)
+    _check_sqlite(data)
     for scenario in ("append_expect", "append_batch"):
         for c in _cases(data, scenario, "postgres"):
             _ok(c, "evsrc")

@@ -1,0 +1,312 @@
+"""Scenario 6: SQLite — appends, replay and the hot seat, each beside raw ``sqlite3``.
+
+- append_expect of one event, sequential: evsrc's ``SqliteEventStore`` beside
+  raw ``sqlite3`` running the same conditional insert (``BEGIN IMMEDIATE``,
+  read the stream's head, insert at head+1, ``COMMIT``) on the same schema with
+  the same ``synchronous`` setting, called directly (no thread hop: the limit);
+- replay of a 10,000-event stream: ``store.read(stream)`` beside a raw
+  ``fetchall()`` of the same rows (undecoded: the limit);
+- the hot seat (``examples.booking.BookingService`` racing for few seats) on
+  SQLite, with PostgreSQL's evsrc store on the same races beside it.
+
+Files live in a fresh temporary directory (``EVSRC_BENCH_SQLITE_DIR`` picks
+where: durability figures mean something only on a real disk, not tmpfs).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.harness import Case, Context, NotAvailable, Sample
+from benchmarks.scenarios.append import _unavailable
+from benchmarks.scenarios.hot_seat import _pg_evsrc as _hot_pg, _race, _service
+from benchmarks.workloads import PgDatabases, make_events, run_appends, stream_names
+from evsrc.events import Committed
+from evsrc.sqlite import SqliteEventStore
+from evsrc.store import prepare_append
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["run_sqlite"]
+
+_INSERT = (
+    "INSERT INTO evsrc_events (position, txn, stream, seq, id, type, version, data, metadata,"
+    " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HEAD = "SELECT coalesce(max(seq), 0) FROM evsrc_events WHERE stream = ?"
+_LAST = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'evsrc_events'), 0)"
+_READ = (
+    "SELECT stream, seq, position, txn, id, type, version, data, metadata, recorded_at "
+    "FROM evsrc_events WHERE stream = ? AND seq > ? ORDER BY seq"
+)
+
+
+class _Files:
+    """Fresh database files in one temporary directory, removed at the end."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(
+            prefix="evsrc-bench-", dir=os.environ.get("EVSRC_BENCH_SQLITE_DIR")
+        )
+        self.n = 0
+
+    def new(self, name: str) -> str:
+        self.n += 1
+        return os.path.join(self.dir, f"{name}-{self.n}.db")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def _fresh_store(path: str | Path, synchronous: str) -> SqliteEventStore:
+    store = await SqliteEventStore.connect(path, synchronous=synchronous)
+    await store.setup()
+    return store
+
+
+# -- append_expect ----------------------------------------------------------------
+
+
+def _evsrc_append(files: _Files, synchronous: str, streams: int, per: int, sequential: bool) -> Any:
+    async def prepare() -> Any:
+        async def rep() -> Sample:
+            store = await _fresh_store(files.new("evsrc"), synchronous)
+            try:
+
+                async def append(stream: str, expected: int, events: Any) -> bool:
+                    return type(await store.append_expect(stream, expected, events)) is Committed
+
+                await append("warm", 0, make_events(1))
+                names = stream_names("e", streams)
+                payloads = [[make_events(1, i) for i in range(per)] for _ in names]
+                return await run_appends(append, names, payloads, batch=1, sequential=sequential)
+            finally:
+                await store.close()
+
+        return rep
+
+    return prepare
+
+
+def _raw_append(files: _Files, synchronous: str, streams: int, per: int) -> Any:
+    async def prepare() -> Any:
+        async def rep() -> Sample:
+            path = files.new("raw")
+            store = await _fresh_store(path, synchronous)
+            await store.close()
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            try:
+
+                async def append(stream: str, expected: int, rows: Any) -> bool:
+                    # The same conditional insert, in its own BEGIN IMMEDIATE transaction.
+                    conn.execute("BEGIN IMMEDIATE")
+                    head = conn.execute(_HEAD, (stream,)).fetchone()[0]
+                    if head != expected:
+                        conn.execute("ROLLBACK")
+                        return False
+                    last = conn.execute(_LAST).fetchone()[0]
+                    conn.executemany(
+                        _INSERT,
+                        [
+                            (last + 1 + i, last + 1, stream, head + 1 + i, *r)
+                            for i, r in enumerate(rows)
+                        ],
+                    )
+                    conn.execute("COMMIT")
+                    return True
+
+                names = stream_names("r", streams)
+                payloads = [[_rows(make_events(1, i)) for i in range(per)] for _ in names]
+                return await run_appends(append, names, payloads, batch=1, sequential=True)
+            finally:
+                conn.close()
+
+        return rep
+
+    return prepare
+
+
+def _rows(events: list[Any]) -> list[tuple[Any, ...]]:
+    """The insert parameters of ``events`` (encoded before the clock starts)."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat()
+    return [
+        (e.id.bytes, e.type, e.version, e.data, e.metadata, now)
+        for e in prepare_append("s", None, events, any_position=True)
+    ]
+
+
+# -- replay -----------------------------------------------------------------------
+
+
+async def _load_stream(path: str, n: int) -> None:
+    store = await _fresh_store(path, "NORMAL")
+    try:
+        for i in range(0, n, 500):
+            await store.append("long", make_events(min(500, n - i), i))
+    finally:
+        await store.close()
+
+
+def _evsrc_replay(path: str, n: int) -> Any:
+    async def prepare() -> Any:
+        store = await SqliteEventStore.connect(path)
+
+        async def rep() -> Sample:
+            import time
+
+            t0 = time.perf_counter()
+            events = await store.read("long")
+            dt = time.perf_counter() - t0
+            if len(events) != n or events[-1].seq != n:
+                raise AssertionError(f"replay read {len(events)} events, expected {n}")
+            return Sample(n, dt)
+
+        return rep
+
+    return prepare
+
+
+def _raw_replay(path: str, n: int) -> Any:
+    async def prepare() -> Any:
+        conn = sqlite3.connect(path, isolation_level=None)
+
+        async def rep() -> Sample:
+            import time
+
+            t0 = time.perf_counter()
+            rows = conn.execute(_READ, ("long", 0)).fetchall()
+            dt = time.perf_counter() - t0
+            if len(rows) != n:
+                raise AssertionError(f"raw fetch read {len(rows)} rows, expected {n}")
+            return Sample(n, dt)
+
+        return rep
+
+    return prepare
+
+
+# -- hot seat ---------------------------------------------------------------------
+
+
+def _sqlite_hot(
+    ctx: Context, files: _Files, bookers: int, seats: int, batching: bool, who: str
+) -> Any:
+    async def prepare() -> Any:
+        _service()
+
+        async def rep() -> Sample:
+            store = await _fresh_store(files.new("hot"), "FULL")
+            try:
+                return await _race(ctx, store, bookers, seats, batching=batching, who=who)
+            finally:
+                await store.close()
+
+        return rep
+
+    return prepare
+
+
+async def run_sqlite(ctx: Context) -> None:
+    """Scenario 6."""
+    files = _Files()
+    ctx.note(
+        "SQLite files in a fresh temporary directory (EVSRC_BENCH_SQLITE_DIR); limit = raw "
+        "sqlite3 on the same schema, called directly on the event loop (no worker thread), "
+        "same synchronous setting. FULL is evsrc's default (durable on power loss)."
+    )
+    try:
+        per = ctx.size(400, 10)
+        for synchronous in ("FULL", "NORMAL"):
+            case = Case(
+                f"sqlite · append_expect, sequential, synchronous={synchronous}",
+                "appends/s",
+                {"backend": "sqlite", "synchronous": synchronous, "streams": 1, "sequential": True},
+                {
+                    "evsrc": "evsrc SqliteEventStore",
+                    "limit": "raw sqlite3, same conditional insert",
+                },
+            )
+            await ctx.run_case(
+                case,
+                {
+                    "evsrc": _evsrc_append(files, synchronous, 1, per, True),
+                    "limit": _raw_append(files, synchronous, 1, per),
+                },
+                warmup=False,
+            )
+        case = Case(
+            "sqlite · append_expect, 16 streams, synchronous=FULL",
+            "appends/s",
+            {"backend": "sqlite", "synchronous": "FULL", "streams": 16, "sequential": False},
+            {
+                "evsrc": "evsrc SqliteEventStore, 16 writer tasks",
+                "limit": "raw sqlite3, sequential",
+            },
+        )
+        await ctx.run_case(
+            case,
+            {
+                "evsrc": _evsrc_append(files, "FULL", 16, max(2, per // 16), False),
+                "limit": _raw_append(files, "FULL", 1, per),
+            },
+            warmup=False,
+        )
+
+        n = ctx.size(10_000, 500)
+        path = files.new("replay")
+        await _load_stream(path, n)
+        case = Case(
+            f"sqlite · replay a {n:,}-event stream",
+            "events/s",
+            {"backend": "sqlite", "events": n},
+            {"evsrc": "evsrc store.read(stream)", "limit": "raw sqlite3 fetchall, undecoded"},
+        )
+        await ctx.run_case(case, {"evsrc": _evsrc_replay(path, n), "limit": _raw_replay(path, n)})
+
+        races = [(1, 300), (16, 300), (1000, 100)] if not ctx.quick else [(1, 12), (4, 12), (40, 5)]
+        dbs = PgDatabases(ctx, "sqlhot")
+        try:
+            try:
+                _service()
+                pg_url = await dbs.evsrc_db("evsrc")
+            except NotAvailable as exc:
+                pg_url, reason = "", str(exc)
+            for bookers, seats in races:
+                who = f"sqlite {bookers}/{seats}"
+                case = Case(
+                    f"sqlite · hot seat, {bookers} bookers / {seats} seats",
+                    "bookings/s",
+                    {"backend": "sqlite", "bookers": bookers, "seats": seats},
+                    {
+                        "evsrc": "evsrc BookingService on SQLite (batching)",
+                        "evsrc_nobatch": "evsrc BookingService on SQLite (no batching)",
+                        "postgres": "evsrc BookingService on PostgreSQL (batching), same run",
+                        "limit": "raw sqlite3, sequential 1-event appends (FULL)",
+                    },
+                )
+                await ctx.run_case(
+                    case,
+                    {
+                        "evsrc": _sqlite_hot(ctx, files, bookers, seats, True, who),
+                        "evsrc_nobatch": _sqlite_hot(
+                            ctx, files, bookers, seats, False, who + " no batching"
+                        ),
+                        "postgres": _hot_pg(ctx, pg_url, bookers, seats, True, f"postgres {who}")
+                        if pg_url
+                        else _unavailable(reason),
+                        "limit": _raw_append(files, "FULL", 1, per),
+                    },
+                    warmup=False,
+                )
+        finally:
+            await dbs.drop_all()
+    finally:
+        files.remove()

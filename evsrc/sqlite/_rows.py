@@ -1,0 +1,249 @@
+"""Rows in and out: decoding events, retry resolution, global-order pages, filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from uuid import UUID, SafeUUID
+
+from evsrc.errors import DuplicateEventIdError, InvalidInputError
+from evsrc.events import Checkpoint, Committed, RecordedEvent
+from evsrc.sqlite import _sql
+from evsrc.store import decode_metadata, decode_objects
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from evsrc.store import EncodedEvent
+
+__all__ = [
+    "MAX_INT",
+    "NO_FILTERS",
+    "Cursor",
+    "Filters",
+    "Place",
+    "Written",
+    "check_filters",
+    "decode",
+    "find_ids",
+    "head",
+    "read_page",
+    "read_stream",
+    "retried",
+]
+
+#: SQLite's largest INTEGER; bigger positions, seqs and limits are clamped to it.
+MAX_INT: Final = 2**63 - 1
+#: Ids per ``id IN (…)`` lookup (well under SQLite's bound-parameter limit).
+_ID_CHUNK: Final = 500
+_Q: Final = _sql.queries()
+_Q_HEAD: Final = _Q["head"]
+_Q_LAST_POSITION: Final = _Q["last_position"]
+_Q_READ_ALL: Final = _Q["read_all"]
+_Q_FIND_IDS: Final = _Q["find_ids"]
+_new = object.__new__
+_tuple_new = tuple.__new__
+_set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown
+_from_bytes = int.from_bytes
+_parse_time = datetime.fromisoformat
+
+
+def uuid(raw: bytes) -> UUID:
+    # What UUID.__setstate__ (unpickling) does: 16 stored bytes are a valid UUID.
+    u: UUID = _new(UUID)
+    _set(u, "int", _from_bytes(raw, "big"))
+    _set(u, "is_safe", _UNKNOWN)
+    return u
+
+
+class Place(NamedTuple):
+    """Where an event id is stored, and what it holds (to tell a retry from a clash)."""
+
+    stream: str
+    seq: int
+    position: int
+    txn: int
+    type: str
+    version: int
+    data: str
+    metadata: str
+
+
+class Written(NamedTuple):
+    """What an append transaction did: committed (``last_position``), or why not."""
+
+    head: int
+    last_position: int | None
+    txn: int
+    found: dict[UUID, Place]
+
+
+class Filters(NamedTuple):
+    sql: str
+    args: tuple[Any, ...]
+
+
+NO_FILTERS: Final = Filters("", ())
+
+
+def check_filters(stream_prefix: object, types: object) -> Filters:
+    """Check ``stream_prefix`` / ``types`` and turn them into a WHERE fragment."""
+    sql = ""
+    args: list[Any] = []
+    if stream_prefix is not None:
+        if type(stream_prefix) is not str or "\x00" in stream_prefix:
+            msg = f"stream_prefix must be None or a str without NUL, got {stream_prefix!r}"
+            raise InvalidInputError(msg, argument="stream_prefix", value=stream_prefix)
+        if stream_prefix:
+            sql += " AND substr(stream, 1, ?) = ?"
+            args += [len(stream_prefix), stream_prefix]
+    if types is not None:
+        if isinstance(types, (str, bytes)) or not hasattr(types, "__iter__"):
+            msg = f"types must be None or a collection of str, got {type(types).__name__}"
+            raise InvalidInputError(msg, argument="types", value=types)
+        wanted = list(dict.fromkeys(types))
+        for t in wanted:
+            if type(t) is not str:
+                msg = f"types must hold str event types, got {t!r}"
+                raise InvalidInputError(msg, argument="types", value=types)
+        if not wanted:
+            sql += " AND 0"
+        else:
+            sql += f" AND type IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+    return Filters(sql, tuple(args)) if sql else NO_FILTERS
+
+
+def decode(rows: list[Any]) -> list[RecordedEvent]:
+    """RecordedEvents from rows of (stream, seq, position, txn, id, type, version, data,
+    metadata, recorded_at): JSON in one call per column, each tuple in one C call."""
+    if not rows:
+        return []
+    data = decode_objects([r[7] for r in rows])
+    metadata = decode_metadata([r[8] for r in rows])
+    # Replay is per-row Python work: what _recorded and uuid do, inlined.
+    tuple_new, new, setattr_, from_bytes = _tuple_new, _new, _set, _from_bytes
+    recorded, checkpoint, uuid_cls, unknown = RecordedEvent, Checkpoint, UUID, _UNKNOWN
+    out: list[RecordedEvent] = []
+    append = out.append
+    last_text = ""
+    last_time = datetime.min
+    for r, d, m in zip(rows, data, metadata, strict=True):
+        text = r[9]
+        if text != last_text:  # the events of one append share their time
+            last_text, last_time = text, _parse_time(text)
+        u = new(uuid_cls)
+        setattr_(u, "int", from_bytes(r[4], "big"))
+        setattr_(u, "is_safe", unknown)
+        position = r[2]
+        cp = tuple_new(checkpoint, (r[3], position))
+        append(tuple_new(recorded, (r[0], r[1], position, cp, u, r[5], r[6], d, m, last_time)))
+    return out
+
+
+def same_content(place: Place, e: EncodedEvent) -> bool:
+    if place.type != e.type or place.version != e.version:
+        return False
+    for stored, sent in ((place.data, e.data), (place.metadata, e.metadata)):
+        if stored != sent:
+            a, b = decode_objects([stored, sent])
+            if a != b:
+                return False
+    return True
+
+
+def retried(
+    stream: str, expected: int | None, encoded: list[EncodedEvent], found: dict[UUID, Place]
+) -> Committed:
+    """The original result if every id sits exactly where this append would put it,
+    holding the same event; else ``DuplicateEventIdError``."""
+    places = [found.get(e.id) for e in encoded]
+    first = places[0]
+    base = expected
+    if base is None and first is not None and first.stream == stream:
+        base = first.seq - 1
+    if base is not None and all(
+        p is not None and p.stream == stream and p.seq == base + i for i, p in enumerate(places, 1)
+    ):
+        for p, e in zip(places, encoded, strict=True):
+            assert p is not None
+            if not same_content(p, e):
+                msg = (
+                    f"event id {e.id} is already committed as {stream!r} seq {p.seq} "
+                    "with a different type, version, data or metadata; a retry must re-send "
+                    "the same events"
+                )
+                raise DuplicateEventIdError(msg, event_id=e.id, stream=stream, seq=p.seq)
+        last = places[-1]
+        assert last is not None
+        return Committed(
+            stream, base + 1, last.seq, last.position, Checkpoint(last.txn, last.position)
+        )
+    # Some ids exist elsewhere, or only part of the append exists: not a retry.
+    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
+    raise DuplicateEventIdError(event_id=e.id, stream=where.stream, seq=where.seq)
+
+
+class Cursor:
+    """Where a global read stands: the caller's checkpoint, and the position scanned to.
+
+    Rows after a checkpoint ``(commit, position)`` are those with ``(txn,
+    position)`` greater. Every stored row has ``txn <= position``, so they all
+    lie beyond position ``min(commit, position)``: the scan starts there. Once
+    a read has scanned up to position ``p`` (returning what matched), nothing
+    can ever commit at or below ``p``, and the next read starts after it.
+    """
+
+    __slots__ = ("position", "scanned", "txn")
+
+    def __init__(self, after: Checkpoint | None) -> None:
+        commit, position = (0, 0) if after is None else after
+        self.txn = min(commit, MAX_INT)
+        self.position = min(position, MAX_INT)
+        self.scanned = min(self.txn, self.position)
+
+
+def head(conn: sqlite3.Connection, stream: str) -> int:
+    head: int = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
+    return head
+
+
+def read_stream(
+    conn: sqlite3.Connection, query: str, args: tuple[str, int, int]
+) -> list[RecordedEvent]:
+    return decode(conn.execute(query, args).fetchall())
+
+
+def read_page(
+    conn: sqlite3.Connection, cursor: Cursor, end: int | None, page: int, filters: Filters
+) -> tuple[list[RecordedEvent], int]:
+    """One page of the global order after ``cursor`` (advanced), up to position ``end``.
+
+    ``end=None`` reads up to the last position committed now (and returns it).
+    """
+    conn.execute("BEGIN")  # one snapshot for the bound and the page
+    try:
+        if end is None:
+            end = int(conn.execute(_Q_LAST_POSITION).fetchone()[0])
+        rows = conn.execute(
+            _Q_READ_ALL + filters.sql + " ORDER BY position LIMIT ?",
+            (cursor.scanned, cursor.txn, cursor.position, end, *filters.args, page),
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    # Filtered out or not, nothing new can appear at or below what was scanned.
+    cursor.scanned = rows[-1][2] if len(rows) == page else max(cursor.scanned, end)
+    return decode(rows), end
+
+
+def find_ids(conn: sqlite3.Connection, encoded: list[EncodedEvent]) -> dict[UUID, Place]:
+    """Where the append's event ids are already stored (if anywhere)."""
+    found: dict[UUID, Place] = {}
+    ids = [e.id.bytes for e in encoded]
+    for i in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[i : i + _ID_CHUNK]
+        query = f"{_Q_FIND_IDS} ({', '.join('?' * len(chunk))})"
+        for row in conn.execute(query, chunk):
+            found[uuid(row[0])] = Place(*row[1:])
+    return found
