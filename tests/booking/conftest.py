@@ -1,14 +1,8 @@
-"""Fixtures of the booking tests: the app with its lifespan, tokens, durable store URLs.
-
-``requires_sqlite`` guards the SQLite cases until the SQLite backend
-(``evsrc.sqlite``, wired into ``evsrc.open_store``) is part of the build;
-it is defined here only, so that removing it is one edit.
-"""
+"""Fixtures of the booking tests: the app with its lifespan, tokens, durable store URLs."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -30,17 +24,9 @@ if TYPE_CHECKING:
 SECRET = "test-secret-of-the-booking-app-0123456789"
 
 
-def _has_sqlite() -> bool:
-    return importlib.util.find_spec("evsrc.sqlite") is not None
-
-
-requires_sqlite = pytest.mark.skipif(
-    not _has_sqlite(), reason="the SQLite backend (evsrc.sqlite) is not in this build yet"
-)
-
 #: Store kinds that keep their data across processes.
 DURABLE = [
-    pytest.param("sqlite", marks=requires_sqlite),
+    "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
 
@@ -48,7 +34,7 @@ DURABLE = [
 #: Every store the app runs on, for the in-process HTTP tests.
 APP_STORES = [
     "memory",
-    pytest.param("sqlite", marks=requires_sqlite),
+    "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
 ]
 

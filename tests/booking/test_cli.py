@@ -16,7 +16,7 @@ from examples.booking.auth import read_token
 from examples.booking.cli import main
 from examples.booking.progress import Progress
 from examples.booking.stores import default_store_path, default_store_url, resolve_store_url
-from tests.booking.conftest import SECRET, requires_sqlite
+from tests.booking.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_VARS = ("EVSRC_DSN", "EVSRC_STORE", "EVSRC_BOOKING_SECRET")
@@ -200,7 +200,6 @@ def test_separate_invocations_keep_their_bookings(durable_url):
     }
 
 
-@requires_sqlite
 def test_the_default_store_is_a_sqlite_file_that_persists(tmp_path):
     assert cli("book", "yoga", "ann", "--capacity", "3").returncode == 0
     p = cli("roster", "yoga", "--capacity", "3")
