@@ -21,6 +21,7 @@ from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _record
 from evsrc.store import (
     EventStore,
     check_checkpoint,
+    check_filter,
     check_read_args,
     check_stream,
     decode_metadata,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from evsrc.events import NewEvent
-    from evsrc.store import EncodedEvent
+    from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["InMemoryEventStore"]
 
@@ -65,6 +66,27 @@ else:  # pragma: no cover - a future UUID without these slots
 
     def _uuid(value: int) -> UUID:
         return UUID(int=value)
+
+
+def _matching(
+    log: list[_Row], index: int, end: int, flt: EventFilter, limit: int | None
+) -> tuple[list[_Row], int]:
+    """Up to a page (and ``limit``) of rows from ``log[index:end]`` that pass ``flt``.
+
+    Scans at most a few pages' worth of rows per call, so a sparse filter
+    still yields to the event loop. Returns the rows and the next index.
+    """
+    want = _PAGE if limit is None else min(_PAGE, limit)
+    stop = min(end, index + 16 * _PAGE)
+    prefix = flt.stream_prefix
+    types = flt.types
+    out: list[_Row] = []
+    while index < stop and len(out) < want:
+        r = log[index]
+        index += 1
+        if (prefix is None or r[0].startswith(prefix)) and (types is None or r[5] in types):
+            out.append(r)
+    return out, index
 
 
 def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
@@ -192,35 +214,62 @@ class InMemoryEventStore(EventStore):
         return len(rows) if rows else 0
 
     async def read_all(
-        self, after: Checkpoint | None = None, *, limit: int | None = None
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
+        flt = check_filter(stream_prefix, types)
         if self._closed:
             raise StoreClosedError
         index = self._start_index(start)
         end = len(self._log)
-        if limit is not None:
-            end = min(end, index + limit)
         log = self._log
-        while index < end:
-            page = _events(log[index : min(end, index + _PAGE)])
-            index += len(page)
-            for event in page:
+        if flt.everything:
+            if limit is not None:
+                end = min(end, index + limit)
+            while index < end:
+                page = _events(log[index : min(end, index + _PAGE)])
+                index += len(page)
+                for event in page:
+                    yield event
+                await anyio.lowlevel.checkpoint()
+            return
+        left = limit
+        while index < end and (left is None or left > 0):
+            rows, index = _matching(log, index, end, flt, left)
+            for event in _events(rows):
                 yield event
+            if left is not None:
+                left -= len(rows)
             await anyio.lowlevel.checkpoint()
 
-    async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+    async def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
+        flt = check_filter(stream_prefix, types)
         index = self._start_index(start)
         log = self._log
         while True:
             if self._closed:
                 raise StoreClosedError
             while index < len(log):
-                page = _events(log[index : index + _PAGE])
-                index += len(page)
+                if flt.everything:
+                    page = _events(log[index : index + _PAGE])
+                    index += len(page)
+                else:
+                    rows, index = _matching(log, index, len(log), flt, None)
+                    page = _events(rows)
                 for event in page:
                     yield event
                 await anyio.lowlevel.checkpoint()

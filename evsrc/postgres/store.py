@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import re
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -43,6 +44,7 @@ from evsrc.postgres import _sql
 from evsrc.store import (
     EventStore,
     check_checkpoint,
+    check_filter,
     check_read_args,
     check_stream,
     decode_metadata,
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from evsrc.events import NewEvent
-    from evsrc.store import EncodedEvent
+    from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore"]
 
@@ -70,6 +72,8 @@ _CLOSE_GRACE: Final = 10.0
 #: Seconds readers may be held back by an open transaction before a warning.
 _HELD_BACK_WARNING: Final = 10.0
 _log = logging.getLogger("evsrc.postgres")
+#: Longest pause of a subscriber retrying through an outage, in seconds.
+_RETRY_MAX: Final = 2.0
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
 #: The largest transaction id (xid8): subscribe reads without an upper bound.
@@ -236,6 +240,8 @@ class PostgresEventStore(EventStore):
         self._q_read_forward = q["read_forward"]
         self._q_read_backward = q["read_backward"]
         self._q_read_all = q["read_all"]
+        self._q_read_all_types = q["read_all_types"]
+        self._q_read_all_prefix = q["read_all_prefix"]
         self._q_horizon = q["horizon"]
         self._q_oldest_xact = q["oldest_xact"]
         self._q_schema_version = q["schema_version"]
@@ -498,12 +504,30 @@ class PostgresEventStore(EventStore):
         value: int = await self._fetchval(self._q_last_seq, stream)
         return value
 
+    def _filtered(self, flt: EventFilter) -> tuple[str, tuple[Any, ...], EventFilter | None]:
+        """The page query of a filter, its extra arguments, and a filter left to apply here."""
+        if flt.everything:
+            return self._q_read_all, (), None
+        if flt.types is not None:
+            return self._q_read_all_types, (sorted(flt.types), flt.stream_prefix), None
+        assert flt.stream_prefix is not None
+        end = _prefix_end(flt.stream_prefix)
+        if end is None:  # a prefix of U+10FFFF only: no range; filter the full log
+            return self._q_read_all, (), flt
+        return self._q_read_all_prefix, (flt.stream_prefix, end), None
+
     async def read_all(
-        self, after: Checkpoint | None = None, *, limit: int | None = None
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
+        query, extra, local = self._filtered(check_filter(stream_prefix, types))
         commit, position = _start(start)
         # "What was committed when it got there": transactions below this id.
         # Of those, any still held back by an older running transaction are
@@ -513,12 +537,14 @@ class PostgresEventStore(EventStore):
         delay = 0.0
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
-            rows = await self._fetch(self._q_read_all, commit, position, page, end)
+            rows = await self._fetch(query, commit, position, page, end, *extra)
             events, complete = _global_events(rows)
-            for e in events:
-                yield e
             if events:
                 commit, position = events[-1].checkpoint.commit, events[-1].position
+                if local is not None:
+                    events = [e for e in events if local.matches(e.stream, e.type)]
+                for e in events:
+                    yield e
                 if left is not None:
                     left -= len(events)
             await self._note_held_back(complete)
@@ -530,8 +556,15 @@ class PostgresEventStore(EventStore):
                 delay = min(max(delay * 2, 0.001), 0.1)
                 await anyio.sleep(delay)
 
-    async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+    async def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
+        query, extra, local = self._filtered(check_filter(stream_prefix, types))
         commit, position = _start(start)
         pending_delay = 0.0
         failures = 0
@@ -544,21 +577,24 @@ class PostgresEventStore(EventStore):
             if waiter is None:
                 waiter = self._waiter = anyio.Event()
             try:
-                rows = await self._fetch(self._q_read_all, commit, position, _PAGE, _NO_END)
+                rows = await self._fetch(query, commit, position, _PAGE, _NO_END, *extra)
             except StoreUnavailableError:
                 if self._closed:
                     raise StoreClosedError from None
+                # An outage never ends a subscription: retry, capped and jittered,
+                # until the server is back (a closed store ends it, above).
                 failures += 1
-                if failures > 10:
-                    raise
-                await anyio.sleep(min(0.05 * 2**failures, 2.0))
+                ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
+                await anyio.sleep(ceiling * random.uniform(0.5, 1.0))
                 continue
             failures = 0
             events, complete = _global_events(rows)
-            for e in events:
-                yield e
             if events:
                 commit, position = events[-1].checkpoint.commit, events[-1].position
+                if local is not None:
+                    events = [e for e in events if local.matches(e.stream, e.type)]
+                for e in events:
+                    yield e
             await self._note_held_back(complete)
             if complete and len(rows) == _PAGE:
                 continue  # more to catch up on
@@ -714,6 +750,23 @@ def _start(after: Checkpoint | None) -> tuple[int, int]:
     if after is None:
         return 0, 0
     return min(after.commit, _NO_END), min(after.position, _MAX_POSITION)
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix``, in code point order.
+
+    Byte ("C") order of UTF-8 is code point order. ``None`` when there is none.
+    """
+    chars = list(prefix)
+    while chars:
+        c = ord(chars[-1]) + 1
+        if c == 0xD800:  # surrogates are not characters; UTF-8 skips them
+            c = 0xE000
+        if c <= 0x10FFFF:
+            chars[-1] = chr(c)
+            return "".join(chars)
+        chars.pop()
+    return None
 
 
 def _retried(

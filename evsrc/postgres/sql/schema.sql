@@ -31,6 +31,13 @@ CREATE TABLE {schema}.evsrc_events (
 
 CREATE INDEX evsrc_events_order_idx ON {schema}.evsrc_events (commit, position);
 
+-- Filtered global reads (types=, stream_prefix=): each ends with the global order.
+CREATE INDEX IF NOT EXISTS evsrc_events_type_idx
+    ON {schema}.evsrc_events (type, commit, position);
+
+CREATE INDEX IF NOT EXISTS evsrc_events_stream_idx
+    ON {schema}.evsrc_events (stream COLLATE "C", commit, position);
+
 CREATE FUNCTION {schema}.evsrc_append(
     p_stream text,
     p_expected bigint,
@@ -97,3 +104,10 @@ BEGIN
     SELECT max(i.position) INTO last_position FROM inserted i;
 END;
 $fn$;
+
+CREATE TABLE IF NOT EXISTS {schema}.evsrc_checkpoints (
+    -- A projection's name and the text form ("commit:position") of its checkpoint.
+    name text PRIMARY KEY,
+    checkpoint text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
