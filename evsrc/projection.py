@@ -243,6 +243,8 @@ class _LeaseLostError(Exception):
 
 
 _INTERRUPTED: Final = object()
+#: Seconds without an event after which a runner counts as caught up (``running``).
+_IDLE: Final = 0.05
 
 # In-process leases of the in-memory rule: event store -> projection name -> holder.
 _holders: weakref.WeakKeyDictionary[object, dict[str, ProjectionRunner]] = (
@@ -369,7 +371,9 @@ class ProjectionRunner:
                         finally:
                             await self._release_lease()
                     except _LeaseLostError:
+                        # Another runner has moved on: give it the turn.
                         self.state = STANDBY
+                        await self._standby_wait()
                     except ProjectionError:
                         raise
                     except Exception as exc:
@@ -438,14 +442,18 @@ class ProjectionRunner:
                 if not started:
                     task_status.started()
 
+        body_error: Exception | None = None
         async with anyio.create_task_group() as tg:
             await tg.start(run)
-            if errors:
-                raise errors[0]
-            try:
-                yield self
-            finally:
-                await self.stop()
+            if not errors:
+                try:
+                    yield self
+                except Exception as exc:  # raised below, not wrapped in an ExceptionGroup
+                    body_error = exc
+                finally:
+                    await self.stop()
+        if body_error is not None:
+            raise body_error
         if errors:
             raise errors[0]
 
@@ -525,7 +533,7 @@ class ProjectionRunner:
             if self._lease_lost():
                 raise _LeaseLostError
             try:
-                first = await self._interruptible(receive.receive)
+                first = await self._next(receive)
             except anyio.EndOfStream:
                 if self._feed_error is not None:
                     raise self._feed_error from None
@@ -554,9 +562,20 @@ class ProjectionRunner:
                 break
             n += await self._commit(batch)
             self.failures = 0
-            if self.state != STOPPED:
-                self.state = CATCHING_UP if len(batch) >= self.batch_size else RUNNING
+            if len(batch) >= self.batch_size:
+                self.state = CATCHING_UP
         return n
+
+    async def _next(self, receive: MemoryObjectReceiveStream[RecordedEvent]) -> Any:
+        """The next event; ``running`` once the feed has had nothing for a moment."""
+        try:
+            return receive.receive_nowait()
+        except anyio.WouldBlock:
+            pass
+        with anyio.move_on_after(_IDLE):
+            return await self._interruptible(receive.receive)
+        self.state = RUNNING
+        return await self._interruptible(receive.receive)
 
     async def _commit(self, batch: list[RecordedEvent]) -> int:
         """Process one batch: its wanted events through the hooks, the rest skipped."""

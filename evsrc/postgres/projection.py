@@ -55,6 +55,7 @@ _TRANSIENT: Final = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection left mid-protocol by a drop: discarded
     pgexc.PostgresConnectionError,
     pgexc.OperatorInterventionError,
     pgexc.InsufficientResourcesError,
@@ -196,6 +197,18 @@ class PostgresProjectionRunner(ProjectionRunner):
         """Create the schema and checkpoint table: ``store.setup()``."""
         await self.pg_store.setup()
 
+    @property
+    def lease_pid(self) -> int | None:
+        """The server process id of the connection holding the lock while active, else ``None``."""
+        conn = self._lease
+        if conn is None or self._lost:
+            return None
+        try:
+            pid: int = conn.get_server_pid()
+        except asyncpg.InterfaceError:  # the connection died and went back to the pool
+            return None
+        return pid
+
     # -- batches -------------------------------------------------------------------
 
     async def _process_batch(self, events: list[RecordedEvent]) -> None:
@@ -279,7 +292,10 @@ class PostgresProjectionRunner(ProjectionRunner):
             with anyio.fail_after(5):
                 await conn.fetchval(_UNLOCK, self._lock_key)
         except Exception:
-            conn.terminate()  # the lock goes with the session
+            # The lock goes with the session. A connection that died is already
+            # back in the pool (asyncpg returns it), and its methods raise.
+            with contextlib.suppress(Exception):
+                conn.terminate()
         await _release(pool, conn)
 
     def _lease_lost(self) -> bool:
