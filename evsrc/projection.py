@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, TypeVar, runtime_checkable
 
 import anyio
+import anyio.lowlevel
 
 from evsrc.codec import Event, EventRegistry
 from evsrc.errors import (
@@ -542,6 +543,7 @@ class ProjectionRunner:
                 continue
             batch: list[RecordedEvent] = [first]
             deadline = anyio.current_time() + self.max_batch_latency
+            refilled = False
             while len(batch) < self.batch_size:
                 try:
                     batch.append(receive.receive_nowait())
@@ -550,6 +552,11 @@ class ProjectionRunner:
                     pass
                 except anyio.EndOfStream:
                     break
+                if not refilled:
+                    # Let a reader that waited for room refill the buffer first.
+                    refilled = True
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 left = deadline - anyio.current_time()
                 if left <= 0:
                     break
@@ -710,8 +717,19 @@ class ProjectionRunner:
     async def _watch_lease(self) -> None:
         """Watch the lease while active; call :meth:`_interrupt` when it is lost."""
 
+    async def _follow_active(self) -> None:
+        """In standby, take the active runner's saved checkpoint (so ``wait_until`` works)."""
+        try:
+            cp = await self._load()
+        except Exception:  # the active runner's progress is only informative here
+            return
+        if cp is not None and (self.checkpoint is None or cp > self.checkpoint):
+            self.checkpoint = cp
+            self._notify()
+
     async def _standby_wait(self) -> None:
         """Wait in standby before trying for the lease again."""
+        await self._follow_active()
         waits = _released.setdefault(self.store, {})
         released = waits.get(self.name)
         if released is None:

@@ -316,12 +316,7 @@ class PostgresProjectionRunner(ProjectionRunner):
                 self._interrupt()
 
     async def _standby_wait(self) -> None:
-        # Follow the active runner's progress, so that wait_until works on a standby.
-        with contextlib.suppress(Exception):
-            cp = await self.pg_checkpoints.load(self.name)
-            if cp is not None and (self.checkpoint is None or cp > self.checkpoint):
-                self.checkpoint = cp
-                self._notify()
+        await self._follow_active()
         await self._pause(self._backoff_standby())
 
     def _backoff_standby(self) -> float:
