@@ -571,6 +571,8 @@ class ProjectionRunner:
             self.failures = 0
             if len(batch) >= self.batch_size:
                 self.state = CATCHING_UP
+            elif not receive.statistics().current_buffer_used:
+                self.state = RUNNING  # a short batch and nothing waiting: caught up
         return n
 
     async def _next(self, receive: MemoryObjectReceiveStream[RecordedEvent]) -> Any:

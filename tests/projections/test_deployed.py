@@ -174,6 +174,6 @@ async def test_a_runner_survives_connections_killed_every_200ms(pg_dsn: str) -> 
         finally:
             await admin.close()
         assert killed > 50
-        assert "retrying" in states
+        assert states & {"retrying", "standby"}  # it noticed (lost lock or failed batch)
         assert runner.failed is None
         assert await check_exactly_once(store) > 100
