@@ -18,6 +18,7 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -74,6 +75,8 @@ _HELD_BACK_WARNING: Final = 10.0
 _log = logging.getLogger("evsrc.postgres")
 #: Longest pause of a subscriber retrying through an outage, in seconds.
 _RETRY_MAX: Final = 2.0
+#: Events the live feed keeps in memory for subscribers that lag a little.
+_FEED_KEEP: Final = 4 * 500
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
 #: The largest transaction id (xid8): subscribe reads without an upper bound.
@@ -242,6 +245,7 @@ class PostgresEventStore(EventStore):
         self._q_read_all = q["read_all"]
         self._q_read_all_types = q["read_all_types"]
         self._q_read_all_prefix = q["read_all_prefix"]
+        self._q_ready_head = q["ready_head"]
         self._q_horizon = q["horizon"]
         self._q_oldest_xact = q["oldest_xact"]
         self._q_schema_version = q["schema_version"]
@@ -249,6 +253,7 @@ class PostgresEventStore(EventStore):
         self._q_notify = q["notify"]
         self._waiter: anyio.Event | None = None
         self._closed = False
+        self._feed: _Feed | None = None
         # Cross-process wakeups (see WAKING SUBSCRIBERS).
         self._channel = f"evsrc.{schema}"[:63]
         self._notify = bool(notify)
@@ -564,54 +569,83 @@ class PostgresEventStore(EventStore):
         types: Sequence[str] | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
-        query, extra, local = self._filtered(check_filter(stream_prefix, types))
-        commit, position = _start(start)
-        pending_delay = 0.0
-        failures = 0
-        while True:
-            if self._closed:
-                raise StoreClosedError
-            # Take the waiter before reading, so a commit that lands between the
-            # read and the wait still wakes us.
-            waiter = self._waiter
-            if waiter is None:
-                waiter = self._waiter = anyio.Event()
-            try:
-                rows = await self._fetch(query, commit, position, _PAGE, _NO_END, *extra)
-            except StoreUnavailableError:
-                if self._closed:
-                    raise StoreClosedError from None
-                # An outage never ends a subscription: retry, capped and jittered,
-                # until the server is back (a closed store ends it, above).
-                failures += 1
-                ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
-                await anyio.sleep(ceiling * random.uniform(0.5, 1.0))
-                continue
+        flt = check_filter(stream_prefix, types)
+        query, extra, local = self._filtered(flt)
+        if self._closed:
+            raise StoreClosedError
+        # ONE FEED PER STORE. A subscriber catches up with its own (filtered)
+        # reads, then takes live events from the store's feed: one task that reads
+        # the log once for every subscriber and keeps the last few pages in memory.
+        # Waiting costs no connection, and 50 subscribers cost writers one read
+        # per wakeup, not fifty. A subscriber that falls behind the feed's pages
+        # reads by itself again.
+        feed = self._feed_attach()
+        try:
+            commit, position = _start(start)
+            await feed.started()
             failures = 0
-            events, complete = _global_events(rows)
-            if events:
-                commit, position = events[-1].checkpoint.commit, events[-1].position
-                if local is not None:
-                    events = [e for e in events if local.matches(e.stream, e.type)]
-                for e in events:
-                    yield e
-            await self._note_held_back(complete)
-            if complete and len(rows) == _PAGE:
-                continue  # more to catch up on
-            if not complete:
-                # Committed rows wait behind an older, still-running transaction;
-                # no commit of ours will announce its end, so poll, backing off.
-                pending_delay = min(max(pending_delay * 2, 0.002), self._poll_interval)
-                timeout = pending_delay
-            else:
-                pending_delay = 0.0
-                timeout = self._poll_interval
-            if self._closed:
-                raise StoreClosedError
-            if self._can_listen and self._listener is None:
-                self._start_listener()
-            with anyio.move_on_after(timeout):
-                await waiter.wait()
+            while True:
+                # Catching up, by itself: what is ready now, after its cursor.
+                if self._closed:
+                    raise StoreClosedError
+                seen = feed.cursor  # every event up to here is final (see _Feed)
+                try:
+                    rows = await self._fetch(query, commit, position, _PAGE, _NO_END, *extra)
+                except StoreUnavailableError:
+                    if self._closed:
+                        raise StoreClosedError from None
+                    # An outage never ends a subscription: retry, capped and jittered.
+                    failures += 1
+                    await anyio.sleep(_jittered(failures))
+                    continue
+                failures = 0
+                events, complete = _global_events(rows)
+                if events:
+                    commit, position = events[-1].checkpoint.commit, events[-1].position
+                    if local is not None:
+                        events = [e for e in events if local.matches(e.stream, e.type)]
+                    for e in events:
+                        yield e
+                if not complete or len(rows) == _PAGE:
+                    if not complete:  # held back by an older open transaction
+                        await self._note_held_back(False)
+                        await anyio.sleep(0.002)
+                    continue
+                # Caught up with everything ready when the read began: at least up
+                # to the feed's cursor then. Live from the feed's pages from here.
+                if seen > (commit, position):
+                    commit, position = seen
+                while True:
+                    if self._closed:
+                        raise StoreClosedError
+                    if feed.error is not None:
+                        raise feed.error
+                    if feed.floor > (commit, position):
+                        break  # the pages moved past it: catch up by itself again
+                    advanced = feed.advanced
+                    for e in feed.after(commit, position):
+                        commit, position = e.checkpoint.commit, e.position
+                        if flt.matches(e.stream, e.type):
+                            yield e
+                    if feed.advanced is advanced and feed.cursor <= (commit, position):
+                        await advanced.wait()
+        finally:
+            self._feed_detach(feed)
+
+    def _feed_attach(self) -> _Feed:
+        feed = self._feed
+        if feed is None or feed.done:
+            feed = self._feed = _Feed(self)
+        feed.subscribers += 1
+        feed.ensure_running()
+        return feed
+
+    def _feed_detach(self, feed: _Feed) -> None:
+        feed.subscribers -= 1
+        if feed.subscribers <= 0:
+            feed.stop()
+            if self._feed is feed:
+                self._feed = None
 
     async def _note_held_back(self, complete: bool) -> None:
         """Warn (once per stall) when an open transaction holds the global order back."""
@@ -726,6 +760,9 @@ class PostgresEventStore(EventStore):
             return
         self._closed = True
         self._wake()
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            await feed.close()
         for task in (self._notifier, self._listener_task):
             if task is not None:
                 task.cancel()
@@ -743,6 +780,130 @@ class PostgresEventStore(EventStore):
                     await self._pool.close()
             except Exception:
                 self._pool.terminate()
+
+
+def _jittered(failures: int) -> float:
+    """Capped exponential backoff with jitter, for retries through an outage."""
+    ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+class _Feed:
+    """The store's live feed: reads the log once for all subscribers, keeps the last pages.
+
+    ``cursor`` is the (commit, position) of the last event read; every event up
+    to it is final (its transaction is below the snapshot's xmin, see THE
+    GLOBAL ORDER), so a subscriber caught up to the cursor misses nothing by
+    taking the pages from there. ``pages`` holds the events in (``floor``,
+    ``cursor``]. ``advanced`` is set (and replaced) whenever the cursor moves.
+    """
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        self.store = store
+        self.subscribers = 0
+        self.cursor: tuple[int, int] = (0, 0)
+        self.floor: tuple[int, int] = (0, 0)
+        self.pages: collections.deque[RecordedEvent] = collections.deque()
+        self.advanced = anyio.Event()
+        self.error: BaseException | None = None
+        self.done = False
+        self._ready = anyio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        if self._task is None and not self.done:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def started(self) -> None:
+        """Wait until the cursor is set (the feed's first read)."""
+        await self._ready.wait()
+        if self.error is not None:
+            raise self.error
+
+    def after(self, commit: int, position: int) -> list[RecordedEvent]:
+        """The kept events after (commit, position), in order."""
+        at = (commit, position)
+        pages = self.pages
+        if not pages or pages[-1].checkpoint <= at:
+            return []
+        return [e for e in pages if e.checkpoint > at]
+
+    def _advance(self) -> None:
+        advanced, self.advanced = self.advanced, anyio.Event()
+        advanced.set()
+
+    def stop(self) -> None:
+        """End the feed after its read in flight (a cancelled query could spoil its connection)."""
+        self.done = True
+        self.store._wake()
+        self._advance()
+
+    async def close(self) -> None:
+        task = self._task
+        self.stop()
+        self._ready.set()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def _run(self) -> None:
+        store = self.store
+        try:
+            failures = 0
+            while True:
+                try:
+                    row = await store._fetch(store._q_ready_head)
+                    break
+                except StoreUnavailableError:
+                    failures += 1
+                    await anyio.sleep(_jittered(failures))
+            if row:
+                self.cursor = self.floor = (row[0][0], row[0][1])
+            self._ready.set()
+            pending_delay = 0.0
+            failures = 0
+            while not self.done and not store._closed:
+                waiter = store._waiter
+                if waiter is None:
+                    waiter = store._waiter = anyio.Event()
+                commit, position = self.cursor
+                try:
+                    rows = await store._fetch(store._q_read_all, commit, position, _PAGE, _NO_END)
+                except StoreUnavailableError:
+                    failures += 1
+                    await anyio.sleep(_jittered(failures))
+                    continue
+                failures = 0
+                events, complete = _global_events(rows)
+                if events:
+                    pages = self.pages
+                    pages.extend(events)
+                    while len(pages) > _FEED_KEEP:
+                        dropped = pages.popleft()
+                        self.floor = (dropped.checkpoint.commit, dropped.position)
+                    last = events[-1]
+                    self.cursor = (last.checkpoint.commit, last.position)
+                    self._advance()
+                await store._note_held_back(complete)
+                if complete and len(rows) == _PAGE:
+                    continue
+                if not complete:
+                    pending_delay = min(max(pending_delay * 2, 0.002), store._poll_interval)
+                    timeout = pending_delay
+                else:
+                    pending_delay = 0.0
+                    timeout = store._poll_interval
+                if store._can_listen and store._listener is None:
+                    store._start_listener()
+                with anyio.move_on_after(timeout):
+                    await waiter.wait()
+        except Exception as exc:  # SchemaError and the like: every subscriber raises it
+            self.error = exc
+        finally:
+            self.done = True
+            self._ready.set()
+            self._advance()
 
 
 def _start(after: Checkpoint | None) -> tuple[int, int]:

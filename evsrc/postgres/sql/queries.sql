@@ -102,3 +102,12 @@ WHERE e.stream COLLATE "C" >= $5::text AND e.stream COLLATE "C" < $6::text
   AND (e.commit, e.position) > ($1::xid8, $2::bigint) AND e.commit < $4::xid8
 ORDER BY e.commit, e.position
 LIMIT $3;
+
+-- name: ready_head
+-- The last event of a transaction below the snapshot's xmin: it and everything
+-- before it in the global order are final. The live feed starts there.
+SELECT e.commit, e.position
+FROM {schema}.evsrc_events e
+WHERE e.commit < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.commit DESC, e.position DESC
+LIMIT 1;
