@@ -112,6 +112,9 @@ class InMemoryEventStore(EventStore):
         self._ids: dict[int, tuple[str, int]] = {}
         self._commits = 0
         self._waiter: anyio.Event | None = None
+        # Filtered subscribers waiting for a matching event: woken by the writer
+        # only when one commits, so idle ones cost appends a string test each.
+        self._filtered: dict[EventFilter, list[anyio.Event]] = {}
         self._closed = False
 
     # -- writing -----------------------------------------------------------
@@ -162,10 +165,31 @@ class InMemoryEventStore(EventStore):
         if waiter is not None:
             self._waiter = None
             waiter.set()
+        if self._filtered:
+            self._wake_filtered(stream, encoded)
         return _tuple_new(
             Committed,
             (stream, actual + 1, seq, position, _tuple_new(Checkpoint, (commit, position))),
         )
+
+    def _wake_filtered(self, stream: str, encoded: list[EncodedEvent]) -> None:
+        # One test per distinct filter, however many subscribers share it.
+        woken = None
+        for flt in self._filtered:
+            prefix = flt.stream_prefix
+            if prefix is not None and not stream.startswith(prefix):
+                continue
+            types = flt.types
+            if types is not None and not any(e.type in types for e in encoded):
+                continue
+            if woken is None:
+                woken = [flt]
+            else:
+                woken.append(flt)
+        if woken is not None:
+            for flt in woken:
+                for event in self._filtered.pop(flt):
+                    event.set()
 
     def _retried(self, stream: str, expected: int | None, encoded: list[EncodedEvent]) -> Committed:
         """An append some of whose ids exist: the original result if it is a whole retry."""
@@ -275,9 +299,21 @@ class InMemoryEventStore(EventStore):
                 await anyio.lowlevel.checkpoint()
             if self._closed:
                 raise StoreClosedError
-            if self._waiter is None:
-                self._waiter = anyio.Event()
-            await self._waiter.wait()
+            if flt.everything:
+                if self._waiter is None:
+                    self._waiter = anyio.Event()
+                await self._waiter.wait()
+            else:
+                woken = anyio.Event()
+                self._filtered.setdefault(flt, []).append(woken)
+                try:
+                    await woken.wait()
+                finally:
+                    if not woken.is_set():
+                        events = self._filtered.get(flt, [])
+                        events.remove(woken)
+                        if not events:
+                            self._filtered.pop(flt, None)
 
     def _start_index(self, after: Checkpoint | None) -> int:
         # Commit order and position order coincide here: the index is the position.
@@ -291,3 +327,7 @@ class InMemoryEventStore(EventStore):
         if waiter is not None:
             self._waiter = None
             waiter.set()
+        filtered, self._filtered = self._filtered, {}
+        for events in filtered.values():
+            for event in events:
+                event.set()
