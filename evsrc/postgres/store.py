@@ -254,6 +254,8 @@ class PostgresEventStore(EventStore):
         self._waiter: anyio.Event | None = None
         self._closed = False
         self._feed: _Feed | None = None
+        #: Marks this store's NOTIFYs, so that it ignores their echo.
+        self._token = uuid.uuid4().hex
         # Cross-process wakeups (see WAKING SUBSCRIBERS).
         self._channel = f"evsrc.{schema}"[:63]
         self._notify = bool(notify)
@@ -435,7 +437,7 @@ class PostgresEventStore(EventStore):
         assert row is not None
         head, last_position, commit = row[0], row[1], row[2]
         if last_position is not None:
-            self._committed()
+            self._committed(stream, encoded)
             return Committed(
                 stream,
                 head + 1,
@@ -579,7 +581,7 @@ class PostgresEventStore(EventStore):
         # Waiting costs no connection, and 50 subscribers cost writers one read
         # per wakeup, not fifty. A subscriber that falls behind the feed's pages
         # reads by itself again.
-        feed = self._feed_attach()
+        feed = self._feed_attach(flt)
         try:
             commit, position = _start(start)
             await feed.started()
@@ -630,18 +632,24 @@ class PostgresEventStore(EventStore):
                     if feed.advanced is advanced and feed.cursor <= (commit, position):
                         await advanced.wait()
         finally:
-            self._feed_detach(feed)
+            self._feed_detach(feed, flt)
 
-    def _feed_attach(self) -> _Feed:
+    def _feed_attach(self, flt: EventFilter) -> _Feed:
         feed = self._feed
         if feed is None or feed.done:
             feed = self._feed = _Feed(self)
         feed.subscribers += 1
+        feed.filters[flt] = feed.filters.get(flt, 0) + 1
         feed.ensure_running()
         return feed
 
-    def _feed_detach(self, feed: _Feed) -> None:
+    def _feed_detach(self, feed: _Feed, flt: EventFilter) -> None:
         feed.subscribers -= 1
+        left = feed.filters.get(flt, 0) - 1
+        if left > 0:
+            feed.filters[flt] = left
+        else:
+            feed.filters.pop(flt, None)
         if feed.subscribers <= 0:
             feed.stop()
             if self._feed is feed:
@@ -696,8 +704,10 @@ class PostgresEventStore(EventStore):
             self._waiter = None
             waiter.set()
 
-    def _committed(self) -> None:
-        self._wake()
+    def _committed(self, stream: str, encoded: list[EncodedEvent]) -> None:
+        feed = self._feed
+        if feed is None or feed.wants(stream, encoded):
+            self._wake()  # the feed reads; a commit no subscriber reads waits for a poll
         if self._notify:
             self._notify_pending = True
             if self._notifier is None:
@@ -707,7 +717,7 @@ class PostgresEventStore(EventStore):
         try:
             while self._notify_pending and not self._closed:
                 self._notify_pending = False
-                await self._pool.execute(self._q_notify, self._channel)
+                await self._pool.execute(self._q_notify, self._channel, self._token)
                 # Whatever commits meanwhile shares the next NOTIFY.
                 await asyncio.sleep(_NOTIFY_INTERVAL)
         except Exception:  # a lost NOTIFY only delays other subscribers to their next poll
@@ -733,8 +743,9 @@ class PostgresEventStore(EventStore):
             await conn.close()
             return
 
-        def on_notify(*_: object) -> None:
-            self._wake()
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            if payload != self._token:  # another store's commit (or an older release's)
+                self._wake()
 
         def on_lost(_: object) -> None:
             if self._listener is conn:
@@ -801,6 +812,8 @@ class _Feed:
     def __init__(self, store: PostgresEventStore) -> None:
         self.store = store
         self.subscribers = 0
+        #: The filters of the subscribers, and how many share each.
+        self.filters: dict[EventFilter, int] = {}
         self.cursor: tuple[int, int] = (0, 0)
         self.floor: tuple[int, int] = (0, 0)
         self.pages: collections.deque[RecordedEvent] = collections.deque()
@@ -813,6 +826,17 @@ class _Feed:
     def ensure_running(self) -> None:
         if self._task is None and not self.done:
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wants(self, stream: str, encoded: list[EncodedEvent]) -> bool:
+        """Whether a subscriber reads any of these events (one test per distinct filter)."""
+        for flt in self.filters:
+            prefix = flt.stream_prefix
+            if prefix is not None and not stream.startswith(prefix):
+                continue
+            types = flt.types
+            if types is None or any(e.type in types for e in encoded):
+                return True
+        return False
 
     async def started(self) -> None:
         """Wait until the cursor is set (the feed's first read)."""

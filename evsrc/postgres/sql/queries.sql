@@ -66,8 +66,9 @@ INSERT INTO {schema}.evsrc_schema_version (version) VALUES ($1);
 -- A wakeup for LISTENing subscribers, in its own transaction after appends
 -- commit. NOTIFY gives its transaction an id, so its commit would wait for a
 -- WAL flush like an append's; a lost wakeup costs nothing (subscribers poll),
--- so this one commit is asynchronous.
-SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '');
+-- so this one commit is asynchronous. The payload names the sending store, which
+-- ignores its own echo (its commits woke its subscribers already).
+SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2);
 
 -- name: read_all_types
 -- read_all of some event types (and, when $6 is not null, of streams starting
