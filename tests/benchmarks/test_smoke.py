@@ -29,7 +29,7 @@ import pytest
 from tests.pgfixtures import admin_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["append_expect", "append_batch", "read", "hot_seat", "decision"]
+SCENARIOS = ["append_expect", "append_batch", "read", "hot_seat", "decision", "subscribers"]
 SKIP_BENCH = "skipped: install .[bench]"
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
