@@ -32,6 +32,7 @@ from asyncpg import exceptions as pgexc
 
 from evsrc.errors import ProjectionError, SchemaError, StoreUnavailableError
 from evsrc.events import Checkpoint
+from evsrc.postgres import _sql
 from evsrc.projection import (
     ProjectionRunner,
     Projector,
@@ -240,6 +241,25 @@ class PostgresProjectionRunner(ProjectionRunner):
 
     async def _process(self, recorded: RecordedEvent) -> None:
         await self._process_batch([recorded])
+
+    async def head(self) -> Checkpoint | None:
+        """The checkpoint of the last committed event this projection reads: one look-up."""
+        flt = self.feed_filter()
+        types = flt.get("types")
+        if types is None and "stream_prefix" in flt:
+            return await super().head()  # a raw projector with a prefix: read the tail
+        q = _sql.queries(_sql.quote_schema(self.pg_store.schema))
+        try:
+            if types is None:
+                row = await self.pg_store.pool.fetchrow(q["head"])
+            else:
+                row = await self.pg_store.pool.fetchrow(
+                    q["head_types"], types, flt.get("stream_prefix")
+                )
+        except _DB_ERRORS as exc:
+            msg = f"could not read the head of the store: {type(exc).__name__}: {exc}"
+            raise StoreUnavailableError(msg) from exc
+        return None if row is None else Checkpoint(row[0], row[1])
 
     async def _save_skipped(self, checkpoint: Checkpoint) -> None:
         async with self.pg_store.pool.acquire() as conn:

@@ -104,3 +104,26 @@ FROM {schema}.evsrc_events e
 WHERE e.commit < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY e.commit DESC, e.position DESC
 LIMIT 1;
+
+-- name: head
+-- The last committed event in the global order (ready or not): what a reader
+-- must reach to have seen everything committed before this statement.
+SELECT e.commit, e.position
+FROM {schema}.evsrc_events e
+ORDER BY e.commit DESC, e.position DESC
+LIMIT 1;
+
+-- name: head_types
+-- The same among some event types (and streams starting with $2, if not null):
+-- the last of each type, from the end of its range in evsrc_events_type_idx.
+SELECT x.commit, x.position
+FROM unnest($1::text[]) AS t (type),
+     LATERAL (
+         SELECT e.commit, e.position
+         FROM {schema}.evsrc_events e
+         WHERE e.type = t.type AND ($2::text IS NULL OR starts_with(e.stream, $2::text))
+         ORDER BY e.type DESC, e.commit DESC, e.position DESC
+         LIMIT 1
+     ) x
+ORDER BY x.commit DESC, x.position DESC
+LIMIT 1;
