@@ -683,7 +683,8 @@ class PostgresEventStore(EventStore):
     # but PostgreSQL serialises the commits of all notifying transactions (they
     # take one cluster-wide lock to queue their notifications at commit): with 16
     # writers it cost about 30% of append throughput here. So:
-    #   * this store's own commits wake its own subscribers in-process, at once;
+    #   * subscribers share one feed per store (_Feed); this store's own commits
+    #     wake it in-process, at once — only those some subscriber reads;
     #   * after a commit, a background task sends pg_notify() in its own tiny,
     #     asynchronously committed transaction — at once after a quiet spell,
     #     then at most one per _NOTIFY_INTERVAL however many appends commit
@@ -692,8 +693,8 @@ class PostgresEventStore(EventStore):
     #     2-core server (each competes with the next append); rate-limited, a
     #     few percent, and concurrent writers nothing measurable;
     #   * a store with subscribers holds one LISTEN connection (outside the pool)
-    #     that turns those notifications into in-process wakeups;
-    #   * a subscriber still polls every poll_interval, and faster (backing off)
+    #     that turns other stores' notifications into in-process wakeups;
+    #   * the feed still polls every poll_interval, and faster (backing off)
     #     while committed rows wait behind an older open transaction — the end of
     #     a transaction announces itself to nobody.
     # A wakeup is only a hint to read again; correctness rests on the read.
