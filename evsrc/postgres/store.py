@@ -18,6 +18,7 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import logging
@@ -625,11 +626,13 @@ class PostgresEventStore(EventStore):
                     if feed.floor > (commit, position):
                         break  # the pages moved past it: catch up by itself again
                     advanced = feed.advanced
-                    for e in feed.after(commit, position):
+                    for e in feed.after(flt, commit, position):
                         commit, position = e.checkpoint.commit, e.position
-                        if flt.matches(e.stream, e.type):
-                            yield e
-                    if feed.advanced is advanced and feed.cursor <= (commit, position):
+                        yield e
+                    if feed.advanced is advanced:
+                        # Every event up to the cursor that it reads was in that list.
+                        if feed.cursor > (commit, position):
+                            commit, position = feed.cursor
                         await advanced.wait()
         finally:
             self._feed_detach(feed, flt)
@@ -650,6 +653,7 @@ class PostgresEventStore(EventStore):
             feed.filters[flt] = left
         else:
             feed.filters.pop(flt, None)
+            feed.matched.pop(flt, None)
         if feed.subscribers <= 0:
             feed.stop()
             if self._feed is feed:
@@ -794,6 +798,10 @@ class PostgresEventStore(EventStore):
                 self._pool.terminate()
 
 
+def _checkpoint_of(e: RecordedEvent) -> Checkpoint:
+    return e.checkpoint
+
+
 def _jittered(failures: int) -> float:
     """Capped exponential backoff with jitter, for retries through an outage."""
     ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
@@ -815,6 +823,9 @@ class _Feed:
         self.subscribers = 0
         #: The filters of the subscribers, and how many share each.
         self.filters: dict[EventFilter, int] = {}
+        #: Of the kept events, those each filter passes: matched once per filter,
+        #: however many subscribers share it.
+        self.matched: dict[EventFilter, list[RecordedEvent]] = {}
         self.cursor: tuple[int, int] = (0, 0)
         self.floor: tuple[int, int] = (0, 0)
         self.pages: collections.deque[RecordedEvent] = collections.deque()
@@ -845,13 +856,39 @@ class _Feed:
         if self.error is not None:
             raise self.error
 
-    def after(self, commit: int, position: int) -> list[RecordedEvent]:
-        """The kept events after (commit, position), in order."""
+    def after(self, flt: EventFilter, commit: int, position: int) -> list[RecordedEvent]:
+        """The kept events that pass ``flt`` after (commit, position), in order."""
         at = (commit, position)
-        pages = self.pages
-        if not pages or pages[-1].checkpoint <= at:
+        if flt.everything:
+            pages = self.pages
+            if not pages or pages[-1].checkpoint <= at:
+                return []
+            return [e for e in pages if e.checkpoint > at]
+        matched = self.matched.get(flt)
+        if not matched or matched[-1].checkpoint <= at:
             return []
-        return [e for e in pages if e.checkpoint > at]
+        return matched[bisect.bisect_right(matched, at, key=_checkpoint_of) :]
+
+    def _keep(self, events: list[RecordedEvent]) -> None:
+        """Add new events to the pages, and to the matches of every subscriber filter."""
+        pages = self.pages
+        pages.extend(events)
+        for flt in self.filters:
+            if not flt.everything:
+                found = [e for e in events if flt.matches(e.stream, e.type)]
+                if found:
+                    self.matched.setdefault(flt, []).extend(found)
+        if len(pages) > _FEED_KEEP:
+            while len(pages) > _FEED_KEEP:
+                dropped = pages.popleft()
+            self.floor = (dropped.checkpoint.commit, dropped.position)
+            for flt, matched in list(self.matched.items()):
+                if flt not in self.filters:
+                    del self.matched[flt]
+                    continue
+                cut = bisect.bisect_right(matched, self.floor, key=_checkpoint_of)
+                if cut:
+                    del matched[:cut]
 
     def _advance(self) -> None:
         advanced, self.advanced = self.advanced, anyio.Event()
@@ -902,11 +939,7 @@ class _Feed:
                 failures = 0
                 events, complete = _global_events(rows)
                 if events:
-                    pages = self.pages
-                    pages.extend(events)
-                    while len(pages) > _FEED_KEEP:
-                        dropped = pages.popleft()
-                        self.floor = (dropped.checkpoint.commit, dropped.position)
+                    self._keep(events)
                     last = events[-1]
                     self.cursor = (last.checkpoint.commit, last.position)
                     self._advance()
