@@ -60,3 +60,49 @@ async def test_fifty_idle_subscribers_share_one_feed(pg_dsn: str) -> None:
         assert idle_got == []
         assert [e.data.get("i") for e in live_got[1:]] == [0, 1, 2, 3, 4]
         assert store._feed is None  # the last subscriber gone, the feed ends
+
+
+@pytest.mark.parametrize("flt", [{}, {"types": ["t"]}, {"stream_prefix": "s:"}])
+async def test_a_subscriber_left_behind_by_the_feed_reads_by_itself(
+    pg_dsn: str, flt: dict[str, Any]
+) -> None:
+    async with open_store(pg_dsn) as store:
+        await store.append("s:0", [NewEvent("t", {"i": -1})])
+        got: list[RecordedEvent] = []
+        release = anyio.Event()
+        total = 1 + 3000 + (30 if not flt else 0)  # unfiltered: the "other" events too
+
+        async def slow() -> None:
+            async for e in store.subscribe(**flt):
+                got.append(e)
+                if len(got) == 1:
+                    await release.wait()  # the feed moves on by thousands meanwhile
+                if len(got) == total:
+                    return
+
+        async def fast(out: list[RecordedEvent]) -> None:
+            async for e in store.subscribe(**flt):
+                out.append(e)
+                if len(out) == total:
+                    return
+
+        quick: list[RecordedEvent] = []
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow)
+                tg.start_soon(fast, quick)
+                while not got:
+                    await anyio.sleep(0.01)
+                for k in range(30):
+                    await store.append(
+                        f"s:{k % 3}", [NewEvent("t", {"i": k * 100 + i}) for i in range(100)]
+                    )
+                    await store.append("other", [NewEvent("u")])
+                while len(quick) < total:
+                    await anyio.sleep(0.01)
+                feed = store._feed
+                assert feed is not None and feed.floor > got[0].checkpoint
+                release.set()
+        want = [-1, *range(3000)]
+        assert [e.data["i"] for e in quick if e.type == "t"] == want
+        assert [e.id for e in got] == [e.id for e in quick]
