@@ -71,7 +71,7 @@ async def _appends(store: EventStore, writers: int, per_writer: int, subscribers
             tg.start_soon(idle)
         if subscribers:
             await listening.wait()
-            await anyio.sleep(0.2)  # every subscriber caught up and waiting
+        await anyio.sleep(0.2)  # every subscriber caught up and waiting (both variants)
         t0 = time.perf_counter()
         async with anyio.create_task_group() as wg:
             for s, items in zip(names, payloads, strict=True):
