@@ -21,6 +21,7 @@ from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _record
 from evsrc.store import (
     EventStore,
     check_checkpoint,
+    check_filter,
     check_read_args,
     check_stream,
     decode_metadata,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from evsrc.events import NewEvent
-    from evsrc.store import EncodedEvent
+    from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["InMemoryEventStore"]
 
@@ -65,6 +66,27 @@ else:  # pragma: no cover - a future UUID without these slots
 
     def _uuid(value: int) -> UUID:
         return UUID(int=value)
+
+
+def _matching(
+    log: list[_Row], index: int, end: int, flt: EventFilter, limit: int | None
+) -> tuple[list[_Row], int]:
+    """Up to a page (and ``limit``) of rows from ``log[index:end]`` that pass ``flt``.
+
+    Scans at most a few pages' worth of rows per call, so a sparse filter
+    still yields to the event loop. Returns the rows and the next index.
+    """
+    want = _PAGE if limit is None else min(_PAGE, limit)
+    stop = min(end, index + 16 * _PAGE)
+    prefix = flt.stream_prefix
+    types = flt.types
+    out: list[_Row] = []
+    while index < stop and len(out) < want:
+        r = log[index]
+        index += 1
+        if (prefix is None or r[0].startswith(prefix)) and (types is None or r[5] in types):
+            out.append(r)
+    return out, index
 
 
 def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
@@ -112,6 +134,9 @@ class InMemoryEventStore(EventStore):
         self._ids: dict[int, tuple[str, int]] = {}
         self._commits = 0
         self._waiter: anyio.Event | None = None
+        # Filtered subscribers waiting for a matching event: woken by the writer
+        # only when one commits, so idle ones cost appends a string test each.
+        self._filtered: dict[EventFilter, list[anyio.Event]] = {}
         self._closed = False
 
     # -- writing -----------------------------------------------------------
@@ -162,10 +187,31 @@ class InMemoryEventStore(EventStore):
         if waiter is not None:
             self._waiter = None
             waiter.set()
+        if self._filtered:
+            self._wake_filtered(stream, encoded)
         return _tuple_new(
             Committed,
             (stream, actual + 1, seq, position, _tuple_new(Checkpoint, (commit, position))),
         )
+
+    def _wake_filtered(self, stream: str, encoded: list[EncodedEvent]) -> None:
+        # One test per distinct filter, however many subscribers share it.
+        woken = None
+        for flt in self._filtered:
+            prefix = flt.stream_prefix
+            if prefix is not None and not stream.startswith(prefix):
+                continue
+            types = flt.types
+            if types is not None and not any(e.type in types for e in encoded):
+                continue
+            if woken is None:
+                woken = [flt]
+            else:
+                woken.append(flt)
+        if woken is not None:
+            for flt in woken:
+                for event in self._filtered.pop(flt):
+                    event.set()
 
     def _retried(self, stream: str, expected: int | None, encoded: list[EncodedEvent]) -> Committed:
         """An append some of whose ids exist: the original result if it is a whole retry."""
@@ -224,43 +270,82 @@ class InMemoryEventStore(EventStore):
         return len(rows) if rows else 0
 
     async def read_all(
-        self, after: Checkpoint | None = None, *, limit: int | None = None
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
+        flt = check_filter(stream_prefix, types)
         if self._closed:
             raise StoreClosedError
         index = self._start_index(start)
         end = len(self._log)
-        if limit is not None:
-            end = min(end, index + limit)
         log = self._log
-        while index < end:
-            page = _events(log[index : min(end, index + _PAGE)])
-            index += len(page)
-            for event in page:
+        if flt.everything:
+            if limit is not None:
+                end = min(end, index + limit)
+            while index < end:
+                page = _events(log[index : min(end, index + _PAGE)])
+                index += len(page)
+                for event in page:
+                    yield event
+                await anyio.lowlevel.checkpoint()
+            return
+        left = limit
+        while index < end and (left is None or left > 0):
+            rows, index = _matching(log, index, end, flt, left)
+            for event in _events(rows):
                 yield event
+            if left is not None:
+                left -= len(rows)
             await anyio.lowlevel.checkpoint()
 
-    async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+    async def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
+        flt = check_filter(stream_prefix, types)
         index = self._start_index(start)
         log = self._log
         while True:
             if self._closed:
                 raise StoreClosedError
             while index < len(log):
-                page = _events(log[index : index + _PAGE])
-                index += len(page)
+                if flt.everything:
+                    page = _events(log[index : index + _PAGE])
+                    index += len(page)
+                else:
+                    rows, index = _matching(log, index, len(log), flt, None)
+                    page = _events(rows)
                 for event in page:
                     yield event
                 await anyio.lowlevel.checkpoint()
             if self._closed:
                 raise StoreClosedError
-            if self._waiter is None:
-                self._waiter = anyio.Event()
-            await self._waiter.wait()
+            if flt.everything:
+                if self._waiter is None:
+                    self._waiter = anyio.Event()
+                await self._waiter.wait()
+            else:
+                woken = anyio.Event()
+                self._filtered.setdefault(flt, []).append(woken)
+                try:
+                    await woken.wait()
+                finally:
+                    if not woken.is_set():
+                        events = self._filtered.get(flt, [])
+                        events.remove(woken)
+                        if not events:
+                            self._filtered.pop(flt, None)
 
     def _start_index(self, after: Checkpoint | None) -> int:
         # Commit order and position order coincide here: the index is the position.
@@ -274,3 +359,7 @@ class InMemoryEventStore(EventStore):
         if waiter is not None:
             self._waiter = None
             waiter.set()
+        filtered, self._filtered = self._filtered, {}
+        for events in filtered.values():
+            for event in events:
+                event.set()

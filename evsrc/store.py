@@ -34,9 +34,11 @@ __all__ = [
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
     "EncodedEvent",
+    "EventFilter",
     "EventStore",
     "check_after",
     "check_checkpoint",
+    "check_filter",
     "check_read_args",
     "check_stream",
     "decode_metadata",
@@ -207,6 +209,74 @@ def check_checkpoint(after: object) -> Checkpoint | None:
 check_after = check_checkpoint
 
 
+class EventFilter(NamedTuple):
+    """A checked ``read_all``/``subscribe`` filter; ``None`` fields match everything."""
+
+    stream_prefix: str | None
+    types: frozenset[str] | None
+
+    def matches(self, stream: str, type_: str) -> bool:
+        """Whether an event of ``stream`` and ``type_`` passes the filter."""
+        prefix = self.stream_prefix
+        if prefix is not None and not stream.startswith(prefix):
+            return False
+        types = self.types
+        return types is None or type_ in types
+
+    @property
+    def everything(self) -> bool:
+        """Whether the filter lets every event through."""
+        return self.stream_prefix is None and self.types is None
+
+
+def check_filter(stream_prefix: object = None, types: object = None) -> EventFilter:
+    """Check the ``stream_prefix=`` and ``types=`` of a global read; ``InvalidInputError`` if bad.
+
+    ``stream_prefix``: ``None`` or a non-empty str that could begin a stream
+    name. ``types``: ``None`` or a non-empty collection (not a str) of event
+    type names.
+    """
+    if stream_prefix is not None:
+        if type(stream_prefix) is not str:
+            msg = f"stream_prefix must be a str or None, got {type(stream_prefix).__name__}"
+            raise InvalidInputError(msg, argument="stream_prefix", value=stream_prefix)
+        if (
+            not stream_prefix
+            or len(stream_prefix) > MAX_STREAM_LENGTH
+            or "\x00" in stream_prefix
+            or _has_lone_surrogate(stream_prefix)
+        ):
+            msg = (
+                f"stream_prefix must be a non-empty str of at most {MAX_STREAM_LENGTH} "
+                f"characters of valid Unicode without NUL, got {stream_prefix!r}"
+            )
+            raise InvalidInputError(msg, argument="stream_prefix", value=stream_prefix)
+    checked: frozenset[str] | None = None
+    if types is not None:
+        if isinstance(types, (str, bytes)) or not hasattr(types, "__iter__"):
+            msg = f"types must be a list of event type names or None, got {types!r}"
+            raise InvalidInputError(msg, argument="types", value=types)
+        names = list(types)
+        if not names:
+            msg = "types must not be empty (pass None to read every type)"
+            raise InvalidInputError(msg, argument="types", value=types)
+        for t in names:
+            if (
+                type(t) is not str
+                or not t
+                or len(t) > MAX_TYPE_LENGTH
+                or "\x00" in t
+                or _has_lone_surrogate(t)
+            ):
+                msg = (
+                    f"types must hold non-empty str of at most {MAX_TYPE_LENGTH} characters "
+                    f"of valid Unicode without NUL, got {t!r}"
+                )
+                raise InvalidInputError(msg, argument="types", value=t)
+        checked = frozenset(names)
+    return EventFilter(stream_prefix, checked)
+
+
 class EventStore(ABC):
     """An append-only store of event streams with optimistic concurrency.
 
@@ -258,18 +328,37 @@ class EventStore(ABC):
 
     @abstractmethod
     def read_all(
-        self, after: Checkpoint | None = None, *, limit: int | None = None
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         """Every committed event of every stream in global order, after ``after``.
 
         Ends when it has caught up with what was committed when it got there.
+        ``stream_prefix`` and ``types`` keep only events of streams starting
+        with it and of those types (applied by the backend; ``limit`` counts
+        the events returned). Order and checkpoints are those of the
+        unfiltered log: a checkpoint from a filtered read resumes any read
+        exactly after it. Bad filters raise ``InvalidInputError`` (see
+        :func:`check_filter`).
         """
 
     @abstractmethod
-    def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
         """Like ``read_all``, then live: waits for new commits and never ends by itself.
 
-        Raises ``StoreClosedError`` when the store is closed.
+        Takes the same filters. A transient outage of the backend does not end
+        it: it retries until the backend is back. Raises ``StoreClosedError``
+        when the store is closed.
         """
 
     @abstractmethod

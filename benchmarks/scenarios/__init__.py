@@ -19,6 +19,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "hot_seat": ("The hot seat: bookers racing for few seats", "hot_seat:run_hot_seat"),
     "decision": ("Decision cost as the roster grows", "decision:run_decision"),
     "sqlite": ("SQLite: appends, replay and the hot seat beside raw sqlite3", "sqlite:run_sqlite"),
+    "subscribers": (
+        "Appends with 50 idle subscribers beside none",
+        "subscribers:run_subscribers",
+    ),
 }
 
 

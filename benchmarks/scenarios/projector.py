@@ -9,11 +9,16 @@ bookings per stream in a dict. Variants:
   evsrc's ``read_all`` statement (rows only).
 
 On PostgreSQL there is also the transactional runner
-(``PostgresProjectionRunner``: each event's read-model UPDATE and its
-checkpoint commit in one transaction), beside raw asyncpg doing the same
-transaction per event. Its per-event commit makes it slow by design, so it
-catches up over the *last* ``tx_events`` events of the data set (its
-checkpoint is set just before them).
+(``PostgresProjectionRunner``: a batch's read-model rows and its checkpoint
+commit in one transaction), over the *last* ``tx_events`` events of the data
+set (its checkpoint is set just before them), inserting one row per event:
+
+- evsrc: the runner, its projector declaring a batch handler (one
+  ``executemany`` per batch of 500);
+- evsrc_events: the runner, a per-event handler (one ``INSERT`` per event,
+  still one transaction per batch);
+- limit: reading through evsrc's ``read_all`` and inserting the same rows in
+  500-row transactions with raw asyncpg (``executemany``), checkpoint included.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.harness import Case, NotAvailable, Sample
 from benchmarks.scenarios.append import _unavailable
-from benchmarks.targets import DictStore, RawPg, open_evsrc_pg, pg_page_size
+from benchmarks.targets import DictStore, open_evsrc_pg
 from benchmarks.workloads import quoted
 from evsrc.memory import InMemoryEventStore
 
@@ -66,18 +71,9 @@ def _api() -> dict[str, Any]:
             counts = self.counts
             counts[recorded.stream] = counts.get(recorded.stream, 0) + 1
 
-    class TxCounts(Projector):
-        name = "bench-tx-counts"
-        sql = ""  # the read-model UPSERT, set before use
-
-        @handles(Booked)
-        async def on_booked(self, event: Any, recorded: Any, conn: Any) -> None:
-            await conn.execute(self.sql, recorded.stream)
-
     _classes.update(
         Booked=Booked,
         Counts=Counts,
-        TxCounts=TxCounts,
         Runner=ProjectionRunner,
         Checkpoints=InMemoryCheckpointStore,
     )
@@ -136,27 +132,43 @@ async def _pg(url: str, fn: Any, want: int) -> Sample:
 # -- transactional ------------------------------------------------------------------
 
 
-_TX_TABLE = "bench_counts"
+_TX_TABLE = "bench_tx"
+_TX_INSERT = f"INSERT INTO {_TX_TABLE} (stream, seq) VALUES ($1, $2)"
+_TX_BATCH = 500
+
+
+def _tx_classes() -> tuple[Any, Any]:
+    api = _api()
+    if "TxRows" not in api:
+        from evsrc.projection import Projector, handles
+
+        class TxRows(Projector):
+            name = "bench-tx-rows"
+
+            @handles(api["Booked"])
+            async def on_booked(self, event: Any, recorded: Any, conn: Any) -> None:
+                await conn.execute(_TX_INSERT, recorded.stream, recorded.seq)
+
+        class TxBatchRows(TxRows):
+            name = "bench-tx-batch-rows"
+
+            async def handle_batch(self, events: Any, *context: Any) -> None:
+                (conn,) = context
+                await conn.executemany(_TX_INSERT, [(r.stream, r.seq) for r in events])
+
+        api.update(TxRows=TxRows, TxBatchRows=TxBatchRows)
+    return api["TxRows"], api["TxBatchRows"]
 
 
 async def _tx_setup(url: str) -> None:
     store = await open_evsrc_pg(url, 1)
     try:
-        from evsrc.postgres.projection import PostgresCheckpointStore
-
-        await PostgresCheckpointStore(store).setup()  # type: ignore[arg-type]
+        await store.setup()  # type: ignore[attr-defined]  # creates evsrc_checkpoints
         await store.pool.execute(  # type: ignore[attr-defined]
-            f"CREATE TABLE IF NOT EXISTS {_TX_TABLE} (stream text PRIMARY KEY, n bigint NOT NULL)"
+            f"CREATE TABLE IF NOT EXISTS {_TX_TABLE} (stream text NOT NULL, seq bigint NOT NULL)"
         )
     finally:
         await store.close()
-
-
-def _upsert() -> str:
-    return (
-        f"INSERT INTO {_TX_TABLE} (stream, n) VALUES ($1, 1) "
-        "ON CONFLICT (stream) DO UPDATE SET n = bench_counts.n + 1"
-    )
 
 
 async def _start_point(url: str, total: int, tx_events: int) -> Checkpoint:
@@ -172,30 +184,33 @@ async def _start_point(url: str, total: int, tx_events: int) -> Checkpoint:
         await store.close()
 
 
-def _tx_evsrc(url: str, start: Checkpoint, want: int) -> Any:
+async def _tx_count(pool: Any, want: int, n: int, what: str) -> None:
+    got = await pool.fetchval(f"SELECT count(*) FROM {_TX_TABLE}")
+    if n != want or got != want:
+        raise AssertionError(f"{what}: {n} processed, {got} rows, want {want}")
+
+
+def _tx_evsrc(url: str, start: Checkpoint, want: int, batch_handler: bool) -> Any:
     async def prepare() -> Any:
-        api = _api()
         try:
             from evsrc.postgres.projection import PostgresProjectionRunner
         except ImportError as exc:
             raise NotAvailable(f"evsrc.postgres.projection not available ({exc})") from exc
+        per_event, batched = _tx_classes()
+        cls = batched if batch_handler else per_event
 
         async def rep() -> Sample:
             store = await open_evsrc_pg(url, 2)
             try:
-                projector = api["TxCounts"]()
-                projector.sql = _upsert()
-                runner = PostgresProjectionRunner(store, projector)  # type: ignore[arg-type]
+                runner = PostgresProjectionRunner(store, cls(), batch_size=_TX_BATCH)  # type: ignore[arg-type]
                 await store.pool.execute(f"TRUNCATE {_TX_TABLE}")  # type: ignore[attr-defined]
                 await runner.pg_checkpoints.save(runner.name, start)
                 t0 = time.perf_counter()
                 n = await runner.catch_up()
                 dt = time.perf_counter() - t0
-                got = await store.pool.fetchval(f"SELECT sum(n) FROM {_TX_TABLE}")  # type: ignore[attr-defined]
+                await _tx_count(store.pool, want, n, "tx projector")  # type: ignore[attr-defined]
             finally:
                 await store.close()
-            if n != want or got != want:
-                raise AssertionError(f"tx projector: {n} processed, {got} counted, want {want}")
             return Sample(n, dt)
 
         return rep
@@ -203,41 +218,41 @@ def _tx_evsrc(url: str, start: Checkpoint, want: int) -> Any:
     return prepare
 
 
-def _tx_raw(url: str, schema: str, start: Checkpoint, want: int, page: int) -> Any:
+def _tx_raw(url: str, schema: str, start: Checkpoint, want: int) -> Any:
     async def prepare() -> Any:
         async def rep() -> Sample:
-            raw = await RawPg.open(url, 2, quoted(schema))
+            store = await open_evsrc_pg(url, 2)
+            pool: Any = store.pool  # type: ignore[attr-defined]
+            save = (
+                f"INSERT INTO {quoted(schema)}.evsrc_checkpoints (name, checkpoint, "
+                "updated_at) VALUES ($1, $2, now()) ON CONFLICT (name) DO UPDATE SET "
+                "checkpoint = EXCLUDED.checkpoint, updated_at = now()"
+            )
             try:
-                allq = raw.sql["read_all"]
-                save = (
-                    f"INSERT INTO {quoted(schema)}.evsrc_checkpoints (name, checkpoint, "
-                    "updated_at) VALUES ($1, $2, now()) ON CONFLICT (name) DO UPDATE SET "
-                    "checkpoint = EXCLUDED.checkpoint, updated_at = now()"
-                )
-                upsert = _upsert()
-                await raw.pool.execute(f"TRUNCATE {_TX_TABLE}")
+                await pool.execute(f"TRUNCATE {_TX_TABLE}")
+                n = 0
+                rows: list[tuple[str, int]] = []
+                last = ""
+
+                async def flush() -> None:
+                    async with pool.acquire() as conn, conn.transaction():
+                        await conn.executemany(_TX_INSERT, rows)
+                        await conn.execute(save, "raw-tx", last)
+                    rows.clear()
+
                 t0 = time.perf_counter()
-                bound: tuple[Any, ...] = ()
-                if "$4" in allq:
-                    bound = (await raw.pool.fetchval(raw.sql["horizon"]),)
-                commit, position, n = start.commit, start.position, 0
-                while True:
-                    rows = await raw.pool.fetch(allq, commit, position, page, *bound)
-                    for r in rows:
-                        async with raw.pool.acquire() as conn, conn.transaction():
-                            await conn.execute(upsert, r[0])
-                            await conn.execute(save, "raw-tx", f"{r[3]}:{r[2]}")
-                        n += 1
-                    if rows:
-                        commit, position = rows[-1][3], rows[-1][2]
-                    if len(rows) < page:
-                        break
+                async for ev in store.read_all(after=start):
+                    rows.append((ev.stream, ev.seq))
+                    last = str(ev.checkpoint)
+                    n += 1
+                    if len(rows) == _TX_BATCH:
+                        await flush()
+                if rows:
+                    await flush()
                 dt = time.perf_counter() - t0
-                got = await raw.pool.fetchval(f"SELECT sum(n) FROM {_TX_TABLE}")
+                await _tx_count(pool, want, n, "raw batched inserts")
             finally:
-                await raw.close()
-            if n != want or got != want:
-                raise AssertionError(f"raw tx projector: {n} processed, {got} counted")
+                await store.close()
             return Sample(n, dt)
 
         return rep
@@ -321,17 +336,19 @@ async def run(ctx: Context, ds: Any, url: str, raw_all: Any = None, schema: str 
         runners,
     )
 
-    tx_events = ctx.size(2000, 50)
+    tx_events = ctx.size(50_000, 100)
     tx_labels = {
-        "evsrc": "evsrc PostgresProjectionRunner (one transaction per event)",
-        "limit": "raw asyncpg, same transaction per event",
+        "evsrc": "evsrc PostgresProjectionRunner, batch handler (500-event transactions)",
+        "evsrc_events": "evsrc PostgresProjectionRunner, per-event handler (same transactions)",
+        "limit": "evsrc read_all + raw asyncpg executemany, 500-row transactions",
     }
     if url and not reason:
         await _tx_setup(url)
         start = await _start_point(url, total, tx_events)
         tx_runners = {
-            "evsrc": _tx_evsrc(url, start, tx_events),
-            "limit": _tx_raw(url, schema, start, tx_events, pg_page_size()),
+            "evsrc": _tx_evsrc(url, start, tx_events, True),
+            "evsrc_events": _tx_evsrc(url, start, tx_events, False),
+            "limit": _tx_raw(url, schema, start, tx_events),
         }
     else:
         why = reason or ctx.pg_reason or "PostgreSQL not available"

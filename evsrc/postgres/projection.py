@@ -1,26 +1,44 @@
-"""Projections on PostgreSQL: checkpoints in a table, and exactly-once transactional projectors.
+"""Projections on PostgreSQL: checkpoints in a table, one active runner, exactly-once batches.
 
 ``PostgresCheckpointStore`` keeps checkpoints in ``evsrc_checkpoints`` in the
-store's schema (``await checkpoints.setup()`` creates it; harmless to re-run).
+store's schema (created by ``store.setup()``, migration ``0003``).
 
-``PostgresProjectionRunner`` handles each event inside a transaction on a
-connection of the store's pool, passes that connection to the projector's
-handlers (``await method(event, recorded, conn)``) and saves the checkpoint in
-the same transaction. The read-model change and the checkpoint commit
-together or not at all, so after any crash or dropped connection the
-projection resumes exactly after the last event whose change committed —
-each event's change lands exactly once.
+``PostgresProjectionRunner`` handles each *batch* of events inside one
+transaction on a connection of the store's pool, passes that connection to the
+projector's handlers (``await method(event, recorded, conn)``) and saves the
+checkpoint in the same transaction, first thing, with a conditional
+``UPDATE … WHERE checkpoint = <the one it replaces>``. The read-model change
+and the checkpoint commit together or not at all, and a runner whose
+checkpoint moved under it (another runner took over) writes nothing.
+
+One runner of a projection name is active: the one holding a session advisory
+lock keyed by the schema and the name, on a connection it keeps while active.
+The others poll for the lock (``standby``); when the active runner's process
+dies or its connection drops, PostgreSQL releases the lock and a standby takes
+over within ``standby_interval`` (plus jitter). The lock decides who works;
+the conditional checkpoint write guarantees that nobody applies a batch twice,
+even in the moment when two runners both believe they are active.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+import random
+from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import asyncpg
+from asyncpg import exceptions as pgexc
 
-from evsrc.errors import StoreUnavailableError
+from evsrc.errors import ProjectionError, SchemaError, StoreUnavailableError
 from evsrc.events import Checkpoint
-from evsrc.projection import ProjectionRunner, Projector
+from evsrc.postgres import _sql
+from evsrc.projection import (
+    ProjectionRunner,
+    Projector,
+    _LeaseLostError,
+    overrides_handle_batch,
+)
 
 if TYPE_CHECKING:
     from evsrc.events import RecordedEvent
@@ -29,6 +47,28 @@ if TYPE_CHECKING:
 __all__ = ["PostgresCheckpointStore", "PostgresProjectionRunner"]
 
 _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: Seed of the projection lock keys; stream locks use another (evsrc_append).
+_LOCK_SEED: Final = 5309
+_TRY_LOCK: Final = "SELECT pg_try_advisory_lock(hashtextextended($1, 5309))"
+_UNLOCK: Final = "SELECT pg_advisory_unlock(hashtextextended($1, 5309))"
+#: Errors after which a retry may succeed: lost connections, restarts, lock timeouts, deadlocks.
+_TRANSIENT: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection left mid-protocol by a drop: discarded
+    pgexc.PostgresConnectionError,
+    pgexc.OperatorInterventionError,
+    pgexc.InsufficientResourcesError,
+    pgexc.TransactionRollbackError,
+    pgexc.LockNotAvailableError,
+    pgexc.QueryCanceledError,
+)
+
+
+def _missing(exc: BaseException, table: str) -> SchemaError:
+    msg = f"{table} is missing; run store.setup() to create or migrate the evsrc schema ({exc})"
+    return SchemaError(msg)
 
 
 class PostgresCheckpointStore:
@@ -43,55 +83,84 @@ class PostgresCheckpointStore:
             f"INSERT INTO {table} (name, checkpoint, updated_at) VALUES ($1, $2, now()) "
             "ON CONFLICT (name) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, updated_at = now()"
         )
+        self._q_first = (
+            f"INSERT INTO {table} (name, checkpoint, updated_at) VALUES ($1, $2, now()) "
+            "ON CONFLICT (name) DO NOTHING RETURNING 1"
+        )
+        self._q_move = (
+            f"UPDATE {table} SET checkpoint = $3, updated_at = now() "
+            "WHERE name = $1 AND checkpoint = $2 RETURNING 1"
+        )
+        self._q_reset = f"DELETE FROM {table} WHERE name = $1"
 
     async def setup(self) -> None:
-        """Create the checkpoint table if it does not exist."""
-        # Checkpoints are stored as their text form ("commit:position") so that the
-        # table does not depend on how a backend numbers commits.
-        sql = (
-            f"CREATE TABLE IF NOT EXISTS {self.table} ("
-            " name text PRIMARY KEY,"
-            " checkpoint text NOT NULL,"
-            " updated_at timestamptz NOT NULL DEFAULT now())"
-        )
+        """Create the checkpoint table: runs ``store.setup()`` (which creates it since 0003)."""
+        await self.store.setup()
+
+    async def _run(self, conn: Any, method: str, query: str, *args: Any) -> Any:
         try:
-            await self.store.pool.execute(sql)
+            target = conn if conn is not None else self.store.pool
+            return await getattr(target, method)(query, *args)
+        except pgexc.UndefinedTableError as exc:
+            raise _missing(exc, self.table) from exc
         except _DB_ERRORS as exc:
-            msg = f"could not create {self.table}: {type(exc).__name__}: {exc}"
+            if conn is not None:
+                raise  # inside the caller's transaction: the caller decides
+            msg = f"checkpoint store {self.table}: {type(exc).__name__}: {exc}"
             raise StoreUnavailableError(msg) from exc
 
     async def load(self, name: str, conn: Any = None) -> Checkpoint | None:
         """The saved checkpoint of ``name``, or ``None``."""
-        try:
-            if conn is not None:
-                text = await conn.fetchval(self._q_load, name)
-            else:
-                text = await self.store.pool.fetchval(self._q_load, name)
-        except _DB_ERRORS as exc:
-            msg = f"could not load checkpoint {name!r}: {type(exc).__name__}: {exc}"
-            raise StoreUnavailableError(msg) from exc
+        text = await self._run(conn, "fetchval", self._q_load, name)
         return None if text is None else Checkpoint.parse(text)
 
     async def save(self, name: str, checkpoint: Checkpoint, conn: Any = None) -> None:
-        """Save the checkpoint of ``name`` (on ``conn``, inside its transaction, if given)."""
-        if conn is not None:
-            await conn.execute(self._q_save, name, str(checkpoint))
-            return
-        try:
-            await self.store.pool.execute(self._q_save, name, str(checkpoint))
-        except _DB_ERRORS as exc:
-            msg = f"could not save checkpoint {name!r}: {type(exc).__name__}: {exc}"
-            raise StoreUnavailableError(msg) from exc
+        """Save the checkpoint of ``name`` unconditionally (on ``conn``, in its transaction)."""
+        await self._run(conn, "execute", self._q_save, name, str(checkpoint))
+
+    async def compare_and_save(
+        self,
+        name: str,
+        previous: Checkpoint | None,
+        checkpoint: Checkpoint,
+        conn: Any = None,
+    ) -> bool:
+        """Save ``checkpoint`` iff the saved one is still ``previous``; whether it was saved.
+
+        A concurrent writer of the same row waits for the first to commit and
+        then finds the row moved: exactly one of them saves.
+        """
+        if previous is None:
+            done = await self._run(conn, "fetchval", self._q_first, name, str(checkpoint))
+        else:
+            done = await self._run(
+                conn, "fetchval", self._q_move, name, str(previous), str(checkpoint)
+            )
+        return done is not None
+
+    async def reset(self, name: str) -> None:
+        """Delete the checkpoint of ``name``: its next runner replays from the start.
+
+        An active runner of ``name`` notices at its next batch (its write is
+        refused), stands by, and resumes from the beginning.
+        """
+        await self._run(None, "execute", self._q_reset, name)
 
 
 class PostgresProjectionRunner(ProjectionRunner):
-    """A runner that commits each event's read-model change and its checkpoint in one transaction.
+    """A runner that commits each batch's read-model change and its checkpoint in one transaction.
 
     The projector's handlers get the transaction's connection as their last
-    argument: ``async def on_booked(self, event, recorded, conn)``. Everything
-    they write through ``conn`` commits with the checkpoint; if they raise,
-    the transaction rolls back, the checkpoint stays before the event and the
-    runner stops with ``ProjectionError``.
+    argument: ``async def on_booked(self, event, recorded, conn)`` (or
+    ``handle_batch(events, conn)``). Everything they write through ``conn``
+    commits with the checkpoint; if they raise, the batch rolls back, the
+    events before the failing one are committed again without it, and the
+    runner stops with ``ProjectionError``, its checkpoint just before the
+    event. A lost connection is a fault, never a projector error: the batch
+    rolls back and is retried.
+
+    The active runner keeps one pool connection (its lock); standby runners
+    borrow one for a moment every ``standby_interval`` seconds.
     """
 
     def __init__(
@@ -101,6 +170,11 @@ class PostgresProjectionRunner(ProjectionRunner):
         *,
         name: str | None = None,
         save_skipped_every: int = 256,
+        batch_size: int = 500,
+        max_batch_latency: float = 0.0,
+        retry_initial: float = 0.05,
+        retry_max: float = 2.0,
+        standby_interval: float = 1.0,
     ) -> None:
         self.pg_checkpoints = PostgresCheckpointStore(store)
         super().__init__(
@@ -109,14 +183,170 @@ class PostgresProjectionRunner(ProjectionRunner):
             self.pg_checkpoints,
             name=name,
             save_skipped_every=save_skipped_every,
+            batch_size=batch_size,
+            max_batch_latency=max_batch_latency,
+            retry_initial=retry_initial,
+            retry_max=retry_max,
+            standby_interval=standby_interval,
         )
         self.pg_store = store
+        self._lock_key = f"{store.schema}\x1f{self.name}"
+        self._lease: Any = None
+        self._lost = False
 
     async def setup(self) -> None:
-        """Create the checkpoint table if it does not exist."""
-        await self.pg_checkpoints.setup()
+        """Create the schema and checkpoint table: ``store.setup()``."""
+        await self.pg_store.setup()
+
+    @property
+    def lease_pid(self) -> int | None:
+        """The server process id of the connection holding the lock while active, else ``None``."""
+        conn = self._lease
+        if conn is None or self._lost:
+            return None
+        try:
+            pid: int = conn.get_server_pid()
+        except asyncpg.InterfaceError:  # the connection died and went back to the pool
+            return None
+        return pid
+
+    # -- batches -------------------------------------------------------------------
+
+    async def _process_batch(self, events: list[RecordedEvent]) -> None:
+        last = events[-1].checkpoint
+        batch = overrides_handle_batch(self.projector)
+        async with self.pg_store.pool.acquire() as conn, conn.transaction():
+            # The checkpoint first: a runner that lost its turn stops here, before
+            # any read-model write, and a concurrent one waits on the row lock.
+            try:
+                moved = await self.pg_checkpoints.compare_and_save(
+                    self.name, self._saved, last, conn
+                )
+            except pgexc.UndefinedTableError as exc:
+                raise _missing(exc, self.pg_checkpoints.table) from exc
+            if not moved:
+                raise _LeaseLostError
+            if batch:
+                try:
+                    await self.projector.handle_batch(events, conn)
+                except Exception as exc:
+                    raise self._pg_error(exc, events[0], conn) from exc
+            else:
+                for recorded in events:
+                    try:
+                        await self.projector.handle(recorded, conn)
+                    except Exception as exc:
+                        raise self._pg_error(exc, recorded, conn) from exc
+        self._saved = self.checkpoint = last
 
     async def _process(self, recorded: RecordedEvent) -> None:
-        async with self.pg_store.pool.acquire() as conn, conn.transaction():
-            await self.projector.handle(recorded, conn)
-            await self.pg_checkpoints.save(self.name, recorded.checkpoint, conn)
+        await self._process_batch([recorded])
+
+    async def head(self) -> Checkpoint | None:
+        """The checkpoint of the last committed event this projection reads: one look-up."""
+        flt = self.feed_filter()
+        types = flt.get("types")
+        if types is None and "stream_prefix" in flt:
+            return await super().head()  # a raw projector with a prefix: read the tail
+        q = _sql.queries(_sql.quote_schema(self.pg_store.schema))
+        try:
+            if types is None:
+                row = await self.pg_store.pool.fetchrow(q["head"])
+            else:
+                row = await self.pg_store.pool.fetchrow(
+                    q["head_types"], types, flt.get("stream_prefix")
+                )
+        except _DB_ERRORS as exc:
+            msg = f"could not read the head of the store: {type(exc).__name__}: {exc}"
+            raise StoreUnavailableError(msg) from exc
+        return None if row is None else Checkpoint(row[0], row[1])
+
+    async def _save_skipped(self, checkpoint: Checkpoint) -> None:
+        async with self.pg_store.pool.acquire() as conn:
+            if not await self.pg_checkpoints.compare_and_save(
+                self.name, self._saved, checkpoint, conn
+            ):
+                raise _LeaseLostError
+        self._saved = checkpoint
+
+    def _pg_error(self, exc: Exception, recorded: RecordedEvent, conn: Any) -> Exception:
+        if isinstance(exc, (ProjectionError, _LeaseLostError)):
+            return exc
+        if self._is_fault(exc) or conn.is_closed():
+            return exc
+        return ProjectionError(projection=self.name, event=recorded, cause=exc)
+
+    def _is_fault(self, exc: BaseException) -> bool:
+        return super()._is_fault(exc) or isinstance(exc, _TRANSIENT)
+
+    # -- the lease: a session advisory lock --------------------------------------------
+
+    async def _acquire_lease(self) -> bool:
+        pool = self.pg_store.pool
+        conn = await pool.acquire()
+        try:
+            got = await conn.fetchval(_TRY_LOCK, self._lock_key)
+        except BaseException:
+            await _release(pool, conn)
+            raise
+        if not got:
+            await _release(pool, conn)
+            return False
+        self._lease = conn
+        self._lost = False
+        conn.add_termination_listener(self._on_lease_lost)
+        return True
+
+    def _on_lease_lost(self, conn: object) -> None:
+        self._lost = True
+        self._interrupt()
+
+    async def _release_lease(self) -> None:
+        conn, self._lease = self._lease, None
+        if conn is None:
+            return
+        pool = self.pg_store.pool
+        with contextlib.suppress(Exception):
+            conn.remove_termination_listener(self._on_lease_lost)
+        try:
+            with anyio.fail_after(5):
+                await conn.fetchval(_UNLOCK, self._lock_key)
+        except Exception:
+            # The lock goes with the session. A connection that died is already
+            # back in the pool (asyncpg returns it), and its methods raise.
+            with contextlib.suppress(Exception):
+                conn.terminate()
+        await _release(pool, conn)
+
+    def _lease_lost(self) -> bool:
+        return self._lost
+
+    async def _watch_lease(self) -> None:
+        """Check the lock's connection every ``standby_interval``; a dead one loses the lease."""
+        conn = self._lease
+        if conn is None:
+            return
+        while not self._lost:
+            await anyio.sleep(self.standby_interval)
+            try:
+                with anyio.fail_after(max(self.standby_interval, 1.0)):
+                    await conn.fetchval("SELECT 1")
+            except Exception:
+                self._lost = True
+                self._interrupt()
+
+    async def _standby_wait(self) -> None:
+        await self._follow_active()
+        await self._pause(self._backoff_standby())
+
+    def _backoff_standby(self) -> float:
+        return self.standby_interval * (0.75 + 0.5 * _jitter())
+
+
+def _jitter() -> float:
+    return random.random()
+
+
+async def _release(pool: asyncpg.Pool, conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        await pool.release(conn)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from evsrc.events import Checkpoint, Conflict, NewEvent, RecordedEvent
+    from evsrc.store import EncodedEvent
 
 __all__ = ["ReplicatedPostgresEventStore"]
 
@@ -144,8 +145,8 @@ class ReplicatedPostgresEventStore(PostgresEventStore):
         self._note_head(stream, result.last_seq)
         return result
 
-    def _committed(self) -> None:
-        super()._committed()
+    def _committed(self, stream: str, encoded: list[EncodedEvent]) -> None:
+        super()._committed(stream, encoded)
         for replica in self._replicas:
             replica._wake()
 

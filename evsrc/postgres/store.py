@@ -18,9 +18,12 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
 from __future__ import annotations
 
 import asyncio
+import bisect
+import collections
 import contextlib
 import logging
 import math
+import random
 import re
 import socket
 import uuid
@@ -48,6 +51,7 @@ from evsrc.postgres import _sql
 from evsrc.store import (
     EventStore,
     check_checkpoint,
+    check_filter,
     check_read_args,
     check_stream,
     decode_metadata,
@@ -60,7 +64,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
     from evsrc.events import NewEvent
-    from evsrc.store import EncodedEvent
+    from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore"]
 
@@ -76,6 +80,10 @@ _CLOSE_GRACE: Final = 10.0
 #: Seconds readers may be held back by an open transaction before a warning.
 _HELD_BACK_WARNING: Final = 10.0
 _log = logging.getLogger("evsrc.postgres")
+#: Longest pause of a subscriber retrying through an outage, in seconds.
+_RETRY_MAX: Final = 2.0
+#: Events the live feed keeps in memory for subscribers that lag a little.
+_FEED_KEEP: Final = 4 * 500
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
 #: The largest transaction id (xid8): subscribe reads without an upper bound.
@@ -325,6 +333,9 @@ class PostgresEventStore(EventStore):
         self._q_read_forward = q["read_forward"]
         self._q_read_backward = q["read_backward"]
         self._q_read_all = q["read_all"]
+        self._q_read_all_types = q["read_all_types"]
+        self._q_read_all_prefix = q["read_all_prefix"]
+        self._q_ready_head = q["ready_head"]
         self._q_horizon = q["horizon"]
         self._q_oldest_xact = q["oldest_xact"]
         self._q_schema_version = q["schema_version"]
@@ -333,6 +344,9 @@ class PostgresEventStore(EventStore):
         self._q_differing_ids = q["differing_ids"]
         self._waiter: anyio.Event | None = None
         self._closed = False
+        self._feed: _Feed | None = None
+        #: Marks this store's NOTIFYs, so that it ignores their echo.
+        self._token = uuid.uuid4().hex
         # Cross-process wakeups (see WAKING SUBSCRIBERS).
         self._channel = f"evsrc.{schema}"[:63]
         self._notify = bool(notify)
@@ -601,7 +615,7 @@ class PostgresEventStore(EventStore):
         assert row is not None
         head, last_position, commit = row[0], row[1], row[2]
         if last_position is not None:
-            self._committed()
+            self._committed(stream, encoded)
             return Committed(
                 stream,
                 head + 1,
@@ -684,12 +698,30 @@ class PostgresEventStore(EventStore):
         value: int = await self._fetchval(self._q_last_seq, stream)
         return value
 
+    def _filtered(self, flt: EventFilter) -> tuple[str, tuple[Any, ...], EventFilter | None]:
+        """The page query of a filter, its extra arguments, and a filter left to apply here."""
+        if flt.everything:
+            return self._q_read_all, (), None
+        if flt.types is not None:
+            return self._q_read_all_types, (sorted(flt.types), flt.stream_prefix), None
+        assert flt.stream_prefix is not None
+        end = _prefix_end(flt.stream_prefix)
+        if end is None:  # a prefix of U+10FFFF only: no range; filter the full log
+            return self._q_read_all, (), flt
+        return self._q_read_all_prefix, (flt.stream_prefix, end), None
+
     async def read_all(
-        self, after: Checkpoint | None = None, *, limit: int | None = None
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
         if limit is not None and (type(limit) is not int or limit < 0):
             check_read_args("-", 0, limit)
+        query, extra, local = self._filtered(check_filter(stream_prefix, types))
         await self._check_restored(start)
         commit, position = _start(start)
         # "What was committed when it got there": transactions below this id.
@@ -700,12 +732,14 @@ class PostgresEventStore(EventStore):
         delay = 0.0
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
-            rows = await self._fetch(self._q_read_all, commit, position, page, end)
+            rows = await self._fetch(query, commit, position, page, end, *extra)
             events, complete = _global_events(rows)
-            for e in events:
-                yield e
             if events:
                 commit, position = events[-1].checkpoint.commit, events[-1].position
+                if local is not None:
+                    events = [e for e in events if local.matches(e.stream, e.type)]
+                for e in events:
+                    yield e
                 if left is not None:
                     left -= len(events)
             await self._note_held_back(complete)
@@ -717,53 +751,101 @@ class PostgresEventStore(EventStore):
                 delay = min(max(delay * 2, 0.001), 0.1)
                 await anyio.sleep(delay)
 
-    async def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+    async def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
         start = check_checkpoint(after)
+        flt = check_filter(stream_prefix, types)
+        query, extra, local = self._filtered(flt)
+        if self._closed:
+            raise StoreClosedError
         await self._check_restored(start)
-        commit, position = _start(start)
-        pending_delay = 0.0
-        failures = 0
-        while True:
-            if self._closed:
-                raise StoreClosedError
-            # Take the waiter before reading, so a commit that lands between the
-            # read and the wait still wakes us.
-            waiter = self._waiter
-            if waiter is None:
-                waiter = self._waiter = anyio.Event()
-            try:
-                rows = await self._fetch(self._q_read_all, commit, position, _PAGE, _NO_END)
-            except StoreUnavailableError:
-                if self._closed:
-                    raise StoreClosedError from None
-                failures += 1
-                if failures > 10:
-                    raise
-                await anyio.sleep(min(0.05 * 2**failures, 2.0))
-                continue
+        # ONE FEED PER STORE. A subscriber catches up with its own (filtered)
+        # reads, then takes live events from the store's feed: one task that reads
+        # the log once for every subscriber and keeps the last few pages in memory.
+        # Waiting costs no connection, and 50 subscribers cost writers one read
+        # per wakeup, not fifty. A subscriber that falls behind the feed's pages
+        # reads by itself again.
+        feed = self._feed_attach(flt)
+        try:
+            commit, position = _start(start)
+            await feed.started()
             failures = 0
-            events, complete = _global_events(rows)
-            for e in events:
-                yield e
-            if events:
-                commit, position = events[-1].checkpoint.commit, events[-1].position
-            await self._note_held_back(complete)
-            if complete and len(rows) == _PAGE:
-                continue  # more to catch up on
-            if not complete:
-                # Committed rows wait behind an older, still-running transaction;
-                # no commit of ours will announce its end, so poll, backing off.
-                pending_delay = min(max(pending_delay * 2, 0.002), self._poll_interval)
-                timeout = pending_delay
-            else:
-                pending_delay = 0.0
-                timeout = self._poll_interval
-            if self._closed:
-                raise StoreClosedError
-            if self._can_listen and self._listener is None:
-                self._start_listener()
-            with anyio.move_on_after(timeout):
-                await waiter.wait()
+            while True:
+                # Catching up, by itself: what is ready now, after its cursor.
+                if self._closed:
+                    raise StoreClosedError
+                seen = feed.cursor  # every event up to here is final (see _Feed)
+                try:
+                    rows = await self._fetch(query, commit, position, _PAGE, _NO_END, *extra)
+                except StoreUnavailableError:
+                    if self._closed:
+                        raise StoreClosedError from None
+                    # An outage never ends a subscription: retry, capped and jittered.
+                    failures += 1
+                    await anyio.sleep(_jittered(failures))
+                    continue
+                failures = 0
+                events, complete = _global_events(rows)
+                if events:
+                    commit, position = events[-1].checkpoint.commit, events[-1].position
+                    if local is not None:
+                        events = [e for e in events if local.matches(e.stream, e.type)]
+                    for e in events:
+                        yield e
+                if not complete or len(rows) == _PAGE:
+                    if not complete:  # held back by an older open transaction
+                        await self._note_held_back(False)
+                        await anyio.sleep(0.002)
+                    continue
+                # Caught up with everything ready when the read began: at least up
+                # to the feed's cursor then. Live from the feed's pages from here.
+                if seen > (commit, position):
+                    commit, position = seen
+                while True:
+                    if self._closed:
+                        raise StoreClosedError
+                    if feed.error is not None:
+                        raise feed.error
+                    if feed.floor > (commit, position):
+                        break  # the pages moved past it: catch up by itself again
+                    advanced = feed.advanced
+                    for e in feed.after(flt, commit, position):
+                        commit, position = e.checkpoint.commit, e.position
+                        yield e
+                    if feed.advanced is advanced:
+                        # Every event up to the cursor that it reads was in that list.
+                        if feed.cursor > (commit, position):
+                            commit, position = feed.cursor
+                        await advanced.wait()
+        finally:
+            self._feed_detach(feed, flt)
+
+    def _feed_attach(self, flt: EventFilter) -> _Feed:
+        feed = self._feed
+        if feed is None or feed.done:
+            feed = self._feed = _Feed(self)
+        feed.subscribers += 1
+        feed.filters[flt] = feed.filters.get(flt, 0) + 1
+        feed.ensure_running()
+        return feed
+
+    def _feed_detach(self, feed: _Feed, flt: EventFilter) -> None:
+        feed.subscribers -= 1
+        left = feed.filters.get(flt, 0) - 1
+        if left > 0:
+            feed.filters[flt] = left
+        else:
+            feed.filters.pop(flt, None)
+            feed.matched.pop(flt, None)
+        if feed.subscribers <= 0:
+            feed.stop()
+            if self._feed is feed:
+                self._feed = None
 
     async def _note_held_back(self, complete: bool) -> None:
         """Warn (once per stall) when an open transaction holds the global order back."""
@@ -793,7 +875,8 @@ class PostgresEventStore(EventStore):
     # but PostgreSQL serialises the commits of all notifying transactions (they
     # take one cluster-wide lock to queue their notifications at commit): with 16
     # writers it cost about 30% of append throughput here. So:
-    #   * this store's own commits wake its own subscribers in-process, at once;
+    #   * subscribers share one feed per store (_Feed); this store's own commits
+    #     wake it in-process, at once — only those some subscriber reads;
     #   * after a commit, a background task sends pg_notify() in its own tiny,
     #     asynchronously committed transaction — at once after a quiet spell,
     #     then at most one per _NOTIFY_INTERVAL however many appends commit
@@ -802,8 +885,8 @@ class PostgresEventStore(EventStore):
     #     2-core server (each competes with the next append); rate-limited, a
     #     few percent, and concurrent writers nothing measurable;
     #   * a store with subscribers holds one LISTEN connection (outside the pool)
-    #     that turns those notifications into in-process wakeups;
-    #   * a subscriber still polls every poll_interval, and faster (backing off)
+    #     that turns other stores' notifications into in-process wakeups;
+    #   * the feed still polls every poll_interval, and faster (backing off)
     #     while committed rows wait behind an older open transaction — the end of
     #     a transaction announces itself to nobody.
     # A wakeup is only a hint to read again; correctness rests on the read.
@@ -814,8 +897,10 @@ class PostgresEventStore(EventStore):
             self._waiter = None
             waiter.set()
 
-    def _committed(self) -> None:
-        self._wake()
+    def _committed(self, stream: str, encoded: list[EncodedEvent]) -> None:
+        feed = self._feed
+        if feed is None or feed.wants(stream, encoded):
+            self._wake()  # the feed reads; a commit no subscriber reads waits for a poll
         if self._notify:
             self._notify_pending = True
             if self._notifier is None:
@@ -825,7 +910,7 @@ class PostgresEventStore(EventStore):
         try:
             while self._notify_pending and not self._closed:
                 self._notify_pending = False
-                await self._pool.execute(self._q_notify, self._channel)
+                await self._pool.execute(self._q_notify, self._channel, self._token)
                 # Whatever commits meanwhile shares the next NOTIFY.
                 await asyncio.sleep(_NOTIFY_INTERVAL)
         except Exception:  # a lost NOTIFY only delays other subscribers to their next poll
@@ -851,8 +936,9 @@ class PostgresEventStore(EventStore):
             await conn.close()
             return
 
-        def on_notify(*_: object) -> None:
-            self._wake()
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            if payload != self._token:  # another store's commit (or an older release's)
+                self._wake()
 
         def on_lost(_: object) -> None:
             if self._listener is conn:
@@ -878,6 +964,9 @@ class PostgresEventStore(EventStore):
             return
         self._closed = True
         self._wake()
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            await feed.close()
         for task in (self._notifier, self._listener_task):
             if task is not None:
                 task.cancel()
@@ -897,11 +986,194 @@ class PostgresEventStore(EventStore):
                 self._pool.terminate()
 
 
+def _checkpoint_of(e: RecordedEvent) -> Checkpoint:
+    return e.checkpoint
+
+
+def _jittered(failures: int) -> float:
+    """Capped exponential backoff with jitter, for retries through an outage."""
+    ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+class _Feed:
+    """The store's live feed: reads the log once for all subscribers, keeps the last pages.
+
+    ``cursor`` is the (commit, position) of the last event read; every event up
+    to it is final (its transaction is below the snapshot's xmin, see THE
+    GLOBAL ORDER), so a subscriber caught up to the cursor misses nothing by
+    taking the pages from there. ``pages`` holds the events in (``floor``,
+    ``cursor``]. ``advanced`` is set (and replaced) whenever the cursor moves.
+    """
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        self.store = store
+        self.subscribers = 0
+        #: The filters of the subscribers, and how many share each.
+        self.filters: dict[EventFilter, int] = {}
+        #: Of the kept events, those each filter passes: matched once per filter,
+        #: however many subscribers share it.
+        self.matched: dict[EventFilter, list[RecordedEvent]] = {}
+        self.cursor: tuple[int, int] = (0, 0)
+        self.floor: tuple[int, int] = (0, 0)
+        self.pages: collections.deque[RecordedEvent] = collections.deque()
+        self.advanced = anyio.Event()
+        self.error: BaseException | None = None
+        self.done = False
+        self._ready = anyio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        if self._task is None and not self.done:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wants(self, stream: str, encoded: list[EncodedEvent]) -> bool:
+        """Whether a subscriber reads any of these events (one test per distinct filter)."""
+        for flt in self.filters:
+            prefix = flt.stream_prefix
+            if prefix is not None and not stream.startswith(prefix):
+                continue
+            types = flt.types
+            if types is None or any(e.type in types for e in encoded):
+                return True
+        return False
+
+    async def started(self) -> None:
+        """Wait until the cursor is set (the feed's first read)."""
+        await self._ready.wait()
+        if self.error is not None:
+            raise self.error
+
+    def after(self, flt: EventFilter, commit: int, position: int) -> list[RecordedEvent]:
+        """The kept events that pass ``flt`` after (commit, position), in order."""
+        at = (commit, position)
+        if flt.everything:
+            pages = self.pages
+            if not pages or pages[-1].checkpoint <= at:
+                return []
+            return [e for e in pages if e.checkpoint > at]
+        matched = self.matched.get(flt)
+        if not matched or matched[-1].checkpoint <= at:
+            return []
+        return matched[bisect.bisect_right(matched, at, key=_checkpoint_of) :]
+
+    def _keep(self, events: list[RecordedEvent]) -> None:
+        """Add new events to the pages, and to the matches of every subscriber filter."""
+        pages = self.pages
+        pages.extend(events)
+        for flt in self.filters:
+            if not flt.everything:
+                found = [e for e in events if flt.matches(e.stream, e.type)]
+                if found:
+                    self.matched.setdefault(flt, []).extend(found)
+        if len(pages) > _FEED_KEEP:
+            while len(pages) > _FEED_KEEP:
+                dropped = pages.popleft()
+            self.floor = (dropped.checkpoint.commit, dropped.position)
+            for flt, matched in list(self.matched.items()):
+                if flt not in self.filters:
+                    del self.matched[flt]
+                    continue
+                cut = bisect.bisect_right(matched, self.floor, key=_checkpoint_of)
+                if cut:
+                    del matched[:cut]
+
+    def _advance(self) -> None:
+        advanced, self.advanced = self.advanced, anyio.Event()
+        advanced.set()
+
+    def stop(self) -> None:
+        """End the feed after its read in flight (a cancelled query could spoil its connection)."""
+        self.done = True
+        self.store._wake()
+        self._advance()
+
+    async def close(self) -> None:
+        task = self._task
+        self.stop()
+        self._ready.set()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def _run(self) -> None:
+        store = self.store
+        try:
+            failures = 0
+            while True:
+                try:
+                    row = await store._fetch(store._q_ready_head)
+                    break
+                except StoreUnavailableError:
+                    failures += 1
+                    await anyio.sleep(_jittered(failures))
+            if row:
+                self.cursor = self.floor = (row[0][0], row[0][1])
+            self._ready.set()
+            pending_delay = 0.0
+            failures = 0
+            while not self.done and not store._closed:
+                waiter = store._waiter
+                if waiter is None:
+                    waiter = store._waiter = anyio.Event()
+                commit, position = self.cursor
+                try:
+                    rows = await store._fetch(store._q_read_all, commit, position, _PAGE, _NO_END)
+                except StoreUnavailableError:
+                    failures += 1
+                    await anyio.sleep(_jittered(failures))
+                    continue
+                failures = 0
+                events, complete = _global_events(rows)
+                if events:
+                    self._keep(events)
+                    last = events[-1]
+                    self.cursor = (last.checkpoint.commit, last.position)
+                    self._advance()
+                await store._note_held_back(complete)
+                if complete and len(rows) == _PAGE:
+                    continue
+                if not complete:
+                    pending_delay = min(max(pending_delay * 2, 0.002), store._poll_interval)
+                    timeout = pending_delay
+                else:
+                    pending_delay = 0.0
+                    timeout = store._poll_interval
+                if store._can_listen and store._listener is None:
+                    store._start_listener()
+                with anyio.move_on_after(timeout):
+                    await waiter.wait()
+        except Exception as exc:  # SchemaError and the like: every subscriber raises it
+            self.error = exc
+        finally:
+            self.done = True
+            self._ready.set()
+            self._advance()
+
+
 def _start(after: Checkpoint | None) -> tuple[int, int]:
     """Keyset start of a global read; a checkpoint past every possible one reads nothing."""
     if after is None:
         return 0, 0
     return min(after.commit, _NO_END), min(after.position, _MAX_POSITION)
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix``, in code point order.
+
+    Byte ("C") order of UTF-8 is code point order. ``None`` when there is none.
+    """
+    chars = list(prefix)
+    while chars:
+        c = ord(chars[-1]) + 1
+        if c == 0xD800:  # surrogates are not characters; UTF-8 skips them
+            c = 0xE000
+        if c <= 0x10FFFF:
+            chars[-1] = chr(c)
+            return "".join(chars)
+        chars.pop()
+    return None
 
 
 def _retried(

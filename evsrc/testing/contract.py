@@ -60,6 +60,11 @@ async def everything(store: EventStore, after: Checkpoint | None = None) -> list
     return [e async for e in store.read_all(after=after)]
 
 
+async def everything_filtered(store: EventStore, **flt: Any) -> list[RecordedEvent]:
+    """All events of the store that pass the filter keywords, in global order."""
+    return [e async for e in store.read_all(**flt)]
+
+
 async def last_checkpoint(store: EventStore) -> Checkpoint | None:
     """The checkpoint of the last event in global order, or None for an empty store."""
     last = None
@@ -519,6 +524,124 @@ class EventStoreContract:
         assert events[-1].checkpoint == r.checkpoint
         assert events[-1].position == r.position
         assert await everything(store, after=r.checkpoint) == []
+
+    # -- filtered global reads ---------------------------------------------------------
+
+    async def _mixed_log(self, store: EventStore) -> list[RecordedEvent]:
+        """A log of several streams and types, interleaved; returned unfiltered."""
+        streams = ["order:1", "order:2", "cart:1", "order%x", "orderly", "Order:3", "é:1"]
+        for k in range(3):
+            for i, stream in enumerate(streams):
+                types = ["placed", "paid", "note"][(i + k) % 3]
+                await store.append(stream, [ev(types, k=k), ev("note", k=k)])
+        return await everything(store)
+
+    FILTERS: ClassVar[list[dict[str, Any]]] = [
+        {"types": ["placed"]},
+        {"types": ["placed", "paid"]},
+        {"types": ("paid",)},
+        {"stream_prefix": "order:"},
+        {"stream_prefix": "order"},
+        {"stream_prefix": "order%"},
+        {"stream_prefix": "é"},
+        {"stream_prefix": "order:", "types": ["placed", "note"]},
+        {"stream_prefix": "nobody:"},
+        {"types": ["never-written"]},
+    ]
+
+    @pytest.mark.parametrize("flt", FILTERS)
+    async def test_filtered_read_all_is_the_log_filtered(
+        self, store: EventStore, flt: dict[str, Any]
+    ) -> None:
+        log = await self._mixed_log(store)
+        prefix, types = flt.get("stream_prefix"), flt.get("types")
+
+        def keep(e: RecordedEvent) -> bool:
+            return (prefix is None or e.stream.startswith(prefix)) and (
+                types is None or e.type in types
+            )
+
+        want = [e.id for e in log if keep(e)]
+        got = [e async for e in store.read_all(**flt)]
+        assert [e.id for e in got] == want
+        # Each with its normal checkpoint, and from any of them a filtered read
+        # resumes exactly after it.
+        by_id = {e.id: e.checkpoint for e in log}
+        assert [e.checkpoint for e in got] == [by_id[i] for i in want]
+        for k, e in enumerate(got):
+            rest = [x.id async for x in store.read_all(after=e.checkpoint, **flt)]
+            assert rest == want[k + 1 :]
+        # limit counts the events returned.
+        assert [e.id async for e in store.read_all(limit=2, **flt)] == want[:2]
+
+    async def test_filtered_and_unfiltered_checkpoints_are_interchangeable(
+        self, store: EventStore
+    ) -> None:
+        log = await self._mixed_log(store)
+        filtered = [e async for e in store.read_all(stream_prefix="order:", types=["note"])]
+        assert filtered
+        for e in filtered:
+            # A checkpoint from a filtered read resumes an unfiltered one exactly after it.
+            rest = await everything(store, after=e.checkpoint)
+            assert [x.id for x in rest] == [x.id for x in log if x.checkpoint > e.checkpoint]
+        for e in log:
+            # ... and the other way round.
+            rest_f = [x.id async for x in store.read_all(after=e.checkpoint, types=["paid"])]
+            assert rest_f == [x.id for x in log if x.checkpoint > e.checkpoint and x.type == "paid"]
+
+    async def test_filtered_subscribe_catches_up_then_goes_live_in_order(
+        self, store: EventStore
+    ) -> None:
+        log = await self._mixed_log(store)
+        want = [e.id for e in log if e.stream.startswith("order:") and e.type == "placed"]
+        seen: list[RecordedEvent] = []
+        caught_up = anyio.Event()
+
+        async def consume(after: Checkpoint | None, out: list[RecordedEvent], n: int) -> None:
+            async for e in store.subscribe(after, stream_prefix="order:", types=["placed"]):
+                out.append(e)
+                if len(out) == len(want):
+                    caught_up.set()
+                if len(out) == n:
+                    return
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume, None, seen, len(want) + 2)
+                await caught_up.wait()
+                await store.append("order:1", [ev("note"), ev("placed", live=1)])
+                await store.append("cart:1", [ev("placed", live=2)])  # not for it
+                await store.append("order:9", [ev("placed", live=3)])
+        assert [e.id for e in seen[: len(want)]] == want
+        assert [e.data.get("live") for e in seen[len(want) :]] == [1, 3]
+        # Resumed from a filtered checkpoint, it continues exactly after it.
+        resumed: list[RecordedEvent] = []
+        with anyio.fail_after(30):
+            await consume(seen[-3].checkpoint, resumed, 2)
+        assert [e.id for e in resumed] == [e.id for e in seen[-2:]]
+
+    @pytest.mark.parametrize(
+        "flt",
+        [
+            {"stream_prefix": ""},
+            {"stream_prefix": 42},
+            {"stream_prefix": "a\x00"},
+            {"stream_prefix": "a\ud800"},
+            {"stream_prefix": "x" * (MAX_STREAM_LENGTH + 1)},
+            {"types": "placed"},
+            {"types": []},
+            {"types": [""]},
+            {"types": [1]},
+            {"types": ["a\x00"]},
+            {"types": 7},
+        ],
+    )
+    async def test_filters_refuse_bad_input(self, store: EventStore, flt: dict[str, Any]) -> None:
+        with pytest.raises(InvalidInputError):
+            await everything_filtered(store, **flt)
+        with pytest.raises(InvalidInputError):
+            async for _ in store.subscribe(**flt):
+                pass  # pragma: no cover
 
     # -- subscriptions -------------------------------------------------------------
 

@@ -126,14 +126,25 @@ class MeteredStore(EventStore):
         return await self.inner.last_seq(stream)
 
     def read_all(
-        self, after: Checkpoint | None = None, *, limit: int | None = None
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         """``store.read_all``."""
-        return self.inner.read_all(after, limit=limit)
+        return self.inner.read_all(after, limit=limit, stream_prefix=stream_prefix, types=types)
 
-    def subscribe(self, after: Checkpoint | None = None) -> AsyncIterator[RecordedEvent]:
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
         """``store.subscribe``."""
-        return self.inner.subscribe(after)
+        return self.inner.subscribe(after, stream_prefix=stream_prefix, types=types)
 
     async def close(self) -> None:
         """Nothing: the wrapped store stays open (its owner closes it)."""

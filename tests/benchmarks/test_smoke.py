@@ -29,7 +29,15 @@ import pytest
 from tests.pgfixtures import admin_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["append_expect", "append_batch", "read", "hot_seat", "decision", "sqlite"]
+SCENARIOS = [
+    "append_expect",
+    "append_batch",
+    "read",
+    "hot_seat",
+    "decision",
+    "sqlite",
+    "subscribers",
+]
 SKIP_BENCH = "skipped: install .[bench]"
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -70,10 +70,16 @@ async def test_catch_up_folds_every_stream_in_order(any_store: EventStore) -> No
     await fill(any_store)
     proj = Balances()
     runner = ProjectionRunner(any_store, proj)
-    assert await runner.catch_up() == 6
+    # The runner reads only the types its handlers take: the restock is never read.
+    assert await runner.catch_up() == 5
     assert proj.balances == {"account:a": Decimal(7), "account:b": Decimal(10)}
     assert proj.owners == {"account:a": "a", "account:b": "b"}
-    last = [e async for e in any_store.read_all()][-1]
+    last = [
+        e
+        async for e in any_store.read_all(
+            types=["account.opened", "account.deposited", "account.withdrawn"]
+        )
+    ][-1]
     assert runner.checkpoint == last.checkpoint
     assert await runner.checkpoints.load("balances") == last.checkpoint
     assert await runner.catch_up() == 0
@@ -109,14 +115,15 @@ async def test_run_follows_live_commits_and_wait_until_reads_your_writes(
             with anyio.fail_after(10):
                 await runner.wait_until(out.committed)
             assert proj.balances["account:b"] == 11 + i
-        # A skipped event's checkpoint is reached too.
+        # The checkpoint of an event it does not read is reached too: nothing
+        # it reads lies before it.
         skipped = await any_store.append("other:x", [NewEvent(type="unrelated")])
         with anyio.fail_after(10):
             await runner.wait_until(skipped.checkpoint)
         with pytest.raises(EvsrcError, match="already running"):
             await runner.catch_up()
         tg.cancel_scope.cancel()
-    assert runner.reached(skipped)
+    assert not runner.reached(skipped)  # its own checkpoint stays at its last event
 
 
 async def test_a_failing_handler_stops_the_runner_before_the_event(any_store: EventStore) -> None:
@@ -141,7 +148,7 @@ async def test_a_failing_handler_stops_the_runner_before_the_event(any_store: Ev
     # Fixed and restarted: resumes at the failed event, each event handled exactly once.
     fixed = Balances()
     fixed.balances, fixed.owners = dict(proj.balances), dict(proj.owners)
-    assert await ProjectionRunner(any_store, fixed, checkpoints).catch_up() == 2
+    assert await ProjectionRunner(any_store, fixed, checkpoints).catch_up() == 1
     assert fixed.balances == {"account:a": Decimal(7), "account:b": Decimal(10)}
     assert fixed.handled[0] == (failed.stream, failed.seq)
 
@@ -162,29 +169,64 @@ async def test_a_waiter_is_woken_by_a_failure(any_store: EventStore) -> None:
             await runner.wait_until(out.committed.checkpoint)
 
 
+class EveryEvent(Balances):
+    """Overrides ``wants``: a raw projector, fed every event, skipping the unhandled ones."""
+
+    def wants(self, recorded: RecordedEvent) -> bool:
+        return super().wants(recorded)
+
+
 async def test_skipped_events_are_saved_every_n(any_store: EventStore) -> None:
     await any_store.append("other:x", [NewEvent(type="unrelated") for _ in range(10)])
     checkpoints = InMemoryCheckpointStore()
-    runner = ProjectionRunner(any_store, Balances(), checkpoints, save_skipped_every=4)
+    runner = ProjectionRunner(
+        any_store, EveryEvent(), checkpoints, save_skipped_every=4, batch_size=1
+    )
     saved: list[Checkpoint] = []
-    save = checkpoints.save
+    save = checkpoints.compare_and_save
 
-    async def spy(name: str, cp: Checkpoint) -> None:
+    async def spy(name: str, previous: Checkpoint | None, cp: Checkpoint) -> bool:
         saved.append(cp)
-        await save(name, cp)
+        return await save(name, previous, cp)
 
-    checkpoints.save = spy  # type: ignore[method-assign]
+    checkpoints.compare_and_save = spy  # type: ignore[method-assign]
     assert await runner.catch_up() == 10
     events = [e async for e in any_store.read_all()]
     # Every 4th skipped event, then the last one when catch_up ends.
     assert saved == [events[3].checkpoint, events[7].checkpoint, events[9].checkpoint]
+    # In batches, once per batch that reaches the count.
+    saved.clear()
+    await checkpoints.reset("balances")
+    runner = ProjectionRunner(any_store, EveryEvent(), checkpoints, save_skipped_every=4)
+    assert await runner.catch_up() == 10
+    assert saved == [events[9].checkpoint]
+
+
+async def test_a_projector_reads_only_its_types_and_prefix(any_store: EventStore) -> None:
+    await fill(any_store)
+    await any_store.append("account:zz", [NewEvent(type="unrelated")])
+
+    class OnlyA(Balances):
+        stream_prefix = "account:a"
+
+    proj = OnlyA()
+    runner = ProjectionRunner(any_store, proj)
+    assert runner.feed_filter() == {
+        "types": ["account.deposited", "account.opened", "account.withdrawn"],
+        "stream_prefix": "account:a",
+    }
+    assert await runner.catch_up() == 3
+    assert proj.handled == [("account:a", 1), ("account:a", 2), ("account:a", 3)]
+    assert (await runner.lag()).events == 0
+    # A raw projector reads everything.
+    assert ProjectionRunner(any_store, EveryEvent()).feed_filter() == {}
 
 
 async def test_lag_counts_events_and_age(any_store: EventStore) -> None:
     await fill(any_store)
     runner = ProjectionRunner(any_store, Balances())
     lag = await runner.lag()
-    assert lag.events == 6 and lag.seconds >= 0 and lag.exact
+    assert lag.events == 5 and lag.seconds >= 0 and lag.exact  # the events it reads
     assert (await runner.lag(limit=2)).exact is False
     await runner.catch_up()
     assert await runner.lag() == type(lag)(0, 0.0, True)
