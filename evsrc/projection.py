@@ -239,8 +239,8 @@ class Lag:
     exact: bool = True
 
 
-class _LeaseLostError(Exception):
-    """Another runner of the projection has taken over (internal)."""
+class _LeaseLostError(EvsrcError):
+    """Another runner of the projection moved its checkpoint; this one stands by."""
 
 
 _INTERRUPTED: Final = object()
@@ -392,7 +392,9 @@ class ProjectionRunner:
         """Process every event committed so far, then return how many were processed.
 
         Waits (in ``standby``) while another runner of the projection is
-        active. Faults are raised, not retried.
+        active. Faults are raised, not retried; so is an ``EvsrcError`` when
+        another runner moved the checkpoint meanwhile (nothing of that batch
+        was saved).
         """
         async with self._session():
             while not await self._acquire_lease():
