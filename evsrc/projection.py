@@ -310,6 +310,12 @@ class ProjectionRunner:
         if not isinstance(name, str) or not name:
             msg = "a projection needs a name: set Projector.name or pass name="
             raise InvalidInputError(msg, argument="name", value=name)
+        if projector.event_types() == []:
+            msg = (
+                f"projector {name!r} handles no event type: mark its methods with "
+                "@handles(...), or override wants() and handle()"
+            )
+            raise InvalidInputError(msg, argument="projector", value=projector)
         _number(save_skipped_every, "save_skipped_every", low=1, integer=True)
         _number(batch_size, "batch_size", low=1, integer=True)
         _number(max_batch_latency, "max_batch_latency", low=0)
