@@ -49,7 +49,7 @@ class Ponger(Aggregate):
         self.pongs.append(e.n)
 
 
-class Crash(Exception):
+class CrashError(Exception):
     """Raised by the test manager after a chosen reaction committed."""
 
 
@@ -74,4 +74,4 @@ class PingPong(ProcessManager):
 
     async def reacted(self, recorded: RecordedEvent, send: Send, outcome: Any) -> None:
         if self.crash_after is not None and recorded.data["n"] == self.crash_after:
-            raise Crash(recorded.data["n"])
+            raise CrashError(recorded.data["n"])

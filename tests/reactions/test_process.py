@@ -1,8 +1,9 @@
-"""Process managers on every backend: exactly one reaction per event, through crashes and replicas."""
+"""Process managers on every backend: one reaction per event, through crashes and replicas."""
 
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
@@ -17,8 +18,10 @@ from evsrc import (
     StreamCheckpointStore,
     correlated,
 )
-from evsrc.store import EventStore
 from tests.reactions.domain import Pinged, Pinger, PingPong, Ponger
+
+if TYPE_CHECKING:
+    from evsrc.store import EventStore
 
 
 async def ping(store: EventStore, n: int, **kw: object) -> None:
