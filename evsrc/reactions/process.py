@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID, uuid5
 
-from evsrc.correlation import CORRELATION_ID
+from evsrc.correlation import CORRELATION_ID, correlated
 from evsrc.errors import DuplicateEventIdError, InvalidInputError
 from evsrc.projection import Projector
 
@@ -67,6 +67,14 @@ def _sends(value: object, where: str) -> list[Send]:
     raise InvalidInputError(msg, argument="reaction", value=value)
 
 
+def _correlation(recorded: RecordedEvent) -> str:
+    """The correlation id an event passes on: its own, else its id."""
+    value = recorded.metadata.get(CORRELATION_ID)
+    if isinstance(value, str) and 0 < len(value) <= 200 and "\x00" not in value:
+        return value
+    return str(recorded.id)
+
+
 class ProcessManager(Projector):
     """Base class of process managers; ``name`` identifies its checkpoint and its ids.
 
@@ -74,7 +82,9 @@ class ProcessManager(Projector):
     decoded event and the :class:`~evsrc.events.RecordedEvent` and returns the
     commands to send (a :class:`Send`, a list of them, or ``None``). They are
     executed in order, each stamped with the triggering event's correlation
-    id and, as causation id, the event's id. ``outcomes`` of the commands go
+    id and, as causation id, the event's id; the handler itself runs inside
+    :func:`~evsrc.correlation.correlated` with that correlation id (so a
+    deadline it schedules carries it too). ``outcomes`` of the commands go
     to :meth:`reacted` (override it to log or count).
 
     Per-key state (a saga) is an aggregate of its own, in its own stream:
@@ -93,7 +103,9 @@ class ProcessManager(Projector):
             return
         event = self.registry.decode(recorded)
         method = getattr(self, attr)
-        sends = _sends(await method(event, recorded), f"{type(self).__qualname__}.{attr}")
+        with correlated(_correlation(recorded)):  # for what the handler does itself
+            value = await method(event, recorded)
+        sends = _sends(value, f"{type(self).__qualname__}.{attr}")
         for index, send in enumerate(sends):
             out = await self.send(send, recorded, index)
             await self.reacted(recorded, send, out)
@@ -102,14 +114,11 @@ class ProcessManager(Projector):
         self, send: Send, recorded: RecordedEvent, index: int
     ) -> Outcome[Any, Any] | None:
         """Execute command ``index`` of the reaction to ``recorded``; ``None``: done before."""
-        correlation = recorded.metadata.get(CORRELATION_ID)
-        if not isinstance(correlation, str) or not correlation:
-            correlation = str(recorded.id)
         try:
             return await send.handler.execute(
                 send.key,
                 send.decide,
-                correlation_id=correlation,
+                correlation_id=_correlation(recorded),
                 causation_id=recorded.id,
                 event_ids=reaction_id(self.name, recorded.id, index),
             )
