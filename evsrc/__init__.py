@@ -57,6 +57,8 @@ from evsrc.projection import (
 from evsrc.reactions import (
     Deadline as Deadline,
     Deadlines as Deadlines,
+    OutboxDispatcher as OutboxDispatcher,
+    OutboxMessage as OutboxMessage,
     ProcessManager as ProcessManager,
     Send as Send,
     StreamCheckpointStore as StreamCheckpointStore,
@@ -115,6 +117,8 @@ __all__ = [
     "InvalidStreamError",
     "Lag",
     "NewEvent",
+    "OutboxDispatcher",
+    "OutboxMessage",
     "Outcome",
     "OutcomeUnknownError",
     "ProcessManager",
