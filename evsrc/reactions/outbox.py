@@ -260,4 +260,3 @@ async def dead_letters(store: EventStore, *, limit: int = 100) -> list[RecordedE
     """The most recent dead letters, oldest first (at most ``limit``)."""
     last = await store.last_seq(DEAD_LETTERS)
     return await store.read(DEAD_LETTERS, after=max(0, last - limit), limit=limit)
-

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -20,10 +23,9 @@ from evsrc import (
     applies,
 )
 from evsrc.reactions import DEAD_LETTERS, FileSink, OutboxDelivery, WebhookSink, dead_letters
+from evsrc.sqlite import SqliteEventStore
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from evsrc.store import EventStore
 
 
@@ -158,3 +160,29 @@ def test_bad_configuration_is_refused(tmp_path: Path) -> None:
         OutboxDispatcher(store, {}, max_attempts=0)
     with pytest.raises(InvalidInputError):
         WebhookSink("ftp://x")
+
+
+async def test_dead_letters_show_in_the_admin_cli(tmp_path: Path) -> None:
+
+    path = tmp_path / "dead.db"
+    async with await SqliteEventStore.connect(path) as store:
+        await store.setup()
+        await CommandHandler(store, Waitlist).execute("yoga", lambda w: w.promote("ann", "gone"))
+        await runner(store, OutboxDispatcher(store, {})).catch_up()
+    url = f"sqlite:///{path}"
+    root = Path(__file__).resolve().parents[2]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "evsrc", "--store", url, "--json", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+
+    assert json.loads(run("status").stdout)["outbox_dead_letters"] == 1
+    (row,) = json.loads(run("outbox").stdout)
+    assert (row["sink"], row["topic"], row["attempts"]) == ("gone", "waitlist.promoted", 0)
+    assert row["source"] == "waitlist:yoga@2"
