@@ -1,4 +1,4 @@
-"""A process that runs the ping-pong manager over a SQLite file, slowly (killed by the test)."""
+"""A process that runs the ping-pong manager over a store URL, slowly (killed by the test)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import asyncio
 import sys
 from typing import Any
 
-from evsrc import CommandHandler, ProjectionRunner, RecordedEvent, Send, StreamCheckpointStore
-from evsrc.sqlite import SqliteEventStore
+from evsrc import (
+    CommandHandler,
+    ProjectionRunner,
+    RecordedEvent,
+    Send,
+    StreamCheckpointStore,
+    open_store,
+)
 from tests.reactions.domain import PingPong, Ponger
 
 
@@ -16,8 +22,8 @@ class Slow(PingPong):
         await asyncio.sleep(0.02)  # widen the window between a command and the checkpoint
 
 
-async def main(path: str) -> None:
-    async with await SqliteEventStore.connect(path) as store:
+async def main(url: str) -> None:
+    async with await open_store(url) as store:
         pm = Slow(CommandHandler(store, Ponger))
         await ProjectionRunner(store, pm, StreamCheckpointStore(store)).catch_up()
 

@@ -1,4 +1,4 @@
-"""kill -9 of a process mid-reaction: no reaction lost, none doubled (SQLite file, real process)."""
+"""kill -9 of a process mid-reaction: no reaction lost, none doubled (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,29 @@ import sys
 from pathlib import Path
 
 import anyio
+import pytest
 
-from evsrc import CommandHandler, ProjectionRunner, StreamCheckpointStore
-from evsrc.sqlite import SqliteEventStore
+from evsrc import CommandHandler, ProjectionRunner, StreamCheckpointStore, open_store
 from tests.reactions.domain import Pinged, Pinger, PingPong, Ponger
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_kill_9_mid_reaction_then_restart(tmp_path: Path) -> None:
-    path = tmp_path / "pm.db"
-    async with await SqliteEventStore.connect(path) as store:
-        await store.setup()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pm.db'}"
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn
+
+
+async def test_kill_9_mid_reaction_then_restart(store_url: str) -> None:
+    async with await open_store(store_url) as store:
         pings = CommandHandler(store, Pinger)
         for n in range(1, 41):
             await pings.execute(str(n), lambda s, n=n: [Pinged(n=n)])
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.reactions._pm_proc", str(path)], cwd=ROOT
+            [sys.executable, "-m", "tests.reactions._pm_proc", store_url], cwd=ROOT
         )
         try:
             with anyio.fail_after(60):
