@@ -177,6 +177,9 @@ class Deadlines:
         self.runner = ProjectionRunner(store, self._index, InMemoryCheckpointStore(), name=name)
         #: How many deadlines this scheduler fired (sent their commands).
         self.fired = 0
+        #: Failed rounds of firing in a row (``run`` backs off), and the last error.
+        self.failures = 0
+        self.error: Exception | None = None
 
     @property
     def pending(self) -> dict[UUID, Deadline]:
@@ -287,15 +290,25 @@ class Deadlines:
     # -- running --------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow the deadline events and fire the due ones, until cancelled or :meth:`stop`."""
+        """Follow the deadline events and fire the due ones, until cancelled or :meth:`stop`.
+
+        A round that fails (a fault, a target's error) is tried again at the
+        next tick, backing off; ``failures`` and ``error`` say so.
+        """
         async with anyio.create_task_group() as tg:
             await tg.start(self.runner.run)
             task_status.started()
             self._scope = tg.cancel_scope
             while True:
                 if self.runner.state == "running":
-                    await self.fire_due()
-                await anyio.sleep(self.tick)
+                    try:
+                        await self.fire_due()
+                    except Exception as exc:  # a fault, or a target's error: next tick again
+                        self.failures += 1
+                        self.error = exc
+                    else:
+                        self.failures = 0
+                await anyio.sleep(min(self.tick * 2.0 ** min(self.failures, 6), 30.0))
 
     async def stop(self) -> None:
         """Stop :meth:`run`."""

@@ -211,3 +211,20 @@ async def test_request_id_is_the_correlation_id_of_the_events(client, app_store)
     generated = r.headers["x-request-id"]
     assert second.metadata[CORRELATION_ID] == generated
     assert first.metadata[CAUSATION_ID] != second.metadata[CAUSATION_ID]
+
+
+async def test_hold_and_confirm_over_http(client, app_store):
+    r = await client.post("/schedule", json={"occurrence": "yoga", "capacity": 1})
+    assert r.status_code == 201
+    r = await client.post("/hold", json={"occurrence": "yoga", "actor": "ann"})
+    assert r.status_code == 201
+    body = r.json()
+    assert (body["status"], body["seat"]) == ("held", 1) and "expires_at" in body
+    r = await client.post("/hold", json={"occurrence": "yoga", "actor": "bob"})
+    assert (r.status_code, r.json()["status"]) == (409, "full")
+    r = await client.post("/confirm", json={"occurrence": "yoga", "actor": "ann"})
+    assert (r.status_code, r.json()) == (200, {"status": "confirmed", "actor": "ann", "seat": 1})
+    r = await client.post("/confirm", json={"occurrence": "yoga", "actor": "bob"})
+    assert (r.status_code, r.json()["status"]) == (404, "absent")
+    r = await client.post("/confirm", json={"occurrence": "yoga", "actor": "ann", "x": 1})
+    assert r.status_code == 422
