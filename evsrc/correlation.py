@@ -4,7 +4,7 @@ The command handler stamps every event it appends with two ``metadata`` keys:
 
 - :data:`CORRELATION_ID` — the conversation: taken from the command
   (``execute(..., correlation_id=...)``), else from :func:`correlated`
-  (say, an HTTP request's ``X-Request-Id``), else a new one. A process
+  (say, an HTTP request's ``X-Request-Id``), else the command's own id. A process
   manager passes on the correlation id of the event it reacts to.
 - :data:`CAUSATION_ID` — the direct cause: the command's id (new for each
   command unless given), or, in a process manager, the id of the event that
@@ -16,6 +16,8 @@ Projectors and process managers read them from ``RecordedEvent.metadata``.
 from __future__ import annotations
 
 import contextvars
+import itertools
+import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID, uuid4
@@ -25,7 +27,14 @@ from evsrc.errors import InvalidInputError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["CAUSATION_ID", "CORRELATION_ID", "correlated", "current_correlation_id", "stamp"]
+__all__ = [
+    "CAUSATION_ID",
+    "CORRELATION_ID",
+    "correlated",
+    "current_correlation_id",
+    "new_id",
+    "stamp",
+]
 
 #: The metadata key of the conversation an event belongs to.
 CORRELATION_ID: Final = "correlation_id"
@@ -35,6 +44,26 @@ CAUSATION_ID: Final = "causation_id"
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "evsrc_correlation_id", default=None
 )
+
+# New command ids: a random per-process prefix and a counter, unique without a
+# system call per command (uuid4 reads the OS's random source every time).
+_prefix = uuid4().hex[:24]
+_counter = itertools.count(1)
+
+
+def _reseed() -> None:
+    global _prefix, _counter  # a forked child must not repeat its parent's ids
+    _prefix = uuid4().hex[:24]
+    _counter = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
+
+
+def new_id() -> str:
+    """A new command id, unique across processes: 24 random hex digits, ``-``, a counter."""
+    return f"{_prefix}-{next(_counter):x}"
 
 
 def _check_id(name: str, value: object) -> str:
@@ -77,13 +106,17 @@ def stamp(
     Without any id given, the command gets a new id that is both its
     causation id and the correlation id (it starts a conversation).
     """
+    if metadata is None and correlation_id is None and causation_id is None:
+        command = new_id()  # the usual case, kept cheap
+        current = _current.get()
+        return {CAUSATION_ID: command, CORRELATION_ID: command if current is None else current}
     md: dict[str, Any] = {} if metadata is None else dict(metadata)
     if correlation_id is not None:
         md[CORRELATION_ID] = _check_id("correlation_id", correlation_id)
     if causation_id is not None:
         md[CAUSATION_ID] = _check_id("causation_id", causation_id)
     if CAUSATION_ID not in md:
-        md[CAUSATION_ID] = str(uuid4())
+        md[CAUSATION_ID] = new_id()
     if CORRELATION_ID not in md:
         current = _current.get()
         md[CORRELATION_ID] = current if current is not None else md[CAUSATION_ID]

@@ -41,7 +41,10 @@ async def test_handler_stamps_correlation_and_causation(any_store: EventStore) -
         await h.execute("3", lambda s: [Pinged(n=3), Pinged(n=4)])
     one = (await any_store.read("pinger:1"))[0].metadata
     assert one[CORRELATION_ID] == one[CAUSATION_ID]  # a new conversation starts here
-    uuid.UUID(one[CORRELATION_ID])
+    assert len(one[CORRELATION_ID]) > 24
+    await h.execute("5", lambda s: [Pinged(n=5)])
+    other = (await any_store.read("pinger:5"))[0].metadata
+    assert other[CAUSATION_ID] != one[CAUSATION_ID]  # each command its own id
     two = (await any_store.read("pinger:2"))[0].metadata
     assert (two[CORRELATION_ID], two[CAUSATION_ID]) == ("req-7", "cmd-7")
     three = await any_store.read("pinger:3")
@@ -135,3 +138,21 @@ async def test_bad_reaction_value_stops_with_projection_error(any_store: EventSt
     await ping(any_store, 1)
     with pytest.raises(ProjectionError):
         await ProjectionRunner(any_store, Bad(CommandHandler(any_store, Ponger))).catch_up()
+
+
+def test_new_command_ids_differ_in_a_forked_child() -> None:
+    import os
+
+    from evsrc.correlation import new_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    assert child != new_id()
+    assert child.split("-")[0] != new_id().split("-")[0]
