@@ -23,6 +23,7 @@ from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
 from evsrc.reactions import FileSink, LogSink
 from evsrc.urls import redact_url
 from examples.booking.domain import BookingStatus, CancelStatus, ConfirmStatus
+from examples.booking.holdrace import hold_race
 from examples.booking.progress import Progress
 from examples.booking.race import race
 from examples.booking.reactions import BookingReactions
@@ -60,6 +61,13 @@ def _print_json(out: TextIO, value: Any) -> None:
 
 
 async def _race(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
+    if args.holds:
+        held = await hold_race(store, bookers=args.bookers, seats=args.seats)
+        if args.json:
+            _print_json(out, held.to_dict())
+        else:
+            out.write(held.summary() + "\n")
+        return 1 if held.problems() else 0
     progress = None if args.json else Progress(args.bookers, sys.stderr)
     clients = [BookingService(store, max_attempts=1000) for _ in range(args.clients)]
     report = await race(
@@ -315,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seats", type=_positive, default=100, help="capacity (100)")
     p.add_argument("--occurrence", help="occurrence to race on (default: a fresh name)")
     p.add_argument("--actor-prefix", default="booker-", help="actor names' prefix (booker-)")
+    p.add_argument(
+        "--holds",
+        action="store_true",
+        help="bookers hold seats instead (the full ones join the waitlist); half confirm, "
+        "the rest expire and the waitlist is promoted and notified",
+    )
     p.add_argument(
         "--clients",
         type=_positive,

@@ -273,3 +273,14 @@ def test_hold_confirm_and_react_across_invocations(tmp_path):
     with pytest.raises(SystemExit) as exc:
         run("hold", "yoga", "dee", "--minutes", "0", "--store", store)
     assert exc.value.code == 2
+
+
+def test_race_with_holds_expires_promotes_and_notifies():
+    code, text = run("race", "--holds", "--bookers", "60", "--seats", "6", "--json")
+    assert code == 0, text
+    report = json.loads(text)
+    assert report["problems"] == []
+    counts = report["counts"]
+    assert (counts["held"], counts["confirmed"], counts["expired"]) == (6, 3, 3)
+    assert counts["promoted"] == report["notified"] == 3
+    assert report["roster_size"] == 6
