@@ -18,7 +18,7 @@ from evsrc import (
     StreamCheckpointStore,
     correlated,
 )
-from tests.reactions.domain import Pinged, Pinger, PingPong, Ponger
+from tests.reactions.domain import Pinged, Pinger, PingPong, Ponged, Ponger
 
 if TYPE_CHECKING:
     from evsrc.store import EventStore
@@ -156,3 +156,56 @@ def test_new_command_ids_differ_in_a_forked_child() -> None:
     os.close(read)
     assert child != new_id()
     assert child.split("-")[0] != new_id().split("-")[0]
+
+
+async def test_saga_state_lives_in_its_own_stream(any_store: EventStore) -> None:
+    """Per-key state: an aggregate of the manager's own, updated once per event."""
+    from evsrc import Aggregate, Event, ProcessManager, RecordedEvent, Send, applies, handles
+
+    class Counted(Event, type="test.saga-counted"):
+        n: int
+
+    class Tally(Aggregate):
+        stream_prefix = "tally"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[int] = []
+
+        @applies(Counted)
+        def _counted(self, e: Counted) -> None:
+            self.seen.append(e.n)
+
+    class EveryThird(ProcessManager):
+        """Counts pings per key; every third ping of a key makes a pong."""
+
+        name = "every-third"
+        stream_prefix = "pinger:"
+
+        def __init__(self, tallies: CommandHandler[Tally], pongs: CommandHandler[Ponger]) -> None:
+            self.tallies = tallies
+            self.pongs = pongs
+
+        @handles(Pinged)
+        async def on_ping(self, e: Pinged, r: RecordedEvent) -> list[Send]:
+            key = "odd" if e.n % 2 else "even"
+            seen = (await self.tallies.load(key)).seen
+            sends = [Send(self.tallies, key, lambda t: [] if e.n in t.seen else [Counted(n=e.n)])]
+            if e.n not in seen and len(seen) % 3 == 2:
+                sends.append(Send(self.pongs, key, lambda s: [Ponged(n=e.n)]))
+            return sends
+
+    for n in range(1, 13):
+        await ping(any_store, n)
+    tallies, pongs_h = CommandHandler(any_store, Tally), CommandHandler(any_store, Ponger)
+    checkpoints = StreamCheckpointStore(any_store)
+    await ProjectionRunner(any_store, EveryThird(tallies, pongs_h), checkpoints).catch_up()
+    assert (await tallies.load("odd")).seen == [1, 3, 5, 7, 9, 11]
+    assert await pongs(any_store, "odd") == [5, 11]
+    assert await pongs(any_store, "even") == [6, 12]
+    # Replayed from the start (a lost checkpoint): the saga knows, nothing is doubled.
+    await checkpoints.reset("every-third")
+    again = EveryThird(CommandHandler(any_store, Tally), CommandHandler(any_store, Ponger))
+    await ProjectionRunner(any_store, again, checkpoints).catch_up()
+    assert (await tallies.load("even")).seen == [2, 4, 6, 8, 10, 12]
+    assert await pongs(any_store, "odd") == [5, 11]
