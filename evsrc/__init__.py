@@ -12,6 +12,11 @@ from evsrc.aggregate import (
     applies as applies,
 )
 from evsrc.codec import Event as Event, EventRegistry as EventRegistry
+from evsrc.correlation import (
+    CAUSATION_ID as CAUSATION_ID,
+    CORRELATION_ID as CORRELATION_ID,
+    correlated as correlated,
+)
 from evsrc.errors import (
     AggregateError as AggregateError,
     ConfigurationError as ConfigurationError,
@@ -49,6 +54,15 @@ from evsrc.projection import (
     Projector as Projector,
     handles as handles,
 )
+from evsrc.reactions import (
+    Deadline as Deadline,
+    Deadlines as Deadlines,
+    OutboxDispatcher as OutboxDispatcher,
+    OutboxMessage as OutboxMessage,
+    ProcessManager as ProcessManager,
+    Send as Send,
+    StreamCheckpointStore as StreamCheckpointStore,
+)
 from evsrc.retry import RetryPolicy as RetryPolicy
 from evsrc.snapshot import (
     EventStreamSnapshotStore as EventStreamSnapshotStore,
@@ -68,6 +82,8 @@ from evsrc.urls import open_store as open_store
 __version__ = "0.1.0"
 
 __all__ = [
+    "CAUSATION_ID",
+    "CORRELATION_ID",
     "MAX_EVENT_BYTES",
     "MAX_EVENT_VERSION",
     "MAX_STREAM_LENGTH",
@@ -81,6 +97,8 @@ __all__ = [
     "Committed",
     "ConfigurationError",
     "Conflict",
+    "Deadline",
+    "Deadlines",
     "Decision",
     "DuplicateEventIdError",
     "Event",
@@ -99,8 +117,11 @@ __all__ = [
     "InvalidStreamError",
     "Lag",
     "NewEvent",
+    "OutboxDispatcher",
+    "OutboxMessage",
     "Outcome",
     "OutcomeUnknownError",
+    "ProcessManager",
     "ProjectionError",
     "ProjectionRunner",
     "Projector",
@@ -110,12 +131,15 @@ __all__ = [
     "RetriesExhaustedError",
     "RetryPolicy",
     "SchemaError",
+    "Send",
     "Snapshot",
     "SnapshotStore",
     "StoreClosedError",
     "StoreUnavailableError",
+    "StreamCheckpointStore",
     "UnknownEventTypeError",
     "applies",
+    "correlated",
     "handles",
     "open_store",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid5
 
 from evsrc.aggregate import Aggregate, Rejection, normalize_decision
 from evsrc.errors import AggregateError, RetriesExhaustedError
@@ -41,6 +42,8 @@ class Command:
     #: Set by whoever gives this caller its outcome or the lead; created only
     #: when the caller has to wait (a caller that leads at once never does).
     wake: anyio.Event | None = None
+    #: Events get ids ``uuid5(id_seed, "<index>")`` when set (deterministic ids).
+    id_seed: UUID | None = None
 
     @property
     def done(self) -> bool:
@@ -123,7 +126,14 @@ def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> De
     """Run one decision and encode its events; raises what the decision raised."""
     value = command.decide(state)
     events, result, rejection = normalize_decision(value)
-    new = [registry.encode(e, metadata=command.metadata) for e in events]
+    seed = command.id_seed
+    if seed is None:
+        new = [registry.encode(e, metadata=command.metadata) for e in events]
+    else:
+        new = [
+            registry.encode(e, metadata=command.metadata, id=uuid5(seed, str(i)))
+            for i, e in enumerate(events)
+        ]
     return Decided(command, events, new, result, rejection)
 
 

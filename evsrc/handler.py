@@ -22,6 +22,7 @@ the other callers of its batch still get their real outcomes.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -29,6 +30,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 from evsrc.aggregate import Aggregate, Decision, Rejection
 from evsrc.cache import StateCache
+from evsrc.correlation import stamp
 from evsrc.deciding import Attempt, Command, decide_batch, decide_one, finish_all
 from evsrc.errors import InvalidInputError
 from evsrc.events import Committed, Conflict
@@ -38,6 +40,7 @@ from evsrc.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from uuid import UUID
 
     from evsrc.codec import Event
     from evsrc.events import NewEvent, RecordedEvent
@@ -57,6 +60,23 @@ def _check_int(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         msg = f"{name} must be an int >= {low}, got {value!r}"
         raise InvalidInputError(msg, argument=name, value=value)
+
+
+def _command(
+    decide: Callable[[Any], Any],
+    metadata: dict[str, Any] | None,
+    correlation_id: str | UUID | None,
+    causation_id: str | UUID | None,
+    event_ids: UUID | None,
+) -> Command:
+    """A queued command with its metadata stamped (correlation and causation ids)."""
+    if metadata is not None and not isinstance(metadata, dict):
+        msg = f"metadata must be a dict or None, got {type(metadata).__name__}"
+        raise InvalidInputError(msg, argument="metadata", value=metadata)
+    if event_ids is not None and not isinstance(event_ids, uuid.UUID):
+        msg = f"event_ids must be a UUID or None, got {event_ids!r}"
+        raise InvalidInputError(msg, argument="event_ids", value=event_ids)
+    return Command(decide, stamp(metadata, correlation_id, causation_id), id_seed=event_ids)
 
 
 class CommandHandler(Generic[A]):
@@ -138,6 +158,9 @@ class CommandHandler(Generic[A]):
         decide: Callable[[A], Sequence[Event] | Decision[R] | Rejection[D]],
         *,
         metadata: dict[str, Any] | None = None,
+        correlation_id: str | UUID | None = None,
+        causation_id: str | UUID | None = None,
+        event_ids: UUID | None = None,
     ) -> Accepted[R, D] | Rejected[R, D]:
         """Decide against the current state of ``key`` and commit; retry on conflict.
 
@@ -146,12 +169,15 @@ class CommandHandler(Generic[A]):
         Raises ``RetriesExhaustedError`` past ``max_attempts``,
         ``OutcomeUnknownError`` when re-sending an interrupted append did not
         settle it, and whatever ``decide`` raised.
+
+        Every event appended gets ``correlation_id`` and ``causation_id`` in
+        its metadata (:mod:`evsrc.correlation`). ``event_ids`` (a UUID) makes
+        the events' ids deterministic — ``uuid5(event_ids, "<index>")`` — so
+        that re-running the same command after a crash can never append its
+        events twice (the store refuses an id it already holds).
         """
         stream = self.aggregate.stream_name(key)
-        if metadata is not None and not isinstance(metadata, dict):
-            msg = f"metadata must be a dict or None, got {type(metadata).__name__}"
-            raise InvalidInputError(msg, argument="metadata", value=metadata)
-        command = Command(decide, metadata)
+        command = _command(decide, metadata, correlation_id, causation_id, event_ids)
         if self.batching:
             await self._lanes.execute(stream, command)
         else:
@@ -175,18 +201,22 @@ class CommandHandler(Generic[A]):
         expected: int,
         *,
         metadata: dict[str, Any] | None = None,
+        correlation_id: str | UUID | None = None,
+        causation_id: str | UUID | None = None,
+        event_ids: UUID | None = None,
     ) -> Accepted[R, D] | Rejected[R, D] | Conflict:
         """ONE decide+append against a given observed ``state`` and ``expected`` seq.
 
         Returns the ``Conflict`` the store returned when the stream had moved
         (nothing written), else the :class:`Outcome` (``attempts == 1``).
-        An interrupted append is re-sent as in :meth:`execute`.
+        An interrupted append is re-sent as in :meth:`execute`; the ids are
+        stamped as there.
         """
         stream = self.aggregate.stream_name(key)
         if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
             msg = f"expected must be an int >= 0, got {expected!r}"
             raise InvalidInputError(msg, argument="expected", value=expected)
-        command = Command(decide, metadata)
+        command = _command(decide, metadata, correlation_id, causation_id, event_ids)
         command.attempts = 1
         decided = decide_one(self.registry, command, state)
         if decided is None:

@@ -23,6 +23,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "Appends with 50 idle subscribers beside none",
         "subscribers:run_subscribers",
     ),
+    "reactions": (
+        "Process-manager reactions per second and the delay from event to reaction",
+        "reactions:run_reactions",
+    ),
 }
 
 

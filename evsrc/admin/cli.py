@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from evsrc.admin import inspect, render
+from evsrc.admin import inspect, outbox, render
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
 from evsrc.events import Checkpoint
 from evsrc.urls import open_store, redact_url
@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     r = actions.add_parser("reset", help="forget a projection's checkpoint: it replays")
     r.add_argument("name")
+    outbox.add_parser(commands)
     return parser
 
 
@@ -137,7 +138,12 @@ async def _dispatch(args: argparse.Namespace, store: EventStore, out: render.Out
         facts = await inspect.status(store)
         out.facts("setup done", {"schema_version": facts.get("schema_version")})
     elif command == "status":
-        out.status(await inspect.status(store))
+        facts = await inspect.status(store)
+        facts["outbox_dead_letters"] = await outbox.dead_count(store)
+        out.status(facts)
+    elif command == "outbox":
+        columns = ["dead_at", "dispatcher", "sink", "topic", "dedupe_key", "source", "attempts"]
+        out.table([*columns, "error"], await outbox.dead_rows(args, store))
     elif command == "streams":
         out.table(["stream", "events"], await inspect.streams(store, args.prefix))
     elif command == "read":

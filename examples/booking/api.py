@@ -4,6 +4,9 @@
 POST      ``/schedule``       admins: ``{"occurrence", "capacity"}`` → 201 (200 if already so)
 POST      ``/book``           ``{"occurrence", "actor"?, "capacity"?, "waitlist"?}``
                               → 201 booked, 200 already / waitlisted, 409 full
+POST      ``/hold``           ``{"occurrence", "actor"?, "capacity"?}`` → 201 held (until
+                              ``expires_at``), 200 already, 409 full
+POST      ``/confirm``        ``{"occurrence", "actor"?}`` → 200 confirmed, 404 no hold
 POST      ``/cancel``         ``{"occurrence", "actor"?}`` → 200, 404 when not booked
 GET       ``/roster``         ``?occurrence=…&capacity=…`` → roster, waitlist, seats left
 GET       ``/occurrences``    every occurrence's seats left, and the caller's seat or place
@@ -44,6 +47,7 @@ from evsrc.errors import (
     StoreUnavailableError,
 )
 from evsrc.projection import ProjectionRunner
+from evsrc.reactions import LogSink, Sink
 from examples.booking.apidoc import operations
 from examples.booking.auth import AuthError, Caller, check_secret, read_token
 from examples.booking.board import SeatsBoard
@@ -52,6 +56,7 @@ from examples.booking.domain import (
     AlreadyScheduledError,
     BookingStatus,
     CancelStatus,
+    ConfirmStatus,
     InvalidBookingError,
     NotScheduledError,
     Reason,
@@ -61,16 +66,20 @@ from examples.booking.domain import (
 from examples.booking.logs import LOGGER, RequestIdMiddleware, request_id
 from examples.booking.metrics import CONTENT_TYPE, MeteredStore, Metrics
 from examples.booking.openapi import openapi_document
+from examples.booking.reactions import BookingReactions
 from examples.booking.schemas import (
     BookBody,
     CancelBody,
+    ConfirmBody,
+    HoldBody,
     ScheduleBody,
 )
-from examples.booking.service import BookingService
+from examples.booking.service import DEFAULT_HOLD_TTL, BookingService
 from examples.booking.stores import open_booking_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+    from datetime import timedelta
 
     from starlette.requests import Request
 
@@ -94,9 +103,16 @@ _PAGE_HEADERS: Final = {
 class _Running:
     """What the app holds while it runs (between lifespan start and end)."""
 
-    def __init__(self, store: EventStore, metrics: Metrics) -> None:
+    def __init__(
+        self, store: EventStore, metrics: Metrics, hold_ttl: timedelta, notify: Sink | None
+    ) -> None:
         self.store = store
-        self.service = BookingService(MeteredStore(store, metrics))
+        self.service = BookingService(MeteredStore(store, metrics), hold_ttl=hold_ttl)
+        # Hold expiries and waitlist notices (process managers, deadlines, the outbox).
+        self.reactions = BookingReactions(
+            BookingService(store, hold_ttl=hold_ttl),
+            sinks={"notify": notify if notify is not None else LogSink()},
+        )
         self.board = SeatsBoard()
         self.runner = ProjectionRunner(store, self.board)
         self.closing = anyio.Event()
@@ -176,6 +192,8 @@ def create_app(
     store_url: str | None = None,
     secret: str | None = None,
     insecure_no_auth: bool = False,
+    hold_ttl: timedelta = DEFAULT_HOLD_TTL,
+    notify: Sink | None = None,
 ) -> Starlette:
     """The booking API (and its page) as an ASGI app.
 
@@ -184,6 +202,8 @@ def create_app(
     fresh ``memory:`` store. ``secret`` signs and checks bearer tokens
     (at least 32 bytes); without one, ``insecure_no_auth=True`` must say so,
     and then every caller is an admin who names the actor in the body.
+    ``hold_ttl`` is how long a hold lasts; ``notify`` is the outbox sink that
+    tells people the waitlist promoted (default: a log line).
     Everything runs between the app's lifespan start and end.
     """
     if store is not None and store_url is not None:
@@ -232,9 +252,10 @@ def create_app(
             own = store
             if own is None:
                 own = await stack.enter_async_context(open_booking_store(store_url or "memory:"))
-            run = _Running(own, metrics)
+            run = _Running(own, metrics, hold_ttl, notify)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_follow, run)
+                tg.start_soon(_react, run)
                 holder["run"] = run
                 try:
                     yield
@@ -272,6 +293,36 @@ def create_app(
             metrics.commands.labels("book", result.status.value).inc()
             metrics.retries.inc(result.attempts - 1)
             code = {BookingStatus.BOOKED: 201, BookingStatus.FULL: 409}.get(result.status, 200)
+            return JSONResponse(result.to_dict(), status_code=code)
+
+        return await _guard(request, go)
+
+    async def hold(request: Request) -> Response:
+        async def go() -> Response:
+            caller = caller_of(request)
+            body = await read_model(request, HoldBody)
+            actor = actor_for(caller, body.actor)
+            svc = running().service
+            if body.capacity is not None and not caller.admin:
+                check_occurrence(body.occurrence)
+                if await svc.capacity(body.occurrence) is None:
+                    msg = "only admins may set the capacity of an unscheduled occurrence"
+                    raise _forbidden(msg)
+            result = await svc.hold(body.occurrence, actor, body.capacity)
+            metrics.commands.labels("hold", result.status.value).inc()
+            code = {BookingStatus.HELD: 201, BookingStatus.FULL: 409}.get(result.status, 200)
+            return JSONResponse(result.to_dict(), status_code=code)
+
+        return await _guard(request, go)
+
+    async def confirm(request: Request) -> Response:
+        async def go() -> Response:
+            caller = caller_of(request)
+            body = await read_model(request, ConfirmBody)
+            actor = actor_for(caller, body.actor)
+            result = await running().service.confirm(body.occurrence, actor)
+            metrics.commands.labels("confirm", result.status.value).inc()
+            code = 404 if result.status is ConfirmStatus.ABSENT else 200
             return JSONResponse(result.to_dict(), status_code=code)
 
         return await _guard(request, go)
@@ -427,6 +478,8 @@ def create_app(
             Route("/", page, methods=["GET"]),
             Route("/schedule", schedule, methods=["POST"]),
             Route("/book", book, methods=["POST"]),
+            Route("/hold", hold, methods=["POST"]),
+            Route("/confirm", confirm, methods=["POST"]),
             Route("/cancel", cancel, methods=["POST"]),
             Route("/roster", roster, methods=["GET"]),
             Route("/occurrences", occurrences, methods=["GET"]),
@@ -441,6 +494,19 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
+
+
+async def _react(run: _Running) -> None:
+    """Run the booking's reactions; after an error, start them again (they resume)."""
+    delay = 0.1
+    while not run.closing.is_set():
+        try:
+            async with run.reactions.running():
+                await run.closing.wait()
+        except Exception as exc:
+            LOGGER.warning("reactions interrupted; resuming", extra={"error": type(exc).__name__})
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 async def _follow(run: _Running) -> None:

@@ -23,6 +23,7 @@ from examples.booking.domain import (
     Scheduled,
     Waitlisted,
 )
+from examples.booking.events import Confirmed, Expired, Held
 
 if TYPE_CHECKING:
     from evsrc.codec import Event
@@ -50,7 +51,7 @@ class SeatsBoard(Projector):
         """Only the booking streams' events."""
         return recorded.stream.startswith(_PREFIX) and super().wants(recorded)
 
-    @handles(Scheduled, Booked, Waitlisted, Cancelled, Promoted)
+    @handles(Scheduled, Booked, Waitlisted, Cancelled, Promoted, Held, Confirmed, Expired)
     async def _fold(self, event: Event, recorded: RecordedEvent) -> None:
         key = recorded.stream[len(_PREFIX) :]
         occ = self.occurrences.get(key)

@@ -2,6 +2,8 @@
 
 ``race`` runs many concurrent bookers for few seats and checks the rule;
 ``schedule`` / ``book`` / ``cancel`` / ``roster`` are the everyday commands;
+``hold`` / ``confirm`` hold a seat until confirmed, and ``react`` expires the
+holds that ran out and notifies whoever the waitlist promotes;
 ``serve`` runs the HTTP API and its page; ``token`` mints a bearer token.
 Every command takes ``--store URL`` (see ``examples.booking.stores``); the
 default is a SQLite file in the user's data directory.
@@ -12,15 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
+from evsrc.reactions import FileSink, LogSink
 from evsrc.urls import redact_url
-from examples.booking.domain import BookingStatus, CancelStatus
+from examples.booking.domain import BookingStatus, CancelStatus, ConfirmStatus
+from examples.booking.holdrace import hold_race
 from examples.booking.progress import Progress
 from examples.booking.race import race
+from examples.booking.reactions import BookingReactions
 from examples.booking.service import BookingService
 from examples.booking.stores import (
     backend_name,
@@ -55,6 +61,13 @@ def _print_json(out: TextIO, value: Any) -> None:
 
 
 async def _race(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
+    if args.holds:
+        held = await hold_race(store, bookers=args.bookers, seats=args.seats)
+        if args.json:
+            _print_json(out, held.to_dict())
+        else:
+            out.write(held.summary() + "\n")
+        return 1 if held.problems() else 0
     progress = None if args.json else Progress(args.bookers, sys.stderr)
     clients = [BookingService(store, max_attempts=1000) for _ in range(args.clients)]
     report = await race(
@@ -111,6 +124,53 @@ async def _cancel(store: EventStore, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_ABSENT if c.status is CancelStatus.ABSENT else 0
 
 
+async def _hold(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
+    svc = BookingService(store, hold_ttl=timedelta(minutes=args.minutes))
+    r = await svc.hold(args.occurrence, args.actor, args.capacity)
+    if args.json:
+        _print_json(out, r.to_dict())
+    elif r.status is BookingStatus.HELD:
+        assert r.expires_at is not None
+        until = r.expires_at.isoformat(timespec="seconds")
+        out.write(f"{r.actor}: held seat {r.seat} on {args.occurrence} until {until}\n")
+    elif r.status is BookingStatus.ALREADY:
+        out.write(f"{r.actor}: already has seat {r.seat} on {args.occurrence}\n")
+    else:
+        out.write(f"{r.actor}: full — {args.occurrence} has {r.capacity} seats, all taken\n")
+    return EXIT_FULL if r.status is BookingStatus.FULL else 0
+
+
+async def _confirm(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
+    c = await BookingService(store).confirm(args.occurrence, args.actor)
+    if args.json:
+        _print_json(out, c.to_dict())
+    elif c.status is ConfirmStatus.ABSENT:
+        out.write(f"{c.actor}: no hold on {args.occurrence} to confirm\n")
+    else:
+        out.write(f"{c.actor}: {c.status.value} seat {c.seat} on {args.occurrence}\n")
+    return EXIT_ABSENT if c.status is ConfirmStatus.ABSENT else 0
+
+
+async def _react(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
+    sink = FileSink(args.notify_file) if args.notify_file else LogSink()
+    reactions = BookingReactions(BookingService(store), sinks={"notify": sink}, tick=0.2)
+    if not args.once:
+        async with reactions.running():
+            await anyio.sleep_forever()
+    # Once: schedule expiries, fire what is due, notify whoever that promoted.
+    await reactions.expiry.catch_up()
+    await reactions.deadlines.runner.catch_up()
+    fired = await reactions.deadlines.fire_due()
+    await reactions.notifier.catch_up()
+    await reactions.outbox.catch_up()
+    delivered = reactions.dispatcher.delivered
+    if args.json:
+        _print_json(out, {"expired": fired, "notified": delivered})
+    else:
+        out.write(f"{fired} holds expired, {delivered} notices delivered\n")
+    return 0
+
+
 async def _roster(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
     svc = BookingService(store)
     occ = await svc.state(args.occurrence)
@@ -136,7 +196,9 @@ async def _roster(store: EventStore, args: argparse.Namespace, out: TextIO) -> i
         head += f" of {capacity}, {left} seats left"
     out.write(head + "\n")
     for seat, actor in enumerate(occ.roster, 1):
-        out.write(f"  {seat:>4}  {actor}\n")
+        held = occ.holds.get(actor)
+        note = "" if held is None else f"  (held until {held.isoformat(timespec='seconds')})"
+        out.write(f"  {seat:>4}  {actor}{note}\n")
     for pos, actor in enumerate(occ.waitlist, 1):
         out.write(f"  w{pos:>3}  {actor}\n")
     return 0
@@ -148,6 +210,9 @@ COMMANDS: dict[str, Callable[[EventStore, argparse.Namespace, TextIO], Awaitable
     "schedule": _schedule,
     "book": _book,
     "cancel": _cancel,
+    "hold": _hold,
+    "confirm": _confirm,
+    "react": _react,
     "roster": _roster,
 }
 
@@ -204,6 +269,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"not a number: {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not 0 < value <= 60 * 24 * 365:
+        msg = f"must be more than 0 and at most a year of minutes, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _store_options(default_help: str) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -246,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seats", type=_positive, default=100, help="capacity (100)")
     p.add_argument("--occurrence", help="occurrence to race on (default: a fresh name)")
     p.add_argument("--actor-prefix", default="booker-", help="actor names' prefix (booker-)")
+    p.add_argument(
+        "--holds",
+        action="store_true",
+        help="bookers hold seats instead (the full ones join the waitlist); half confirm, "
+        "the rest expire and the waitlist is promoted and notified",
+    )
     p.add_argument(
         "--clients",
         type=_positive,
@@ -291,6 +374,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("occurrence")
     p.add_argument("actor")
+
+    p = sub.add_parser(
+        "hold",
+        parents=[common],
+        help="hold a seat until confirmed; it expires (exit 3 when full)",
+        epilog=note,
+        description="Hold a seat for ACTOR for --minutes. Unless confirmed, it expires: "
+        "'react' frees it and promotes the waitlist.",
+    )
+    p.add_argument("occurrence")
+    p.add_argument("actor")
+    p.add_argument("--minutes", type=_minutes, default=15.0, help="how long it holds (15)")
+    p.add_argument(
+        "--capacity", type=int, help="capacity, for an unscheduled occurrence (else optional)"
+    )
+
+    p = sub.add_parser(
+        "confirm", parents=[common], help="confirm a hold (exit 4 when none)", epilog=note
+    )
+    p.add_argument("occurrence")
+    p.add_argument("actor")
+
+    p = sub.add_parser(
+        "react",
+        parents=[common],
+        help="expire holds and notify promoted people (until Ctrl-C, or --once)",
+        epilog=note,
+    )
+    p.add_argument("--once", action="store_true", help="do what is due now, then exit")
+    p.add_argument("--notify-file", help="append notices to this file (JSON lines), not the log")
 
     p = sub.add_parser(
         "roster", parents=[common], help="list the roster, seats left and waitlist", epilog=note

@@ -6,10 +6,16 @@
 ``cancellation``  ``{"actor": a}``    — ``a`` leaves the roster or the waitlist
 ``promotion``     ``{"actor": a}``    — the waitlist's head ``a`` takes the seat a
                                         cancellation freed, in the same append
+``hold``          ``{"actor": a, "expires_at": t}`` — ``a`` takes the next seat until
+                                        ``t`` unless confirmed (docs/booking.md, "Holds")
+``confirmation``  ``{"actor": a}``    — ``a``'s hold becomes a booking
+``expiry``        ``{"actor": a}``    — ``a``'s hold ran out: the seat is freed (and the
+                                        waitlist's head promoted into it, same append)
 """
 
 from __future__ import annotations
 
+from datetime import datetime  # noqa: TC003 - pydantic needs it at runtime
 from typing import Final
 
 from evsrc.codec import Event, EventRegistry
@@ -18,6 +24,9 @@ __all__ = [
     "STREAM_PREFIX",
     "Booked",
     "Cancelled",
+    "Confirmed",
+    "Expired",
+    "Held",
     "Promoted",
     "Scheduled",
     "Waitlisted",
@@ -58,4 +67,25 @@ class Promoted(Event, type="promotion", version=1):
     actor: str
 
 
-registry = EventRegistry(Scheduled, Booked, Waitlisted, Cancelled, Promoted)
+class Held(Event, type="hold", version=1):
+    """``actor`` took the next seat, held until ``expires_at`` unless confirmed."""
+
+    actor: str
+    expires_at: datetime
+
+
+class Confirmed(Event, type="confirmation", version=1):
+    """``actor``'s hold became a booking."""
+
+    actor: str
+
+
+class Expired(Event, type="expiry", version=1):
+    """``actor``'s hold ran out; the seat is free again."""
+
+    actor: str
+
+
+registry = EventRegistry(
+    Scheduled, Booked, Waitlisted, Cancelled, Promoted, Held, Confirmed, Expired
+)

@@ -19,6 +19,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from evsrc import correlated
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -83,7 +85,11 @@ def configure_json_logging(level: str = "info") -> None:
 
 
 class RequestIdMiddleware:
-    """ASGI middleware: a request id in and out (``X-Request-Id``), one log line per request."""
+    """ASGI middleware: a request id in and out (``X-Request-Id``), one log line per request.
+
+    The request id is also the evsrc correlation id of the events the request
+    appends (``metadata["correlation_id"]``).
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
@@ -113,7 +119,8 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with correlated(rid):  # the events this request appends carry it as correlation id
+                await self.app(scope, receive, send_with_id)
         finally:
             route = _route_of(scope)
             if self.metrics is not None:

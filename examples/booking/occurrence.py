@@ -8,6 +8,7 @@ whose reason is a :class:`Reason`.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from evsrc.aggregate import Aggregate, Decision, Rejection, applies
@@ -16,6 +17,9 @@ from examples.booking.events import (
     STREAM_PREFIX,
     Booked,
     Cancelled,
+    Confirmed,
+    Expired,
+    Held,
     Promoted,
     Scheduled,
     Waitlisted,
@@ -26,6 +30,8 @@ from examples.booking.results import (
     BookingStatus,
     CancelResult,
     CancelStatus,
+    ConfirmResult,
+    ConfirmStatus,
     ScheduleResult,
 )
 
@@ -67,6 +73,8 @@ class Occurrence(Aggregate):
         self.roster: list[str] = []
         self.waitlist: list[str] = []
         self._members: set[str] = set()
+        #: Actors whose seat is a hold, and when it runs out.
+        self.holds: dict[str, datetime] = {}
 
     @classmethod
     def observed(cls, roster: Sequence[str], seq: int, capacity: int | None) -> Occurrence:
@@ -83,11 +91,19 @@ class Occurrence(Aggregate):
         occ = Occurrence.observed(self.roster, self.seq, self.capacity)
         occ.waitlist = list(self.waitlist)
         occ._members = set(self._members)
+        occ.holds = dict(self.holds)
         return occ
 
     def to_snapshot(self) -> dict[str, Any]:
         """The state as JSON values: capacity, roster and waitlist."""
-        return {"capacity": self.capacity, "roster": self.roster, "waitlist": self.waitlist}
+        out: dict[str, Any] = {
+            "capacity": self.capacity,
+            "roster": self.roster,
+            "waitlist": self.waitlist,
+        }
+        if self.holds:
+            out["holds"] = {a: t.isoformat() for a, t in self.holds.items()}
+        return out
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> Occurrence:
@@ -97,6 +113,8 @@ class Occurrence(Aggregate):
         occ.roster = list(data["roster"])
         occ.waitlist = list(data["waitlist"])
         occ._members = set(occ.roster) | set(occ.waitlist)
+        holds = data.get("holds") or {}
+        occ.holds = {a: datetime.fromisoformat(t) for a, t in holds.items()}
         return occ
 
     # -- fold -----------------------------------------------------------------
@@ -117,6 +135,7 @@ class Occurrence(Aggregate):
 
     @applies(Cancelled)
     def _cancelled(self, e: Cancelled) -> None:
+        self.holds.pop(e.actor, None)
         if e.actor in self.roster:
             self.roster.remove(e.actor)
         elif e.actor in self.waitlist:
@@ -127,6 +146,22 @@ class Occurrence(Aggregate):
     def _promoted(self, e: Promoted) -> None:
         self.waitlist.remove(e.actor)
         self.roster.append(e.actor)
+
+    @applies(Held)
+    def _held(self, e: Held) -> None:
+        self.roster.append(e.actor)
+        self._members.add(e.actor)
+        self.holds[e.actor] = e.expires_at
+
+    @applies(Confirmed)
+    def _confirmed(self, e: Confirmed) -> None:
+        self.holds.pop(e.actor, None)
+
+    @applies(Expired)
+    def _expired(self, e: Expired) -> None:
+        self.roster.remove(e.actor)
+        self._members.discard(e.actor)
+        self.holds.pop(e.actor, None)
 
     # -- queries --------------------------------------------------------------
 
@@ -196,6 +231,62 @@ class Occurrence(Aggregate):
         # One append: the seat is freed and taken together, so no booker can slip in between.
         return Decision(
             events=[Cancelled(actor=actor), Promoted(actor=head)],
+            result=CancelResult(
+                CancelStatus.CANCELLED, actor, promoted=head, promoted_seat=len(self.roster)
+            ),
+        )
+
+    def hold(
+        self, actor: str, capacity: int | None, expires_at: datetime
+    ) -> Decision[BookingResult] | Rejection:
+        """Hold the next free seat for ``actor`` until ``expires_at``, unless confirmed.
+
+        Like :meth:`book` (``already``, ``waitlisted`` or ``full`` when it
+        would be), but the seat is ``held``: :meth:`expire` frees it later.
+        """
+        decided = self.book(actor, capacity)
+        if not isinstance(decided, Decision) or not decided.events:
+            return decided
+        result = decided.result
+        assert result is not None
+        return Decision(
+            events=[Held(actor=actor, expires_at=expires_at)],
+            result=BookingResult(
+                BookingStatus.HELD,
+                actor,
+                seat=result.seat,
+                capacity=result.capacity,
+                expires_at=expires_at,
+            ),
+        )
+
+    def confirm(self, actor: str) -> Decision[ConfirmResult]:
+        """Turn ``actor``'s hold into a booking (``already`` if booked; ``absent`` if none)."""
+        if actor in self.holds:
+            return Decision(
+                events=[Confirmed(actor=actor)],
+                result=ConfirmResult(ConfirmStatus.CONFIRMED, actor, self.seat_of(actor)),
+            )
+        if actor in self._members and actor not in self.waitlist:
+            return Decision(result=ConfirmResult(ConfirmStatus.ALREADY, actor, self.seat_of(actor)))
+        return Decision(result=ConfirmResult(ConfirmStatus.ABSENT, actor))
+
+    def expire(self, actor: str, expires_at: datetime) -> Decision[CancelResult]:
+        """Free ``actor``'s seat if it is still the hold that runs out at ``expires_at``.
+
+        The waitlist's head takes the seat in the same append. A confirmed,
+        cancelled or newer hold is left alone (``absent``; nothing written):
+        expiring twice is a no-op.
+        """
+        if self.holds.get(actor) != expires_at:
+            return Decision(result=CancelResult(CancelStatus.ABSENT, actor))
+        if not self.waitlist:
+            return Decision(
+                events=[Expired(actor=actor)], result=CancelResult(CancelStatus.CANCELLED, actor)
+            )
+        head = self.waitlist[0]
+        return Decision(
+            events=[Expired(actor=actor), Promoted(actor=head)],
             result=CancelResult(
                 CancelStatus.CANCELLED, actor, promoted=head, promoted_seat=len(self.roster)
             ),

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from evsrc.events import Checkpoint
 
 __all__ = [
@@ -14,6 +16,8 @@ __all__ = [
     "BookingStatus",
     "CancelResult",
     "CancelStatus",
+    "ConfirmResult",
+    "ConfirmStatus",
     "ScheduleResult",
 ]
 
@@ -31,6 +35,8 @@ class BookingStatus(enum.StrEnum):
     """Only from ``book_with_observed``: the stream moved (``actual``); nothing was written."""
     WAITLISTED = "waitlisted"
     """The occurrence is full; the actor is on the waitlist (``position``)."""
+    HELD = "held"
+    """Only from ``hold``: the actor holds a seat (``seat``) until ``expires_at``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,8 @@ class BookingResult:
     attempts: int = 1
     last_seq: int | None = None
     checkpoint: Checkpoint | None = None
+    #: For held: when the hold runs out unless confirmed.
+    expires_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a JSON object (``None`` fields left out)."""
@@ -62,6 +70,8 @@ class BookingResult:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at.isoformat()
         return out
 
 
@@ -91,6 +101,33 @@ class CancelResult:
         if self.promoted is not None:
             out["promoted"] = self.promoted
             out["promoted_seat"] = self.promoted_seat
+        return out
+
+
+class ConfirmStatus(enum.StrEnum):
+    """How confirming a hold ended."""
+
+    CONFIRMED = "confirmed"
+    """The hold became a booking."""
+    ALREADY = "already"
+    """The actor was booked already (confirmed before, or booked outright)."""
+    ABSENT = "absent"
+    """No seat to confirm: the hold expired, was cancelled, or never was."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmResult:
+    """The outcome of confirming a hold; ``seat`` for confirmed / already."""
+
+    status: ConfirmStatus
+    actor: str
+    seat: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON object (``None`` fields left out)."""
+        out: dict[str, Any] = {"status": self.status.value, "actor": self.actor}
+        if self.seat is not None:
+            out["seat"] = self.seat
         return out
 
 

@@ -16,9 +16,13 @@ __all__ = [
     "BookingOut",
     "CancelBody",
     "CancelOut",
+    "ConfirmBody",
+    "ConfirmOut",
     "ErrorDetail",
     "ErrorOut",
     "HealthOut",
+    "HoldBody",
+    "HoldOut",
     "OccurrenceOut",
     "OccurrencesOut",
     "ReadyOut",
@@ -54,6 +58,26 @@ class BookBody(_Body):
     waitlist: bool = Field(default=False, description="join the waitlist when full")
 
 
+class HoldBody(_Body):
+    """``POST /hold``: hold a seat for the caller (admins: for ``actor``) until confirmed."""
+
+    occurrence: str
+    actor: str | None = Field(
+        default=None, description="for whom; default the caller; others' only for admins"
+    )
+    capacity: int | None = Field(
+        default=None,
+        description="for an unscheduled occurrence (admins only); must match a scheduled one",
+    )
+
+
+class ConfirmBody(_Body):
+    """``POST /confirm``: turn the caller's hold (admins: ``actor``'s) into a booking."""
+
+    occurrence: str
+    actor: str | None = Field(default=None, description="whose hold; default the caller")
+
+
 class CancelBody(_Body):
     """``POST /cancel``: cancel the caller's seat or waitlist place (admins: ``actor``'s)."""
 
@@ -81,6 +105,27 @@ class BookingOut(_Out):
     seat: int | None = Field(default=None, description="booked / already: the 1-based seat")
     capacity: int | None = Field(default=None, description="booked / full: the capacity")
     position: int | None = Field(default=None, description="waitlisted: the place in line")
+
+
+class HoldOut(_Out):
+    """The outcome of ``POST /hold``."""
+
+    status: Literal["held", "already", "full", "waitlisted"]
+    actor: str
+    seat: int | None = Field(default=None, description="held / already: the 1-based seat")
+    capacity: int | None = Field(default=None, description="held / full: the capacity")
+    position: int | None = Field(default=None, description="waitlisted: the place in line")
+    expires_at: str | None = Field(
+        default=None, description="held: when the hold runs out unless confirmed (ISO 8601)"
+    )
+
+
+class ConfirmOut(_Out):
+    """The outcome of ``POST /confirm``."""
+
+    status: Literal["confirmed", "already", "absent"]
+    actor: str
+    seat: int | None = Field(default=None, description="confirmed / already: the seat")
 
 
 class CancelOut(_Out):

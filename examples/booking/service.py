@@ -9,6 +9,7 @@ input, states the decision, and turns the handler's outcome into a result.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, overload
 
 from evsrc.events import Conflict
@@ -19,6 +20,7 @@ from examples.booking.domain import (
     BookingStatus,
     CancelResult,
     CapacityMismatchError,
+    ConfirmResult,
     InvalidBookingError,
     NotScheduledError,
     Occurrence,
@@ -30,7 +32,7 @@ from examples.booking.domain import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from evsrc.aggregate import Rejection
     from evsrc.handler import Outcome
@@ -43,6 +45,12 @@ __all__ = ["BookingService"]
 #: attempts always suffice; the handler's bound is per service, so it is set
 #: generously and ``RetriesExhaustedError`` surfaces only under pathological churn.
 DEFAULT_MAX_ATTEMPTS = 64
+#: How long a hold lasts unless confirmed, by default.
+DEFAULT_HOLD_TTL = timedelta(minutes=15)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _raise_rejection(rejection: Rejection, occurrence: str, capacity: int | None) -> None:
@@ -88,7 +96,14 @@ class BookingService:
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         batching: bool = True,
+        hold_ttl: timedelta = DEFAULT_HOLD_TTL,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        if not isinstance(hold_ttl, timedelta) or hold_ttl <= timedelta(0):
+            msg = f"hold_ttl must be a positive timedelta, got {hold_ttl!r}"
+            raise InvalidBookingError(msg, argument="hold_ttl", value=hold_ttl)
+        self.hold_ttl = hold_ttl
+        self.clock = clock
         self.store = store
         self.handler: CommandHandler[Occurrence] = CommandHandler(
             store, Occurrence, max_attempts=max_attempts, batching=batching
@@ -195,6 +210,34 @@ class BookingService:
         assert outcome.result is not None
         return outcome.result
 
+    async def hold(self, occurrence: str, actor: str, capacity: int | None = None) -> BookingResult:
+        """Hold the next free seat for ``actor`` for ``hold_ttl``, unless confirmed.
+
+        Status ``held`` (with ``seat`` and ``expires_at``), else as :meth:`book`
+        would answer (``already``, ``waitlisted``, ``full``). The expiry is a
+        deadline that :class:`~examples.booking.reactions.BookingReactions`
+        fires: it frees the seat and promotes the waitlist.
+        """
+        check_occurrence(occurrence)
+        check_actor(actor)
+        if capacity is not None:
+            check_capacity(capacity)
+        expires_at = self.clock() + self.hold_ttl
+        outcome: Outcome[BookingResult] = await self.handler.execute(
+            occurrence, lambda occ: occ.hold(actor, capacity, expires_at)
+        )
+        return self._booking_result(outcome, occurrence, capacity)
+
+    async def confirm(self, occurrence: str, actor: str) -> ConfirmResult:
+        """Turn ``actor``'s hold into a booking: ``confirmed``, ``already`` or ``absent``."""
+        check_occurrence(occurrence)
+        check_actor(actor)
+        outcome: Outcome[ConfirmResult] = await self.handler.execute(
+            occurrence, lambda occ: occ.confirm(actor)
+        )
+        assert outcome.result is not None
+        return outcome.result
+
     async def schedule(self, occurrence: str, capacity: int) -> ScheduleResult:
         """Record the occurrence's capacity, so bookers need not pass it.
 
@@ -265,4 +308,5 @@ class BookingService:
             outcome.attempts,
             result.last_seq if committed is None else committed.last_seq,
             result.checkpoint if committed is None else committed.checkpoint,
+            result.expires_at,
         )

@@ -37,6 +37,7 @@ SCENARIOS = [
     "decision",
     "sqlite",
     "subscribers",
+    "reactions",
 ]
 SKIP_BENCH = "skipped: install .[bench]"
 

@@ -196,3 +196,35 @@ async def test_app_before_start_answers_503_json():
         assert (r.status_code, r.json()["error"]) == (503, "starting")
         r = await c.get("/ready")
         assert (r.status_code, r.json()["status"]) == (503, "not_ready")
+
+
+async def test_request_id_is_the_correlation_id_of_the_events(client, app_store):
+    from evsrc import CAUSATION_ID, CORRELATION_ID
+
+    headers = {"X-Request-Id": "req-corr-1"}
+    r = await client.post("/schedule", json={"occurrence": "yoga", "capacity": 2}, headers=headers)
+    assert r.status_code == 201
+    r = await client.post("/book", json={"occurrence": "yoga", "actor": "ann"})
+    assert r.status_code == 201
+    first, second = await app_store.read("booking:yoga")
+    assert first.metadata[CORRELATION_ID] == "req-corr-1"
+    generated = r.headers["x-request-id"]
+    assert second.metadata[CORRELATION_ID] == generated
+    assert first.metadata[CAUSATION_ID] != second.metadata[CAUSATION_ID]
+
+
+async def test_hold_and_confirm_over_http(client, app_store):
+    r = await client.post("/schedule", json={"occurrence": "yoga", "capacity": 1})
+    assert r.status_code == 201
+    r = await client.post("/hold", json={"occurrence": "yoga", "actor": "ann"})
+    assert r.status_code == 201
+    body = r.json()
+    assert (body["status"], body["seat"]) == ("held", 1) and "expires_at" in body
+    r = await client.post("/hold", json={"occurrence": "yoga", "actor": "bob"})
+    assert (r.status_code, r.json()["status"]) == (409, "full")
+    r = await client.post("/confirm", json={"occurrence": "yoga", "actor": "ann"})
+    assert (r.status_code, r.json()) == (200, {"status": "confirmed", "actor": "ann", "seat": 1})
+    r = await client.post("/confirm", json={"occurrence": "yoga", "actor": "bob"})
+    assert (r.status_code, r.json()["status"]) == (404, "absent")
+    r = await client.post("/confirm", json={"occurrence": "yoga", "actor": "ann", "x": 1})
+    assert r.status_code == 422

@@ -243,3 +243,44 @@ def test_race_on_postgres(pg_dsn):
     assert report["backend"] == "postgres"
     assert report["counts"] == {"booked": 20, "full": 180}
     assert report["problems"] == []
+
+
+def test_hold_confirm_and_react_across_invocations(tmp_path):
+    import time
+
+    store = f"sqlite:///{tmp_path / 'holds.db'}"
+    notices = tmp_path / "notices.jsonl"
+    assert run("schedule", "yoga", "1", "--store", store)[0] == 0
+    code, text = run("hold", "yoga", "ann", "--minutes", "0.005", "--store", store)
+    assert code == 0 and "ann: held seat 1 on yoga until" in text
+    assert run("hold", "yoga", "bob", "--store", store)[0] == 3  # full
+    assert run("book", "yoga", "bob", "--waitlist", "--store", store)[0] == 0
+    code, text = run("roster", "yoga", "--store", store)
+    assert "ann  (held until" in text
+    assert run("confirm", "yoga", "cy", "--store", store)[0] == 4  # no hold
+    time.sleep(0.5)  # ann's hold (0.3 s) runs out while nothing runs
+    notify = ["--notify-file", str(notices)]
+    code, text = run("react", "--once", "--json", *notify, "--store", store)
+    assert code == 0
+    assert json.loads(text) == {"expired": 1, "notified": 1}
+    code, text = run("roster", "yoga", "--json", "--store", store)
+    assert json.loads(text)["roster"] == ["bob"]
+    (line,) = notices.read_text().splitlines()
+    assert json.loads(line)["payload"] == {"occurrence": "yoga", "actor": "bob"}
+    code, text = run("react", "--once", "--json", *notify, "--store", store)
+    assert json.loads(text) == {"expired": 0, "notified": 0}  # nothing twice
+    assert len(notices.read_text().splitlines()) == 1
+    with pytest.raises(SystemExit) as exc:
+        run("hold", "yoga", "dee", "--minutes", "0", "--store", store)
+    assert exc.value.code == 2
+
+
+def test_race_with_holds_expires_promotes_and_notifies():
+    code, text = run("race", "--holds", "--bookers", "60", "--seats", "6", "--json")
+    assert code == 0, text
+    report = json.loads(text)
+    assert report["problems"] == []
+    counts = report["counts"]
+    assert (counts["held"], counts["confirmed"], counts["expired"]) == (6, 3, 3)
+    assert counts["promoted"] == report["notified"] == 3
+    assert report["roster_size"] == 6
