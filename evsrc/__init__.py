@@ -41,8 +41,10 @@ from evsrc.events import (
 )
 from evsrc.handler import CommandHandler as CommandHandler
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
+from evsrc.parking import ParkedEvent as ParkedEvent, ParkedEvents as ParkedEvents
 from evsrc.projection import (
     CheckpointStore as CheckpointStore,
+    FailurePolicy as FailurePolicy,
     InMemoryCheckpointStore as InMemoryCheckpointStore,
     Lag as Lag,
     ProjectionRunner as ProjectionRunner,
@@ -91,6 +93,7 @@ __all__ = [
     "EventStore",
     "EventStreamSnapshotStore",
     "EvsrcError",
+    "FailurePolicy",
     "InMemoryCheckpointStore",
     "InMemorySnapshotStore",
     "InvalidCheckpointError",
@@ -101,6 +104,8 @@ __all__ = [
     "NewEvent",
     "Outcome",
     "OutcomeUnknownError",
+    "ParkedEvent",
+    "ParkedEvents",
     "ProjectionError",
     "ProjectionRunner",
     "Projector",

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from evsrc.events import Checkpoint
-from evsrc.projection import ProjectionRunner, Projector
+from evsrc.parking import PARKED_PREFIX
+from evsrc.projection import FailurePolicy, ProjectionRunner, Projector
 from evsrc.sqlite import _sql
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class SqliteProjectionRunner(ProjectionRunner):
         *,
         name: str | None = None,
         save_skipped_every: int = 256,
+        on_failure: FailurePolicy | None = None,
+        parked_poll: float = 1.0,
     ) -> None:
         self.sqlite_checkpoints = SqliteCheckpointStore(store)
         super().__init__(
@@ -94,6 +97,8 @@ class SqliteProjectionRunner(ProjectionRunner):
             self.sqlite_checkpoints,
             name=name,
             save_skipped_every=save_skipped_every,
+            on_failure=on_failure,
+            parked_poll=parked_poll,
         )
         self.sqlite_store = store
 
@@ -105,3 +110,13 @@ class SqliteProjectionRunner(ProjectionRunner):
         async with self.sqlite_store.transaction() as conn:
             await self.projector.handle(recorded, conn)
             _save(conn, self.name, recorded.checkpoint)
+
+    async def _replay(self, recorded: RecordedEvent, number: int) -> None:
+        """Handle a parked event again in one transaction, once: a row keyed by its number
+        in the checkpoint table commits with the handler's writes."""
+        key = f"{PARKED_PREFIX}{self.name}#{number}"
+        async with self.sqlite_store.transaction() as conn:
+            if _load(conn, key) is not None:
+                return  # replayed before a crash kept it from being recorded
+            await self.projector.handle(recorded, conn)
+            _save(conn, key, recorded.checkpoint)
