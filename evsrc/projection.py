@@ -626,6 +626,7 @@ class ProjectionRunner:
                 error = exc
             finally:
                 tg.cancel_scope.cancel()
+        self._parked_dirty = False
         if error is not None:
             raise error
         return n
@@ -744,31 +745,40 @@ class ProjectionRunner:
             if before:
                 await self._process_batch(before)
                 rest = rest[len(before) :]
+        # Per-event handlers name the event that failed: that was its first attempt.
+        tried = failed is not None and not overrides_handle_batch(self.projector)
         for recorded in rest:
-            await self._one(recorded)
+            if tried and recorded.checkpoint == failed.checkpoint:
+                await self._one(recorded, exc)
+            else:
+                await self._one(recorded, None)
 
-    async def _one(self, recorded: RecordedEvent) -> None:
-        """Handle one event under the failure policy: retry, then stop or park it."""
+    async def _one(self, recorded: RecordedEvent, error: ProjectionError | None) -> None:
+        """Handle one event under the failure policy: retry, then stop or park it.
+
+        ``error``: the failure of a first attempt already made, if any.
+        """
         policy = self.on_failure
-        attempts = 0
+        attempts = 0 if error is None else 1
         while True:
+            if error is not None:
+                if attempts > policy.retries:
+                    if policy.then == "park":
+                        await self._park(recorded, error, attempts)
+                        return
+                    self.failed = error
+                    self._notify()
+                    raise error
+                self.state = f"retrying {recorded.stream}#{recorded.seq}: {error.cause!r}"
+                await self._pause(policy.delay(attempts))
+                if self._stopping or self._lease_lost():
+                    raise _StopRequestedError from error
             try:
                 await self._process_batch([recorded])
                 return
             except ProjectionError as exc:
                 attempts += 1
-                if attempts <= policy.retries:
-                    self.state = f"retrying {recorded.stream}#{recorded.seq}: {exc.cause!r}"
-                    await self._pause(policy.delay(attempts))
-                    if self._stopping or self._lease_lost():
-                        raise _StopRequestedError from exc
-                    continue
-                if policy.then == "park":
-                    await self._park(recorded, exc, attempts)
-                    return
-                self.failed = exc
-                self._notify()
-                raise
+                error = exc
 
     async def _park(self, recorded: RecordedEvent, exc: ProjectionError, attempts: int) -> None:
         """Record ``recorded`` in the parked stream, then move the checkpoint past it.
@@ -965,7 +975,7 @@ class ProjectionRunner:
             if within is not None:
                 scope.deadline = anyio.current_time() + within
             self._wait_scope = scope
-            if self._stopping or self._lease_lost():
+            if self._stopping or self._lease_lost() or self._parked_dirty:
                 scope.cancel()
             try:
                 return await fn()
