@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from evsrc.admin import inspect, render
+from evsrc.admin import inspect, parked, render
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
 from evsrc.events import Checkpoint
 from evsrc.urls import open_store, redact_url
@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     r = actions.add_parser("reset", help="forget a projection's checkpoint: it replays")
     r.add_argument("name")
+    parked.add_parser(commands)
     return parser
 
 
@@ -148,6 +149,8 @@ async def _dispatch(args: argparse.Namespace, store: EventStore, out: render.Out
         )
     elif command == "tail":
         await _tail(args, store, out)
+    elif command == "parked":
+        return await parked.run(args, store, out)
     elif command == "projections":
         if not await inspect.reset_projection(store, args.name):
             return _fail(FAILED, f"no saved checkpoint for projection {args.name!r}")
