@@ -65,6 +65,7 @@ from evsrc.store import (
     MAX_TYPE_LENGTH as MAX_TYPE_LENGTH,
     EventStore as EventStore,
 )
+from evsrc.telemetry import instrument as instrument
 from evsrc.urls import open_store as open_store
 
 __version__ = "0.1.0"
@@ -122,5 +123,6 @@ __all__ = [
     "UnknownEventTypeError",
     "applies",
     "handles",
+    "instrument",
     "open_store",
 ]

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
     from evsrc.events import RecordedEvent
     from evsrc.store import EventStore
+    from evsrc.telemetry import Telemetry
 
 __all__ = [
     "CheckpointStore",
@@ -445,6 +446,8 @@ class ProjectionRunner:
         # Created only while someone waits: an event per processed event is not free.
         self._advanced: anyio.Event | None = None
         self._parked_seen = -1
+        #: Set by :func:`evsrc.telemetry.instrument`: spans and metrics per batch.
+        self.telemetry: Telemetry | None = None
         self._parked_dirty = False
 
     # -- running ------------------------------------------------------------------
@@ -705,19 +708,17 @@ class ProjectionRunner:
         else:
             wanted = [e for e in batch if wants(e)]
         if wanted:
+            telemetry = self.telemetry
             try:
-                await self._process_batch(wanted)
-            except ProjectionError as exc:
-                policy = self.on_failure
-                if policy.retries == 0 and policy.then == "stop":
-                    await self._fail(exc, wanted)
-                    raise
-                try:
-                    await self._recover(exc, wanted)
-                except _StopRequestedError:
-                    self._unsaved = 0
-                    self._notify()
-                    return 0
+                if telemetry is None:
+                    await self._handle_wanted(wanted)
+                else:
+                    with telemetry.projection_batch(self.name, wanted):
+                        await self._handle_wanted(wanted)
+            except _StopRequestedError:
+                self._unsaved = 0
+                self._notify()
+                return 0
             # Skipped events after the last handled one are counted as unsaved.
             self._unsaved = sum(1 for e in batch if e.checkpoint > wanted[-1].checkpoint)
         else:
@@ -728,6 +729,17 @@ class ProjectionRunner:
         self.checkpoint = batch[-1].checkpoint
         self._notify()
         return len(batch)
+
+    async def _handle_wanted(self, wanted: list[RecordedEvent]) -> None:
+        """Process the wanted events of a batch under the failure policy."""
+        try:
+            await self._process_batch(wanted)
+        except ProjectionError as exc:
+            policy = self.on_failure
+            if policy.retries == 0 and policy.then == "stop":
+                await self._fail(exc, wanted)
+                raise
+            await self._recover(exc, wanted)
 
     @property
     def _raw(self) -> bool:
