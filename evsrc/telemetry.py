@@ -20,20 +20,19 @@ exporters) in the application, as usual.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from evsrc.errors import ConfigurationError, InvalidInputError
-from evsrc.events import Committed
+from evsrc.events import Committed, NewEvent
 from evsrc.store import EventStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
-    from evsrc.events import Checkpoint, Conflict, NewEvent, RecordedEvent
+    from evsrc.events import Checkpoint, Conflict, RecordedEvent
 
 __all__ = ["TRACEPARENT", "InstrumentedStore", "Telemetry", "instrument"]
 
@@ -41,6 +40,8 @@ __all__ = ["TRACEPARENT", "InstrumentedStore", "Telemetry", "instrument"]
 TRACEPARENT: Final = "traceparent"
 #: At most this many links on a projection batch's span.
 MAX_LINKS: Final = 32
+#: Seconds between look-ups of the global providers while none is configured.
+RECHECK: Final = 1.0
 #: A subscription that waited at least this long for its next event counts as woken up.
 WAKE_AFTER: Final = 0.001
 
@@ -70,6 +71,21 @@ class Telemetry:
         self._tracer: Any = None
         self._mp: Any = object()
         self._meters: _Instruments | None = None
+        self._recheck_at = 0.0
+        self._disabled = False
+
+    def disabled(self) -> bool:
+        """Whether neither traces nor metrics are configured (the one check per call).
+
+        The global providers are looked up at most every ``RECHECK`` seconds
+        (a lookup reads the environment): an SDK configured later is seen then.
+        """
+        now = time.monotonic()
+        if now < self._recheck_at:
+            return self._disabled
+        self._recheck_at = now + RECHECK
+        self._disabled = self.tracer() is None and self.instruments() is None
+        return self._disabled
 
     def tracer(self) -> Any:
         """The evsrc tracer, or ``None`` when no tracer provider is configured."""
@@ -102,7 +118,7 @@ class Telemetry:
         return [
             e
             if TRACEPARENT in e.metadata
-            else dataclasses.replace(e, metadata={**e.metadata, TRACEPARENT: parent})
+            else NewEvent(e.type, e.data, {**e.metadata, TRACEPARENT: parent}, e.id, e.version)
             for e in events
         ]
 
@@ -128,6 +144,9 @@ class Telemetry:
     @contextmanager
     def projection_batch(self, name: str, events: Sequence[RecordedEvent]) -> Iterator[None]:
         """Around one batch of a projection: a span linked to its causes, size and lag."""
+        if self.disabled():
+            yield
+            return
         meters = self.instruments()
         if meters is not None:
             attrs = {"evsrc.projection": name}
@@ -200,10 +219,14 @@ class InstrumentedStore(EventStore):
         self, stream: str, expected: int, events: Sequence[NewEvent]
     ) -> Committed | Conflict:
         """``append_expect`` of the wrapped store, traced and measured."""
+        if self.telemetry.disabled():
+            return await self.inner.append_expect(stream, expected, events)
         return await self._append(stream, expected, events)
 
     async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
         """``append`` of the wrapped store, traced and measured."""
+        if self.telemetry.disabled():
+            return await self.inner.append(stream, events)
         result = await self._append(stream, None, events)
         assert isinstance(result, Committed)
         return result
@@ -214,11 +237,6 @@ class InstrumentedStore(EventStore):
         t = self.telemetry
         tracer = t.tracer()
         meters = t.instruments()
-        inner = self.inner
-        if tracer is None and meters is None:
-            if expected is None:
-                return await inner.append(stream, events)
-            return await inner.append_expect(stream, expected, events)
         if tracer is not None:
             events = t.stamp(events)
         outcome = "error"
@@ -282,7 +300,7 @@ class InstrumentedStore(EventStore):
     ) -> AsyncIterator[RecordedEvent]:
         """``subscribe`` of the wrapped store, counting wake-ups."""
         feed = self.inner.subscribe(after, stream_prefix=stream_prefix, types=types)
-        if self.telemetry.instruments() is None:
+        if self.telemetry.disabled() or self.telemetry.instruments() is None:
             return feed
         return self._counted(feed)
 
@@ -314,10 +332,10 @@ def _instrument_handler(handler: Any, telemetry: Telemetry) -> Any:
     execute = handler.execute
 
     async def traced(key: str, decide: Any, **kw: Any) -> Any:
+        if telemetry.disabled():
+            return await execute(key, decide, **kw)
         tracer = telemetry.tracer()
         meters = telemetry.instruments()
-        if tracer is None and meters is None:
-            return await execute(key, decide, **kw)
         start = time.perf_counter()
         if tracer is None:
             outcome = await execute(key, decide, **kw)

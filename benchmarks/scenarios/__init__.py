@@ -23,6 +23,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "Appends with 50 idle subscribers beside none",
         "subscribers:run_subscribers",
     ),
+    "telemetry": (
+        "OpenTelemetry on the hot paths: instrumented beside not",
+        "telemetry:run_telemetry",
+    ),
 }
 
 

@@ -37,6 +37,7 @@ SCENARIOS = [
     "decision",
     "sqlite",
     "subscribers",
+    "telemetry",
 ]
 SKIP_BENCH = "skipped: install .[bench]"
 
