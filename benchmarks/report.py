@@ -192,6 +192,29 @@ def goals(data: Data) -> list[Data]:
             0.5,
         )
     )
+    # Issue 12: transactional catch-up, and what idle live subscribers cost writers.
+    out.append(
+        _goal_min(
+            "transactional projector catch-up ≥ 0.25× reading through evsrc and inserting "
+            "the same rows in 500-row transactions with raw asyncpg",
+            [
+                c
+                for c in _cases(data, "read", "postgres")
+                if c["params"].get("what") == "projector_tx"
+            ],
+            "evsrc/limit",
+            0.25,
+        )
+    )
+    out.append(
+        _goal_min(
+            "appends with 50 idle subscribers (to a prefix nobody writes) ≥ 0.85× appends "
+            "with none, on PostgreSQL",
+            _cases(data, "subscribers", "postgres"),
+            "evsrc/limit",
+            0.85,
+        )
+    )
     return out
 
 

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["decode_metadata", "decode_objects", "encode_object"]
+__all__ = ["decode_metadata", "decode_objects", "encode_object", "same_json_text"]
 
 _OPTIONS: Final = (
     orjson.OPT_PASSTHROUGH_DATETIME
@@ -95,3 +95,25 @@ def decode_metadata(texts: list[str]) -> list[dict[str, Any]]:
         if t != "{}":
             return decode_objects(texts)
     return [{} for _ in texts]
+
+
+def same_json_text(sent: str, stored: str) -> bool:
+    """Whether two JSON texts hold the same value, as PostgreSQL's jsonb compares them."""
+    return sent == stored or _json_equal(decode_objects([sent])[0], decode_objects([stored])[0])
+
+
+def _json_equal(a: object, b: object) -> bool:
+    # Numbers compare by value (1 == 1.0, as jsonb), but true is not 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return a.keys() == b.keys() and all(_json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b

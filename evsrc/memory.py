@@ -16,6 +16,7 @@ from uuid import UUID, SafeUUID
 import anyio
 import anyio.lowlevel
 
+from evsrc._json import same_json_text
 from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreClosedError
 from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
 from evsrc.store import (
@@ -101,28 +102,6 @@ def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
         event(r[0], r[1], r[2], r[3], uuid(r[4]), r[5], r[6], d, m, r[9])
         for r, d, m in zip(rows, data, metadata, strict=True)
     ]
-
-
-def _same_json(sent: str, stored: str) -> bool:
-    """Whether two JSON texts hold the same value, as PostgreSQL's jsonb compares them."""
-    return sent == stored or _json_equal(decode_objects([sent])[0], decode_objects([stored])[0])
-
-
-def _json_equal(a: object, b: object) -> bool:
-    # Numbers compare by value (1 == 1.0, as jsonb), but true is not 1.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        assert isinstance(b, dict)
-        return a.keys() == b.keys() and all(_json_equal(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        assert isinstance(b, list)
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
 
 
 class InMemoryEventStore(EventStore):
@@ -229,8 +208,8 @@ class InMemoryEventStore(EventStore):
                 if not (
                     e.type == row[5]
                     and e.version == row[6]
-                    and _same_json(e.data, row[7])
-                    and _same_json(e.metadata, row[8])
+                    and same_json_text(e.data, row[7])
+                    and same_json_text(e.metadata, row[8])
                 ):
                     raise EventIdReusedError(event_id=e.id, stream=stream, seq=row[1])
             _, seq, position, commit, *_ = rows[base + len(encoded) - 1]

@@ -326,8 +326,8 @@ class _StopRequestedError(Exception):
     """stop() came while a failing event waited for its retry (internal)."""
 
 
-class _LeaseLostError(Exception):
-    """Another runner of the projection has taken over (internal)."""
+class _LeaseLostError(EvsrcError):
+    """Another runner of the projection moved its checkpoint; this one stands by."""
 
 
 _INTERRUPTED: Final = object()
@@ -399,6 +399,12 @@ class ProjectionRunner:
         if not isinstance(name, str) or not name:
             msg = "a projection needs a name: set Projector.name or pass name="
             raise InvalidInputError(msg, argument="name", value=name)
+        if projector.event_types() == []:
+            msg = (
+                f"projector {name!r} handles no event type: mark its methods with "
+                "@handles(...), or override wants() and handle()"
+            )
+            raise InvalidInputError(msg, argument="projector", value=projector)
         _number(save_skipped_every, "save_skipped_every", low=1, integer=True)
         _number(batch_size, "batch_size", low=1, integer=True)
         _number(max_batch_latency, "max_batch_latency", low=0)
@@ -495,7 +501,9 @@ class ProjectionRunner:
         """Process every event committed so far, then return how many were processed.
 
         Waits (in ``standby``) while another runner of the projection is
-        active. Faults are raised, not retried.
+        active. Faults are raised, not retried; so is an ``EvsrcError`` when
+        another runner moved the checkpoint meanwhile (nothing of that batch
+        was saved).
         """
         async with self._session():
             while not await self._acquire_lease():

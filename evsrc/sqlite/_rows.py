@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, SafeUUID
 
-from evsrc.errors import DuplicateEventIdError, InvalidInputError
+from evsrc._json import same_json_text
+from evsrc.errors import DuplicateEventIdError, EventIdReusedError
 from evsrc.events import Checkpoint, Committed, RecordedEvent
 from evsrc.sqlite import _sql
-from evsrc.store import decode_metadata, decode_objects
+from evsrc.store import check_filter, decode_metadata, decode_objects
 
 if TYPE_CHECKING:
     import sqlite3
@@ -88,30 +89,17 @@ NO_FILTERS: Final = Filters("", ())
 
 
 def check_filters(stream_prefix: object, types: object) -> Filters:
-    """Check ``stream_prefix`` / ``types`` and turn them into a WHERE fragment."""
+    """Check ``stream_prefix`` / ``types`` (the shared rule) and turn them into a WHERE fragment."""
+    flt = check_filter(stream_prefix, types)
     sql = ""
     args: list[Any] = []
-    if stream_prefix is not None:
-        if type(stream_prefix) is not str or "\x00" in stream_prefix:
-            msg = f"stream_prefix must be None or a str without NUL, got {stream_prefix!r}"
-            raise InvalidInputError(msg, argument="stream_prefix", value=stream_prefix)
-        if stream_prefix:
-            sql += " AND substr(stream, 1, ?) = ?"
-            args += [len(stream_prefix), stream_prefix]
-    if types is not None:
-        if isinstance(types, (str, bytes)) or not hasattr(types, "__iter__"):
-            msg = f"types must be None or a collection of str, got {type(types).__name__}"
-            raise InvalidInputError(msg, argument="types", value=types)
-        wanted = list(dict.fromkeys(types))
-        for t in wanted:
-            if type(t) is not str:
-                msg = f"types must hold str event types, got {t!r}"
-                raise InvalidInputError(msg, argument="types", value=types)
-        if not wanted:
-            sql += " AND 0"
-        else:
-            sql += f" AND type IN ({', '.join('?' * len(wanted))})"
-            args += wanted
+    if flt.stream_prefix is not None:
+        sql += " AND substr(stream, 1, ?) = ?"
+        args += [len(flt.stream_prefix), flt.stream_prefix]
+    if flt.types is not None:
+        wanted = sorted(flt.types)
+        sql += f" AND type IN ({', '.join('?' * len(wanted))})"
+        args += wanted
     return Filters(sql, tuple(args)) if sql else NO_FILTERS
 
 
@@ -143,21 +131,21 @@ def decode(rows: list[Any]) -> list[RecordedEvent]:
 
 
 def same_content(place: Place, e: EncodedEvent) -> bool:
-    if place.type != e.type or place.version != e.version:
-        return False
-    for stored, sent in ((place.data, e.data), (place.metadata, e.metadata)):
-        if stored != sent:
-            a, b = decode_objects([stored, sent])
-            if a != b:
-                return False
-    return True
+    """Whether a stored event holds what a retry sends again (JSON compared as jsonb does)."""
+    return (
+        place.type == e.type
+        and place.version == e.version
+        and same_json_text(e.data, place.data)
+        and same_json_text(e.metadata, place.metadata)
+    )
 
 
 def retried(
     stream: str, expected: int | None, encoded: list[EncodedEvent], found: dict[UUID, Place]
 ) -> Committed:
     """The original result if every id sits exactly where this append would put it,
-    holding the same event; else ``DuplicateEventIdError``."""
+    holding the same event; else ``DuplicateEventIdError`` (``EventIdReusedError`` when
+    the ids sit there with other content)."""
     places = [found.get(e.id) for e in encoded]
     first = places[0]
     base = expected
@@ -169,12 +157,7 @@ def retried(
         for p, e in zip(places, encoded, strict=True):
             assert p is not None
             if not same_content(p, e):
-                msg = (
-                    f"event id {e.id} is already committed as {stream!r} seq {p.seq} "
-                    "with a different type, version, data or metadata; a retry must re-send "
-                    "the same events"
-                )
-                raise DuplicateEventIdError(msg, event_id=e.id, stream=stream, seq=p.seq)
+                raise EventIdReusedError(event_id=e.id, stream=stream, seq=p.seq)
         last = places[-1]
         assert last is not None
         return Committed(

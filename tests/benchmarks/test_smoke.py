@@ -189,7 +189,7 @@ def test_quick_run_every_scenario(tmp_path: Path) -> None:
     _ok(pg, "small")
     _ok(pg, "big")
     goals = {g["goal"]: g["status"] for g in data["goals"]}
-    assert len(goals) == 10
+    assert len(goals) == 12
     assert all(s in ("met", "missed", "partial", "not available") for s in goals.values())
     if bench:
         assert data["outputs"]["chart"] == "ok"

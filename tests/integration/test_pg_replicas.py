@@ -27,8 +27,10 @@ from evsrc import (
     StoreUnavailableError,
 )
 from evsrc.postgres import PostgresEventStore, ReplicatedPostgresEventStore
+from evsrc.postgres.projection import PostgresProjectionRunner
 from examples.booking import BookingService
 from tests.pgcluster import Cluster, ClusterSet
+from tests.projections.readmodel import TABLE, AppliedInBatches, check_exactly_once, ticks
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -199,6 +201,40 @@ async def test_booking_on_a_lagging_standby_never_overbooks(
     assert statuses["full"] == bookers - seats, statuses
 
 
+async def test_transactional_projection_reads_the_standby_and_writes_the_primary(
+    replicated: tuple[Cluster, Cluster],
+) -> None:
+    primary, standby = replicated
+    schema = await _fresh_schema(primary)
+    async with await PostgresEventStore.connect(
+        primary.dsn, replicas=[standby.dsn], schema=schema, **POOL
+    ) as store:
+        await store.setup()
+        await store.pool.execute(TABLE)
+        for k in range(20):
+            await store.append(f"s{k % 4}", ticks(3, f"a{k}"))
+        runner = PostgresProjectionRunner(store, AppliedInBatches("r"), batch_size=25)
+        async with runner.running():
+            with anyio.fail_after(60):
+                await runner.wait_until_head()
+            assert await check_exactly_once(store) == 60
+            # With the standby's replay paused, new events reach the runner only once
+            # it resumes: the runner reads from the standby, not the primary.
+            standby.psql("SELECT pg_wal_replay_pause()")
+            try:
+                for k in range(10):
+                    await store.append(f"s{k % 4}", ticks(2, f"b{k}"))
+                await anyio.sleep(1.0)
+                applied = await store.pool.fetchval("SELECT count(*) FROM applied")
+                assert applied == 60
+            finally:
+                standby.psql("SELECT pg_wal_replay_resume()")
+            with anyio.fail_after(60):
+                await runner.wait_until_head()
+            assert await check_exactly_once(store) == 80
+        await store.pool.execute("DROP TABLE applied")
+
+
 async def test_failover_loses_no_acknowledged_append() -> None:
     """Synchronous replication; kill -9 the primary under load; promote; nothing lost."""
     clusters = ClusterSet()
@@ -242,16 +278,21 @@ async def _run_failover(clusters: ClusterSet, primary: Cluster, standby: Cluster
     seen: list[RecordedEvent] = []
 
     async with await PostgresEventStore.connect(
-        dsn, poll_interval=0.05, min_size=1, max_size=writers + 2, timeout=5
+        dsn, poll_interval=0.05, min_size=1, max_size=writers + 4, timeout=5
     ) as store:
         await store.setup()
+        await store.pool.execute(TABLE)
+        # A transactional projection rides through the failover (faults are retried).
+        runner = PostgresProjectionRunner(
+            store, AppliedInBatches("f"), retry_initial=0.01, retry_max=0.5, batch_size=50
+        )
 
         async def writer(w: int) -> None:
             nonlocal unknown, first_append_after_kill
             stream = f"w-{w}"
             expected = 0
             while not stop.is_set():
-                events = [NewEvent("e", {"w": w, "n": expected + 1 + i}) for i in range(2)]
+                events = [NewEvent("tick", {"n": expected + 1 + i}, {"w": w}) for i in range(2)]
                 while True:  # the same events (same ids) until their outcome is known
                     issued = time.monotonic()
                     try:
@@ -292,7 +333,7 @@ async def _run_failover(clusters: ClusterSet, primary: Cluster, standby: Cluster
             stop.set()
 
         with anyio.fail_after(120):
-            async with anyio.create_task_group() as tg:
+            async with runner.running(), anyio.create_task_group() as tg:
                 tg.start_soon(subscriber)
                 tg.start_soon(chaos)
                 async with anyio.create_task_group() as writers_tg:
@@ -302,6 +343,8 @@ async def _run_failover(clusters: ClusterSet, primary: Cluster, standby: Cluster
                 final = [e async for e in store.read_all()]
                 while len(seen) < len(final):
                     await anyio.sleep(0.05)
+                await runner.wait_until_head()
+                assert await check_exactly_once(store) == len(final)
                 tg.cancel_scope.cancel()
 
     assert first_append_after_kill is not None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import asyncpg
 import pytest
 
-from evsrc import NewEvent
-from tests.pgfixtures import open_store
+from evsrc import NewEvent, StoreUnavailableError
+from tests.pgfixtures import admin_dsn, open_store
 
 if TYPE_CHECKING:
     from evsrc import RecordedEvent
@@ -106,3 +107,46 @@ async def test_a_subscriber_left_behind_by_the_feed_reads_by_itself(
         want = [-1, *range(3000)]
         assert [e.data["i"] for e in quick if e.type == "t"] == want
         assert [e.id for e in got] == [e.id for e in quick]
+
+
+@pytest.mark.slow
+async def test_subscribe_outlives_a_long_outage(pg_dsn: str) -> None:
+    database = pg_dsn.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(admin_dsn())
+    allow = f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'
+    try:
+        async with open_store(pg_dsn, poll_interval=0.05) as store:
+            got: list[RecordedEvent] = []
+
+            async def follow() -> None:
+                async for e in store.subscribe():
+                    got.append(e)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(follow)
+                await store.append("s", [NewEvent("t")])
+                with anyio.fail_after(10):
+                    while not got:
+                        await anyio.sleep(0.01)
+                # 15 s without the database: longer than subscribe() used to last.
+                await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    database,
+                )
+                await anyio.sleep(15)
+                await admin.execute(allow)
+                with anyio.fail_after(30):
+                    while True:
+                        try:
+                            await store.append("s", [NewEvent("t", {"after": True})])
+                            break
+                        except StoreUnavailableError:
+                            await anyio.sleep(0.1)
+                    while len(got) < 2:
+                        await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+            assert got[-1].data == {"after": True}
+    finally:
+        await admin.execute(allow)
+        await admin.close()

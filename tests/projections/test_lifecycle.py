@@ -211,3 +211,9 @@ async def test_runner_arguments_are_checked(any_store: EventStore) -> None:
     for bad in ({"batch_size": 0}, {"max_batch_latency": -1}, {"retry_max": "1"}):
         with pytest.raises(InvalidInputError):
             ProjectionRunner(any_store, Counted([]), **bad)
+
+    class Nothing(Projector):
+        name = "nothing"
+
+    with pytest.raises(InvalidInputError, match="handles no event type"):
+        ProjectionRunner(any_store, Nothing())

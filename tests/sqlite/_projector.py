@@ -60,7 +60,7 @@ async def make_table(store: SqliteEventStore) -> None:
 
 async def main(path: str) -> None:
     async with await SqliteEventStore.connect(path) as store:
-        runner = SqliteProjectionRunner(store, Tally(delay=0.002))
+        runner = SqliteProjectionRunner(store, Tally(delay=0.002), batch_size=1)
         await runner.setup()
         await make_table(store)
         print("ready", flush=True)

@@ -131,3 +131,44 @@ async def test_exactly_once_across_kill_9(tmp_path: Path) -> None:
         done = await tally(store)
         assert set(done) == await counted(store)
         assert set(done.values()) == {1}
+
+
+async def test_runners_on_separate_connections_apply_each_event_once(tmp_path: Path) -> None:
+    """Two store objects on one file (as two processes would be): each event applied once."""
+    path = tmp_path / "two.db"
+    async with (
+        await SqliteEventStore.connect(path) as a_store,
+        await SqliteEventStore.connect(path) as b_store,
+    ):
+        await a_store.setup()
+        await make_table(a_store)
+        await history(a_store, 40)
+        a = SqliteProjectionRunner(a_store, Tally(delay=0.001), batch_size=7)
+        b = SqliteProjectionRunner(b_store, Tally(delay=0.001), batch_size=5)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.run)
+            tg.start_soon(b.run)
+            for i in range(40, 120):
+                await (a_store if i % 2 else b_store).append(
+                    f"s{i % 3}", [NewEvent("counted", {"n": i})]
+                )
+                if i % 10 == 0:
+                    await anyio.sleep(0.01)
+            with anyio.fail_after(30):
+                await a.wait_until_head()
+                await b.wait_until_head()
+            tg.cancel_scope.cancel()
+        done = await tally(a_store)
+        assert set(done) == await counted(a_store)
+        assert set(done.values()) == {1}  # no event applied twice
+
+
+async def test_a_stale_checkpoint_write_is_refused(store: SqliteEventStore) -> None:
+    cps = SqliteCheckpointStore(store)
+    assert await cps.compare_and_save("x", None, Checkpoint(1, 1))
+    assert not await cps.compare_and_save("x", None, Checkpoint(2, 2))  # not the first any more
+    assert not await cps.compare_and_save("x", Checkpoint(9, 9), Checkpoint(2, 2))  # sideways
+    assert await cps.compare_and_save("x", Checkpoint(1, 1), Checkpoint(2, 2))
+    assert await cps.load("x") == Checkpoint(2, 2)
+    await cps.reset("x")
+    assert await cps.load("x") is None
