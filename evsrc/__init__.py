@@ -46,8 +46,10 @@ from evsrc.events import (
 )
 from evsrc.handler import CommandHandler as CommandHandler
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
+from evsrc.parking import ParkedEvent as ParkedEvent, ParkedEvents as ParkedEvents
 from evsrc.projection import (
     CheckpointStore as CheckpointStore,
+    FailurePolicy as FailurePolicy,
     InMemoryCheckpointStore as InMemoryCheckpointStore,
     Lag as Lag,
     ProjectionRunner as ProjectionRunner,
@@ -77,6 +79,7 @@ from evsrc.store import (
     MAX_TYPE_LENGTH as MAX_TYPE_LENGTH,
     EventStore as EventStore,
 )
+from evsrc.telemetry import instrument as instrument
 from evsrc.urls import open_store as open_store
 
 __version__ = "0.1.0"
@@ -109,6 +112,7 @@ __all__ = [
     "EventStore",
     "EventStreamSnapshotStore",
     "EvsrcError",
+    "FailurePolicy",
     "InMemoryCheckpointStore",
     "InMemorySnapshotStore",
     "InvalidCheckpointError",
@@ -121,6 +125,8 @@ __all__ = [
     "OutboxMessage",
     "Outcome",
     "OutcomeUnknownError",
+    "ParkedEvent",
+    "ParkedEvents",
     "ProcessManager",
     "ProjectionError",
     "ProjectionRunner",
@@ -141,5 +147,6 @@ __all__ = [
     "applies",
     "correlated",
     "handles",
+    "instrument",
     "open_store",
 ]

@@ -58,6 +58,7 @@ from evsrc.errors import (
     StoreUnavailableError,
 )
 from evsrc.events import Checkpoint, Committed
+from evsrc.parking import PARKED_PREFIX, ParkedEvents
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -67,9 +68,11 @@ if TYPE_CHECKING:
 
     from evsrc.events import RecordedEvent
     from evsrc.store import EventStore
+    from evsrc.telemetry import Telemetry
 
 __all__ = [
     "CheckpointStore",
+    "FailurePolicy",
     "InMemoryCheckpointStore",
     "Lag",
     "ProjectionRunner",
@@ -268,6 +271,61 @@ class Lag:
     exact: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class FailurePolicy:
+    """What a runner does when its projector raises on an event (not on a fault).
+
+    ``retries``: how many more times to try the event, after ``backoff``
+    seconds doubling up to ``max_backoff``. Then ``then``: ``"stop"`` (the
+    runner stops with ``ProjectionError``, its checkpoint just before the
+    event) or ``"park"`` (the event is recorded in the projection's parked
+    stream, ``$parked:<name>``, with its position and the error, and the
+    runner goes on). Build one with :meth:`stop`, :meth:`retry` or :meth:`park`.
+    """
+
+    retries: int = 0
+    backoff: float = 0.1
+    max_backoff: float = 5.0
+    then: str = "stop"
+
+    def __post_init__(self) -> None:
+        _number(self.retries, "retries", low=0, integer=True)
+        _number(self.backoff, "backoff", low=0)
+        _number(self.max_backoff, "max_backoff", low=0)
+        if self.then not in ("stop", "park"):
+            msg = f'then must be "stop" or "park", got {self.then!r}'
+            raise InvalidInputError(msg, argument="then", value=self.then)
+
+    @classmethod
+    def stop(cls) -> FailurePolicy:
+        """Stop at the first failure (the default)."""
+        return cls()
+
+    @classmethod
+    def retry(
+        cls, times: int, *, backoff: float = 0.1, max_backoff: float = 5.0, then: str = "stop"
+    ) -> FailurePolicy:
+        """Try a failing event ``times`` more times with backoff, then stop (or park)."""
+        return cls(times, backoff, max_backoff, then)
+
+    @classmethod
+    def park(
+        cls, *, retries: int = 0, backoff: float = 0.1, max_backoff: float = 5.0
+    ) -> FailurePolicy:
+        """Park a failing event (after ``retries`` more attempts) and continue."""
+        return cls(retries, backoff, max_backoff, "park")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based), jittered."""
+        ceiling = min(self.max_backoff, self.backoff * 2.0 ** min(attempt - 1, 30))
+        jitter: float = random.uniform(0.5, 1.0)
+        return ceiling * jitter
+
+
+class _StopRequestedError(Exception):
+    """stop() came while a failing event waited for its retry (internal)."""
+
+
 class _LeaseLostError(EvsrcError):
     """Another runner of the projection moved its checkpoint; this one stands by."""
 
@@ -334,6 +392,8 @@ class ProjectionRunner:
         retry_initial: float = 0.05,
         retry_max: float = 2.0,
         standby_interval: float = 1.0,
+        on_failure: FailurePolicy | None = None,
+        parked_poll: float = 1.0,
     ) -> None:
         name = name if name is not None else getattr(projector, "name", None)
         if not isinstance(name, str) or not name:
@@ -351,6 +411,10 @@ class ProjectionRunner:
         _number(retry_initial, "retry_initial", low=0.001)
         _number(retry_max, "retry_max", low=0.001)
         _number(standby_interval, "standby_interval", low=0.001)
+        _number(parked_poll, "parked_poll", low=0.001)
+        if on_failure is not None and not isinstance(on_failure, FailurePolicy):
+            msg = f"on_failure must be a FailurePolicy, got {type(on_failure).__name__}"
+            raise InvalidInputError(msg, argument="on_failure", value=on_failure)
         self.store = store
         self.projector = projector
         self.checkpoints: CheckpointStore = (
@@ -363,6 +427,12 @@ class ProjectionRunner:
         self.retry_initial = float(retry_initial)
         self.retry_max = float(max(retry_max, retry_initial))
         self.standby_interval = float(standby_interval)
+        #: What happens when the projector raises on an event.
+        self.on_failure = on_failure if on_failure is not None else FailurePolicy()
+        #: This projection's parked (dead-letter) events.
+        self.parked = ParkedEvents(store, name)
+        #: Seconds between checks for replay requests (parking runners only).
+        self.parked_poll = float(parked_poll)
         #: The checkpoint of the last event processed (handled or skipped); ``None`` before any.
         self.checkpoint: Checkpoint | None = None
         #: The error that stopped the runner, if any.
@@ -381,6 +451,10 @@ class ProjectionRunner:
         self._unsaved = 0
         # Created only while someone waits: an event per processed event is not free.
         self._advanced: anyio.Event | None = None
+        self._parked_seen = -1
+        #: Set by :func:`evsrc.telemetry.instrument`: spans and metrics per batch.
+        self.telemetry: Telemetry | None = None
+        self._parked_dirty = False
 
     # -- running ------------------------------------------------------------------
 
@@ -555,12 +629,15 @@ class ProjectionRunner:
         async with anyio.create_task_group() as tg, receive:
             tg.start_soon(self._read, self.checkpoint, live, send)
             tg.start_soon(self._watch_lease)
+            if self.on_failure.then == "park":
+                tg.start_soon(self._watch_parked)
             try:
                 n = await self._consume(receive)
             except Exception as exc:  # raised outside, not wrapped in an ExceptionGroup
                 error = exc
             finally:
                 tg.cancel_scope.cancel()
+        self._parked_dirty = False
         if error is not None:
             raise error
         return n
@@ -570,6 +647,9 @@ class ProjectionRunner:
         while not self._stopping:
             if self._lease_lost():
                 raise _LeaseLostError
+            if self._parked_dirty:
+                self._parked_dirty = False
+                await self.replay_parked()
             try:
                 first = await self._next(receive)
             except anyio.EndOfStream:
@@ -631,13 +711,22 @@ class ProjectionRunner:
         if not batch:
             return 0
         wants = self.projector.wants
-        wanted = [e for e in batch if wants(e)]
+        if self._raw:
+            wanted = [e for e in batch if wants(e) and not e.stream.startswith(PARKED_PREFIX)]
+        else:
+            wanted = [e for e in batch if wants(e)]
         if wanted:
+            telemetry = self.telemetry
             try:
-                await self._process_batch(wanted)
-            except ProjectionError as exc:
-                await self._fail(exc, wanted)
-                raise
+                if telemetry is None:
+                    await self._handle_wanted(wanted)
+                else:
+                    with telemetry.projection_batch(self.name, wanted):
+                        await self._handle_wanted(wanted)
+            except _StopRequestedError:
+                self._unsaved = 0
+                self._notify()
+                return 0
             # Skipped events after the last handled one are counted as unsaved.
             self._unsaved = sum(1 for e in batch if e.checkpoint > wanted[-1].checkpoint)
         else:
@@ -648,6 +737,129 @@ class ProjectionRunner:
         self.checkpoint = batch[-1].checkpoint
         self._notify()
         return len(batch)
+
+    async def _handle_wanted(self, wanted: list[RecordedEvent]) -> None:
+        """Process the wanted events of a batch under the failure policy."""
+        try:
+            await self._process_batch(wanted)
+        except ProjectionError as exc:
+            policy = self.on_failure
+            if policy.retries == 0 and policy.then == "stop":
+                await self._fail(exc, wanted)
+                raise
+            await self._recover(exc, wanted)
+
+    @property
+    def _raw(self) -> bool:
+        """Whether the feed is unfiltered by type (then parked streams are skipped here)."""
+        return self.projector.event_types() is None
+
+    async def _recover(self, exc: ProjectionError, wanted: list[RecordedEvent]) -> None:
+        """A batch failed under a retrying or parking policy: commit what came before, then
+        take the rest one event at a time (so a batch handler's poison is isolated)."""
+        failed = exc.event
+        done = self.checkpoint
+        rest = [e for e in wanted if done is None or e.checkpoint > done]
+        if failed is not None:
+            before = [e for e in rest if e.checkpoint < failed.checkpoint]
+            if before:
+                await self._process_batch(before)
+                rest = rest[len(before) :]
+        # Per-event handlers name the event that failed: that was its first attempt.
+        tried = failed is not None and not overrides_handle_batch(self.projector)
+        for recorded in rest:
+            if tried and recorded.checkpoint == failed.checkpoint:
+                await self._one(recorded, exc)
+            else:
+                await self._one(recorded, None)
+
+    async def _one(self, recorded: RecordedEvent, error: ProjectionError | None) -> None:
+        """Handle one event under the failure policy: retry, then stop or park it.
+
+        ``error``: the failure of a first attempt already made, if any.
+        """
+        policy = self.on_failure
+        attempts = 0 if error is None else 1
+        while True:
+            if error is not None:
+                if attempts > policy.retries:
+                    if policy.then == "park":
+                        await self._park(recorded, error, attempts)
+                        return
+                    self.failed = error
+                    self._notify()
+                    raise error
+                self.state = f"retrying {recorded.stream}#{recorded.seq}: {error.cause!r}"
+                await self._pause(policy.delay(attempts))
+                if self._stopping or self._lease_lost():
+                    raise _StopRequestedError from error
+            try:
+                await self._process_batch([recorded])
+                return
+            except ProjectionError as exc:
+                attempts += 1
+                error = exc
+
+    async def _park(self, recorded: RecordedEvent, exc: ProjectionError, attempts: int) -> None:
+        """Record ``recorded`` in the parked stream, then move the checkpoint past it.
+
+        In that order: a crash between the two handles the event again on
+        restart (and parks it again, idempotently, if it fails again); the
+        other order could lose it. See ``docs/framework.md`` ("Poison events").
+        """
+        cause = exc.cause if exc.cause is not None else exc
+        await self.parked.park(recorded, cause, attempts)
+        await self._save_skipped(recorded.checkpoint)
+        self.checkpoint = recorded.checkpoint
+        self.state = CATCHING_UP
+
+    async def _watch_parked(self) -> None:
+        """While active, look for replay requests every ``parked_poll`` seconds."""
+        while True:
+            try:
+                seen = await self.store.last_seq(self.parked.stream)
+            except Exception:  # a fault: the next poll tries again
+                seen = self._parked_seen
+            if seen != self._parked_seen:
+                self._parked_seen = seen
+                self._parked_dirty = True
+                self._interrupt()
+            await anyio.sleep(self.parked_poll)
+
+    async def replay_parked(self) -> int:
+        """Handle again the parked events whose replay was requested; how many succeeded.
+
+        Called by the active runner when it sees a request (``python -m evsrc
+        parked replay``); call it directly to replay at once. Each request is
+        handled once: a success is recorded as ``replayed``, a failure as
+        ``failed`` (the event stays parked). Other events are not touched.
+        """
+        done = 0
+        for p in await self.parked.pending():
+            if p.status != "replay requested":
+                continue
+            try:
+                recorded = await self.parked.original(p)
+            except InvalidInputError as exc:
+                await self.parked.failed(p, exc)
+                continue
+            try:
+                await self._replay(recorded, p.number)
+            except Exception as exc:
+                if self._is_fault(exc):
+                    raise
+                await self.parked.failed(p, exc)
+                continue
+            await self.parked.replayed(p)
+            done += 1
+        return done
+
+    async def _replay(self, recorded: RecordedEvent, number: int) -> None:
+        """Handle a parked event again, outside the feed (transactional backends override)."""
+        if overrides_handle_batch(self.projector):
+            await self.projector.handle_batch([recorded])
+        else:
+            await self.projector.handle(recorded)
 
     async def _fail(self, exc: ProjectionError, wanted: list[RecordedEvent]) -> None:
         """The projector failed: commit the batch's events before the failed one, then stop."""
@@ -783,7 +995,7 @@ class ProjectionRunner:
             if within is not None:
                 scope.deadline = anyio.current_time() + within
             self._wait_scope = scope
-            if self._stopping or self._lease_lost():
+            if self._stopping or self._lease_lost() or self._parked_dirty:
                 scope.cancel()
             try:
                 return await fn()

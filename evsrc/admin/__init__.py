@@ -8,8 +8,10 @@
     evsrc --store URL read STREAM           a stream's events
     evsrc --store URL tail                  follow the global log until Ctrl-C / SIGTERM
     evsrc --store URL projections reset NAME
+    evsrc --store URL parked list|show|replay|discard   a projection's parked events
 
-``--store`` defaults to ``$EVSRC_STORE``. Tables for people, ``--json`` for
+``--store`` defaults to ``$EVSRC_STORE``; ``--tenant NAME`` (or ``$EVSRC_TENANT``)
+works on that tenant's store only (:mod:`evsrc.tenants`). Tables for people, ``--json`` for
 scripts. Exit codes: 0 done, 1 the store failed (retry later), 2 a usage or
 configuration error (fix the command or the URL).
 """

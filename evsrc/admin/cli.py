@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from evsrc.admin import inspect, outbox, render
+from evsrc.admin import inspect, outbox, parked, render
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
 from evsrc.events import Checkpoint
 from evsrc.urls import open_store, redact_url
@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         help="store URL: memory:, postgresql://user@host/db (default: $EVSRC_STORE)",
     )
     parser.add_argument("--json", action="store_true", help="JSON output, for scripts")
+    parser.add_argument(
+        "--tenant",
+        default=os.environ.get("EVSRC_TENANT"),
+        help="the tenant's store: its schema or {tenant} file (default: $EVSRC_TENANT)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("setup", help="create or migrate the schema (repairs a restore)")
     commands.add_parser("status", help="schema, counts, head, projections and their lag")
@@ -62,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     r = actions.add_parser("reset", help="forget a projection's checkpoint: it replays")
     r.add_argument("name")
     outbox.add_parser(commands)
+    parked.add_parser(commands)
     return parser
 
 
@@ -109,12 +115,25 @@ def _fail(code: int, message: str) -> int:
 async def _run(args: argparse.Namespace) -> int:
     out = render.Output(json_mode=args.json)
     with out.working(f"opening {redact_url(args.store)}"):
-        store = await _guarded(open_store(args.store))
+        store = await _guarded(_open(args))
     try:
         code: int = await _guarded(_dispatch(args, store, out))
         return code
     finally:
         await store.close()
+
+
+async def _open(args: argparse.Namespace) -> EventStore:
+    """The store of ``--store``, or of ``--tenant`` on it (see :mod:`evsrc.tenants`)."""
+    if args.tenant is None:
+        if "{tenant}" in args.store:
+            msg = "the store URL names a file per tenant: pass --tenant NAME"
+            raise ConfigurationError(msg)
+        return await open_store(args.store)
+    from evsrc.tenants import TenantStores
+
+    tenants = TenantStores(args.store)
+    return await tenants.store(args.tenant)
 
 
 async def _guarded(awaitable: Any) -> Any:
@@ -154,6 +173,8 @@ async def _dispatch(args: argparse.Namespace, store: EventStore, out: render.Out
         )
     elif command == "tail":
         await _tail(args, store, out)
+    elif command == "parked":
+        return await parked.run(args, store, out)
     elif command == "projections":
         if not await inspect.reset_projection(store, args.name):
             return _fail(FAILED, f"no saved checkpoint for projection {args.name!r}")

@@ -32,8 +32,10 @@ from asyncpg import exceptions as pgexc
 
 from evsrc.errors import ProjectionError, SchemaError, StoreUnavailableError
 from evsrc.events import Checkpoint
+from evsrc.parking import PARKED_PREFIX
 from evsrc.postgres import _sql
 from evsrc.projection import (
+    FailurePolicy,
     ProjectionRunner,
     Projector,
     _LeaseLostError,
@@ -175,6 +177,8 @@ class PostgresProjectionRunner(ProjectionRunner):
         retry_initial: float = 0.05,
         retry_max: float = 2.0,
         standby_interval: float = 1.0,
+        on_failure: FailurePolicy | None = None,
+        parked_poll: float = 1.0,
     ) -> None:
         self.pg_checkpoints = PostgresCheckpointStore(store)
         super().__init__(
@@ -188,6 +192,8 @@ class PostgresProjectionRunner(ProjectionRunner):
             retry_initial=retry_initial,
             retry_max=retry_max,
             standby_interval=standby_interval,
+            on_failure=on_failure,
+            parked_poll=parked_poll,
         )
         self.pg_store = store
         self._lock_key = f"{store.schema}\x1f{self.name}"
@@ -241,6 +247,18 @@ class PostgresProjectionRunner(ProjectionRunner):
 
     async def _process(self, recorded: RecordedEvent) -> None:
         await self._process_batch([recorded])
+
+    async def _replay(self, recorded: RecordedEvent, number: int) -> None:
+        """Handle a parked event again in one transaction, once: a row keyed by its number
+        in the checkpoint table commits with the handler's writes."""
+        key = f"{PARKED_PREFIX}{self.name}#{number}"
+        async with self.pg_store.pool.acquire() as conn, conn.transaction():
+            if not await self.pg_checkpoints.compare_and_save(key, None, recorded.checkpoint, conn):
+                return  # replayed before a crash kept it from being recorded
+            if overrides_handle_batch(self.projector):
+                await self.projector.handle_batch([recorded], conn)
+            else:
+                await self.projector.handle(recorded, conn)
 
     async def head(self) -> Checkpoint | None:
         """The checkpoint of the last committed event this projection reads: one look-up."""

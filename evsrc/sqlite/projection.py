@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from evsrc.errors import ProjectionError
 from evsrc.events import Checkpoint
+from evsrc.parking import PARKED_PREFIX
 from evsrc.projection import ProjectionRunner, Projector, _LeaseLostError, overrides_handle_batch
 from evsrc.sqlite import _sql
 
@@ -178,3 +179,16 @@ class SqliteProjectionRunner(ProjectionRunner):
 
     async def _process(self, recorded: RecordedEvent) -> None:
         await self._process_batch([recorded])
+
+    async def _replay(self, recorded: RecordedEvent, number: int) -> None:
+        """Handle a parked event again in one transaction, once: a row keyed by its number
+        in the checkpoint table commits with the handler's writes."""
+        key = f"{PARKED_PREFIX}{self.name}#{number}"
+        async with self.sqlite_store.transaction() as conn:
+            if _load(conn, key) is not None:
+                return  # replayed before a crash kept it from being recorded
+            if overrides_handle_batch(self.projector):
+                await self.projector.handle_batch([recorded], conn)
+            else:
+                await self.projector.handle(recorded, conn)
+            _save(conn, key, recorded.checkpoint)

@@ -46,8 +46,10 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
+from evsrc.memory import InMemoryEventStore
 from evsrc.projection import ProjectionRunner
 from evsrc.reactions import LogSink, Sink
+from evsrc.tenants import TenantStores
 from examples.booking.apidoc import operations
 from examples.booking.auth import AuthError, Caller, check_secret, read_token
 from examples.booking.board import SeatsBoard
@@ -76,6 +78,7 @@ from examples.booking.schemas import (
 )
 from examples.booking.service import DEFAULT_HOLD_TTL, BookingService
 from examples.booking.stores import open_booking_store
+from examples.booking.tenancy import CURRENT_TENANT, TenantMiddleware
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -194,6 +197,7 @@ def create_app(
     insecure_no_auth: bool = False,
     hold_ttl: timedelta = DEFAULT_HOLD_TTL,
     notify: Sink | None = None,
+    tenant_url: str | None = None,
 ) -> Starlette:
     """The booking API (and its page) as an ASGI app.
 
@@ -205,9 +209,16 @@ def create_app(
     ``hold_ttl`` is how long a hold lasts; ``notify`` is the outbox sink that
     tells people the waitlist promoted (default: a log line).
     Everything runs between the app's lifespan start and end.
+
+    ``tenant_url`` (a :class:`evsrc.tenants.TenantStores` URL, instead of a
+    store) serves several tenants: each token names its ``tenant`` and each
+    request sees only that tenant's store (:mod:`examples.booking.tenancy`).
     """
     if store is not None and store_url is not None:
         msg = "pass a store or a store_url, not both"
+        raise ConfigurationError(msg)
+    if tenant_url is not None and (store is not None or store_url is not None or secret is None):
+        msg = "tenant_url replaces store and store_url, and needs a secret (tokens name tenants)"
         raise ConfigurationError(msg)
     if secret is None and not insecure_no_auth:
         msg = "no token secret: pass secret=… (at least 32 bytes) or insecure_no_auth=True"
@@ -225,7 +236,14 @@ def create_app(
     )
 
     def running() -> _Running:
-        run = holder.get("run")
+        if tenant_url is None:
+            run = holder.get("run")
+        else:
+            tenant = CURRENT_TENANT.get()
+            run = holder.get(f"run:{tenant}")
+            if tenant is None and "run" in holder:
+                msg = "this server serves tenants: the token must name one"
+                raise _forbidden(msg)
         if run is None:
             raise ApiError(503, "starting", "the service is starting or stopping; retry shortly")
         return run
@@ -246,8 +264,47 @@ def create_app(
             raise _forbidden(msg)
         return given
 
+    tenant_lock = anyio.Lock()
+    tenancy: dict[str, Any] = {}
+
+    async def resolve_tenant(authorization: str | None) -> str | None:
+        """The tenant a token names, its store and board started on first use."""
+        assert secret is not None
+        try:
+            tenant = read_token(secret, authorization).tenant
+        except AuthError:
+            return None
+        if tenant is None or f"run:{tenant}" in holder or "run" not in holder:
+            return tenant
+        async with tenant_lock:
+            if f"run:{tenant}" not in holder:
+                stack, tenants, tg = tenancy["open"]
+                own = await stack.enter_async_context(tenants.lease(tenant))
+                run = _Running(own, metrics, hold_ttl, notify)
+                tg.start_soon(_follow, run)
+                tg.start_soon(_react, run)
+                holder[f"run:{tenant}"] = run
+        return tenant
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if tenant_url is not None:
+            async with contextlib.AsyncExitStack() as stack:
+                tenants = await stack.enter_async_context(TenantStores(tenant_url))
+                async with anyio.create_task_group() as tg:
+                    tenancy["open"] = (stack, tenants, tg)
+                    # serves no one: every request names its tenant
+                    holder["run"] = _Running(InMemoryEventStore(), metrics, hold_ttl, notify)
+                    try:
+                        yield
+                    finally:
+                        runs = [holder.pop(k) for k in list(holder) if k.startswith("run")]
+                        del tenancy["open"]
+                        for run in runs:
+                            run.closing.set()
+                            run.board.close()
+                        tg.cancel_scope.cancel()
+            return
         async with contextlib.AsyncExitStack() as stack:
             own = store
             if own is None:
@@ -490,7 +547,8 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=[Middleware(RequestIdMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestIdMiddleware, metrics=metrics)]
+        + ([] if tenant_url is None else [Middleware(TenantMiddleware, resolve=resolve_tenant)]),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )

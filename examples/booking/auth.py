@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import jwt
 
-from evsrc.errors import ConfigurationError
+from evsrc.errors import ConfigurationError, InvalidInputError
+from evsrc.tenants import check_tenant
 from examples.booking.domain import BookingError, check_actor
 
 __all__ = [
@@ -60,6 +61,8 @@ class Caller:
 
     actor: str
     admin: bool = False
+    #: The tenant the token is for (a multi-tenant app serves only that tenant's store).
+    tenant: str | None = None
 
 
 def check_secret(secret: str | None) -> bytes:
@@ -86,12 +89,21 @@ def mint_token(
     admin: bool = False,
     ttl: int = DEFAULT_TTL,
     now: float | None = None,
+    tenant: str | None = None,
 ) -> str:
     """A signed token naming ``actor`` (an admin's if ``admin``), valid for ``ttl`` seconds."""
     key = check_secret(secret)
     check_actor(actor)
     issued = int(time.time() if now is None else now)
-    claims = {"sub": actor, "admin": admin, "iss": ISSUER, "iat": issued, "exp": issued + ttl}
+    claims: dict[str, Any] = {
+        "sub": actor,
+        "admin": admin,
+        "iss": ISSUER,
+        "iat": issued,
+        "exp": issued + ttl,
+    }
+    if tenant is not None:
+        claims["tenant"] = check_tenant(tenant)
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -120,12 +132,15 @@ def read_token(secret: str, authorization: str | None) -> Caller:
         raise AuthError(msg) from None
     actor = claims.get("sub")
     admin = claims.get("admin", False)
+    tenant = claims.get("tenant")
     if type(actor) is not str or type(admin) is not bool:
         msg = "invalid token"
         raise AuthError(msg)
     try:
         check_actor(actor)
-    except BookingError:
+        if tenant is not None:
+            check_tenant(tenant)
+    except (BookingError, InvalidInputError):
         msg = "invalid token"
         raise AuthError(msg) from None
-    return Caller(actor, admin)
+    return Caller(actor, admin, tenant)

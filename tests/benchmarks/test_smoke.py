@@ -38,6 +38,7 @@ SCENARIOS = [
     "sqlite",
     "subscribers",
     "reactions",
+    "telemetry",
 ]
 SKIP_BENCH = "skipped: install .[bench]"
 

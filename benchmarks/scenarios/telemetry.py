@@ -1,0 +1,191 @@
+"""Scenario: what OpenTelemetry costs the hot paths (appends, booking commands).
+
+The same work three ways, in the same run:
+
+- evsrc: store and handler wrapped by ``evsrc.instrument`` with an SDK tracer
+  provider and meter provider configured but no exporter (spans are made and
+  dropped, metrics aggregated);
+- off: wrapped, but no provider configured (the global no-op ones);
+- plain: not instrumented.
+
+Memory and PostgreSQL (4 writers), reported as evsrc / plain and off / plain
+(an overhead, evsrc against itself: raw asyncpg beside evsrc is in the
+``append_expect`` scenario). Goal: evsrc / plain ≥ 0.97.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from benchmarks.harness import Case, NotAvailable, Sample
+from benchmarks.scenarios.append import _unavailable
+from benchmarks.targets import open_evsrc_pg
+from benchmarks.workloads import PgDatabases, make_events, stream_names
+from evsrc.events import Committed
+from evsrc.memory import InMemoryEventStore
+
+if TYPE_CHECKING:
+    from benchmarks.harness import Context
+    from evsrc.store import EventStore
+
+__all__ = ["run_telemetry"]
+
+LABELS = {
+    "evsrc": "instrumented, SDK configured, no exporter",
+    "off": "instrumented, no provider",
+    "plain": "not instrumented",
+}
+
+
+def _providers() -> dict[str, Any]:
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError as exc:
+        msg = "install opentelemetry-sdk (the dev extra)"
+        raise NotAvailable(msg) from exc
+    return {"tracer_provider": TracerProvider(), "meter_provider": MeterProvider()}
+
+
+def _wrap(store: EventStore, variant: str, providers: dict[str, Any]) -> EventStore:
+    from evsrc.telemetry import instrument
+
+    if variant == "plain":
+        return store
+    wrapped: EventStore = instrument(store, **(providers if variant == "evsrc" else {}))
+    return wrapped
+
+
+async def _appends(store: EventStore, writers: int, per_writer: int) -> Sample:
+    names = stream_names(f"t{time.monotonic_ns()}", writers)
+    payloads = [[make_events(1, i) for i in range(per_writer)] for _ in names]
+
+    async def writer(stream: str, items: list[Any]) -> None:
+        for expected, events in enumerate(items):
+            r = await store.append_expect(stream, expected, events)
+            if type(r) is not Committed:
+                raise AssertionError(f"append to {stream} at {expected} did not commit")
+
+    t0 = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for s, items in zip(names, payloads, strict=True):
+            tg.start_soon(writer, s, items)
+    return Sample(writers * per_writer, time.perf_counter() - t0)
+
+
+async def _bookings(store: EventStore, variant: str, providers: dict[str, Any], n: int) -> Sample:
+    from evsrc.telemetry import instrument
+    from examples.booking import BookingService
+
+    svc = BookingService(store)
+    if variant == "evsrc":
+        instrument(svc.handler, **providers)
+    elif variant == "off":
+        instrument(svc.handler)
+    occurrence = f"o{time.monotonic_ns()}"
+    t0 = time.perf_counter()
+    for i in range(n):
+        r = await svc.book(occurrence, capacity=n, actor=f"a{i}")
+        if r.status != "booked":
+            raise AssertionError(f"booking {i} was {r.status}")
+    return Sample(n, time.perf_counter() - t0)
+
+
+def _mem(variant: str, work: str, n: int) -> Any:
+    async def prepare() -> Any:
+        providers = _providers()
+
+        async def rep() -> Sample:
+            async with InMemoryEventStore() as inner:
+                store = _wrap(inner, variant, providers)
+                if work == "append":
+                    return await _appends(store, 1, n)
+                return await _bookings(store, variant, providers, n)
+
+        return rep
+
+    return prepare
+
+
+def _pg(dbs: PgDatabases, variant: str, work: str, n: int) -> Any:
+    async def prepare() -> Any:
+        providers = _providers()
+        url = await dbs.evsrc_db(f"{work}{variant}")
+
+        async def rep() -> Sample:
+            inner = await open_evsrc_pg(url, 10)
+            try:
+                await inner.read("warm", limit=1)
+                store = _wrap(inner, variant, providers)
+                if work == "append":
+                    return await _appends(store, 4, n // 4)
+                return await _bookings(store, variant, providers, n)
+            finally:
+                await inner.close()
+
+        return rep
+
+    return prepare
+
+
+async def run_telemetry(ctx: Context) -> None:
+    """Appends and booking commands, instrumented (SDK, no exporter) beside not."""
+    for work, n, unit in (
+        ("append", ctx.size(20000, 50), "appends/s"),
+        ("book", ctx.size(2000, 20), "commands/s"),
+    ):
+        case = await ctx.run_case(
+            Case(
+                f"memory · {work}, instrumented vs not",
+                unit,
+                {"backend": "memory", "work": work},
+                dict(LABELS),
+            ),
+            {v: _mem(v, work, n) for v in LABELS},
+        )
+        _ratios(case)
+    dbs = PgDatabases(ctx, "telemetry")
+    try:
+        for work, n, unit in (
+            ("append", ctx.size(4000, 20), "appends/s"),
+            ("book", ctx.size(1000, 10), "commands/s"),
+        ):
+            if ctx.dsn is None or ctx.pg_reason is not None:
+                why = ctx.pg_reason or "PostgreSQL not available"
+                runners = {v: _unavailable(why) for v in LABELS}
+            else:
+                runners = {v: _pg(dbs, v, work, n) for v in LABELS}
+            case = await ctx.run_case(
+                Case(
+                    f"postgres · {work}, instrumented vs not",
+                    unit,
+                    {"backend": "postgres", "work": work},
+                    dict(LABELS),
+                ),
+                runners,
+            )
+            _ratios(case)
+    finally:
+        await dbs.drop_all()
+    ctx.check("an instrumented append inside a span stamps its traceparent", await _stamps())
+
+
+def _ratios(case: Case) -> None:
+    case.derived["evsrc/plain"] = case.ratio("evsrc", "plain")
+    case.derived["off/plain"] = case.ratio("off", "plain")
+
+
+async def _stamps() -> bool:
+    """Whether an instrumented append made inside a span carries that span's trace context."""
+    from evsrc.telemetry import TRACEPARENT, instrument
+
+    providers = _providers()
+    async with InMemoryEventStore() as inner:
+        store = instrument(inner, **providers)
+        with providers["tracer_provider"].get_tracer("bench").start_as_current_span("cmd"):
+            await store.append("s", make_events(1))
+        [e] = await inner.read("s")
+        return isinstance(e.metadata.get(TRACEPARENT), str)

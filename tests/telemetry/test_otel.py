@@ -1,0 +1,154 @@
+"""OpenTelemetry: spans and metrics of an instrumented store, handler and runner (SDK)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from evsrc import InvalidInputError, NewEvent, ProjectionRunner, Projector
+from evsrc.memory import InMemoryEventStore
+from evsrc.telemetry import TRACEPARENT, instrument
+from evsrc.testing import RacingStore
+from examples.booking import BookingService
+
+if TYPE_CHECKING:
+    from evsrc import RecordedEvent
+    from evsrc.store import EventStore
+
+
+class Sdk:
+    """A tracer provider and a meter provider that keep everything in memory."""
+
+    def __init__(self) -> None:
+        self.spans = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    def providers(self) -> dict[str, Any]:
+        return {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
+
+    def finished(self, name: str) -> list[Any]:
+        return [s for s in self.spans.get_finished_spans() if s.name == name]
+
+    def points(self, metric: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        found: list[Any] = []
+        for rm in data.resource_metrics if data else []:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == metric:
+                        found.extend(m.data.data_points)
+        return found
+
+
+class Everything(Projector):
+    name = "everything"
+
+    def __init__(self) -> None:
+        self.seen: list[RecordedEvent] = []
+
+    def wants(self, recorded: RecordedEvent) -> bool:
+        return True
+
+    async def handle(self, recorded: RecordedEvent, *context: Any) -> None:
+        self.seen.append(recorded)
+
+
+async def test_a_command_traces_its_appends_and_the_projection_links_to_it(
+    any_store: EventStore,
+) -> None:
+    sdk = Sdk()
+    racing = RacingStore(any_store, races=1, foreign=lambda: NewEvent("booking", {"actor": "zed"}))
+    store = instrument(racing, **sdk.providers())
+    svc = BookingService(store)
+    instrument(svc.handler, **sdk.providers())
+    r = await svc.book("yoga", capacity=3, actor="ann")
+    assert r.status == "booked"
+
+    [command] = sdk.finished("evsrc.command")
+    assert command.attributes["evsrc.attempts"] == 2
+    assert command.attributes["evsrc.outcome"] == "accepted"
+    appends = sdk.finished("evsrc.append")
+    assert [a.attributes["evsrc.outcome"] for a in appends] == ["conflict", "committed"]
+    assert all(a.parent.span_id == command.context.span_id for a in appends)
+    assert appends[-1].attributes["evsrc.stream"].endswith("yoga")
+
+    # The committed event carries the command's trace context ...
+    mine = await any_store.read(appends[-1].attributes["evsrc.stream"])
+    [ann] = [e for e in mine if e.data.get("actor") == "ann"]
+    parent = ann.metadata[TRACEPARENT]
+    assert parent.startswith(f"00-{command.context.trace_id:032x}-{command.context.span_id:016x}-")
+    [zed] = [e for e in mine if e.data.get("actor") == "zed"]
+    assert TRACEPARENT not in zed.metadata  # the other writer had no span
+
+    # ... and a projection's batch span links back to it.
+    runner = instrument(ProjectionRunner(store, Everything()), **sdk.providers())
+    await runner.catch_up()
+    [batch] = sdk.finished("evsrc.projection.batch")
+    assert batch.attributes["evsrc.batch_size"] == len(runner.projector.seen)
+    linked = {(link.context.trace_id, link.context.span_id) for link in batch.links}
+    assert (command.context.trace_id, command.context.span_id) in linked
+
+    assert sum(p.value for p in sdk.points("evsrc.append.conflicts")) == 1
+    assert sum(p.value for p in sdk.points("evsrc.command.retries")) == 1
+    outcomes = {p.attributes["evsrc.outcome"]: p.count for p in sdk.points("evsrc.append.duration")}
+    assert outcomes == {"conflict": 1, "committed": 1}
+    [batches] = sdk.points("evsrc.projection.batch")
+    assert batches.sum == len(runner.projector.seen)
+    [lag] = sdk.points("evsrc.projection.lag")
+    assert lag.count == 1 and lag.min >= 0
+
+
+async def test_subscription_wakeups_are_counted() -> None:
+    sdk = Sdk()
+    store = instrument(InMemoryEventStore(), **sdk.providers())
+    got: list[RecordedEvent] = []
+
+    async def follow() -> None:
+        async for e in store.subscribe():
+            got.append(e)
+            if len(got) == 2:
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow)
+        for i in range(2):
+            await anyio.sleep(0.05)  # the subscriber is waiting by now
+            await store.append("s", [NewEvent("tick", {"n": i})])
+    assert len(got) == 2
+    assert sum(p.value for p in sdk.points("evsrc.subscription.wakeups")) == 2
+
+
+async def test_without_providers_nothing_is_traced_or_stamped() -> None:
+    store = instrument(InMemoryEventStore())  # no SDK configured: the global no-op providers
+    assert store.telemetry.tracer() is None
+    assert store.telemetry.instruments() is None
+    await store.append("s", [NewEvent("tick")])
+    [e] = await store.read("s")
+    assert e.metadata == {}
+    runner = instrument(ProjectionRunner(store, Everything()))
+    assert await runner.catch_up() == 1
+
+
+def test_importing_evsrc_does_not_import_opentelemetry() -> None:
+    code = (
+        "import sys, evsrc, evsrc.telemetry, evsrc.projection, evsrc.handler;"
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_instrument_refuses_what_it_cannot_instrument() -> None:
+    with pytest.raises(InvalidInputError):
+        instrument(42)
