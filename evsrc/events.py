@@ -17,7 +17,7 @@ from evsrc.errors import InvalidCheckpointError
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["Checkpoint", "Committed", "Conflict", "NewEvent", "RecordedEvent"]
+__all__ = ["Checkpoint", "Committed", "Conflict", "NewEvent", "RecordedEvent", "recorded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ class Checkpoint(_CheckpointFields):
 _tuple_new = tuple.__new__
 
 
-def _recorded(
+def recorded(
     stream: str,
     seq: int,
     position: int,

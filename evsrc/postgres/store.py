@@ -46,7 +46,7 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, recorded
 from evsrc.postgres import _sql
 from evsrc.store import (
     EventStore,
@@ -1213,7 +1213,7 @@ def _stream_events(stream: str, rows: list[asyncpg.Record]) -> list[RecordedEven
         return []
     data = decode_objects([r[6] for r in rows])
     metadata = decode_metadata([r[7] for r in rows])
-    event = _recorded
+    event = recorded
     return [
         event(stream, r[0], r[1], r[2], r[3], r[4], r[5], d, m, r[8])
         for r, d, m in zip(rows, data, metadata, strict=True)
@@ -1232,7 +1232,7 @@ def _global_events(rows: list[asyncpg.Record]) -> tuple[list[RecordedEvent], boo
         return [], complete
     data = decode_objects([r[7] for r in rows])
     metadata = decode_metadata([r[8] for r in rows])
-    event = _recorded
+    event = recorded
     events = [
         event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], d, m, r[9])
         for r, d, m in zip(rows, data, metadata, strict=True)

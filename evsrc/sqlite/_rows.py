@@ -110,7 +110,7 @@ def decode(rows: list[Any]) -> list[RecordedEvent]:
         return []
     data = decode_objects([r[7] for r in rows])
     metadata = decode_metadata([r[8] for r in rows])
-    # Replay is per-row Python work: what _recorded and uuid do, inlined.
+    # Replay is per-row Python work: what recorded and uuid do, inlined.
     tuple_new, new, setattr_, from_bytes = _tuple_new, _new, _set, _from_bytes
     recorded, checkpoint, uuid_cls, unknown = RecordedEvent, Checkpoint, UUID, _UNKNOWN
     out: list[RecordedEvent] = []
