@@ -175,7 +175,7 @@ class Backend(EventStore):
 
     # -- the public contract ---------------------------------------------------
 
-    async def _append(
+    async def _append_encoded(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
     ) -> Committed | Conflict:
         result = await self._write_batch(stream, expected, encoded)
@@ -189,14 +189,16 @@ class Backend(EventStore):
         """See ``EventStore.append_expect``."""
         if self._closed:
             raise self._closed_error()
-        return await self._append(stream, expected, prepare_append(stream, expected, events))
+        return await self._append_encoded(
+            stream, expected, prepare_append(stream, expected, events)
+        )
 
     async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
         """See ``EventStore.append``."""
         if self._closed:
             raise self._closed_error()
         encoded = prepare_append(stream, None, events, any_position=True)
-        result = await self._append(stream, None, encoded)
+        result = await self._append_encoded(stream, None, encoded)
         assert isinstance(result, Committed)
         return result
 
