@@ -34,6 +34,7 @@ import anyio
 import asyncpg
 from asyncpg import exceptions as pgexc
 
+from evsrc.backend import Backend, Place, resolve_retry
 from evsrc.errors import (
     ConfigurationError,
     DuplicateEventIdError,
@@ -48,22 +49,12 @@ from evsrc.errors import (
 )
 from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, recorded
 from evsrc.postgres import _sql
-from evsrc.store import (
-    EventStore,
-    check_checkpoint,
-    check_filter,
-    check_read_args,
-    check_stream,
-    decode_metadata,
-    decode_objects,
-    prepare_append,
-)
+from evsrc.store import decode_metadata, decode_objects
 from evsrc.urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
+    from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 
-    from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore"]
@@ -285,7 +276,7 @@ class _SeqTakenError(EvsrcError):
     """The (stream, seq) key refused a row: someone wrote past evsrc's stream lock."""
 
 
-class PostgresEventStore(EventStore):
+class PostgresEventStore(Backend):
     """An event store in PostgreSQL, owning (or borrowing) an asyncpg pool.
 
     Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
@@ -558,27 +549,11 @@ class PostgresEventStore(EventStore):
 
     # -- writing -----------------------------------------------------------------
 
-    async def append_expect(
-        self, stream: str, expected: int, events: Sequence[NewEvent]
-    ) -> Committed | Conflict:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, expected, events)
-        if expected > _MAX_POSITION:  # beyond bigint: ahead of any stream
-            return Conflict(stream, expected, await self.last_seq(stream))
-        return await self._append(stream, expected, encoded)
-
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, None, events, any_position=True)
-        result = await self._append(stream, None, encoded)
-        assert isinstance(result, Committed)
-        return result
-
-    async def _append(
+    async def _write_batch(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent], attempt: int = 0
-    ) -> Committed | Conflict:
+    ) -> Committed | Conflict | Mapping[uuid.UUID, Place]:
+        if expected is not None and expected > _MAX_POSITION:  # beyond bigint: ahead of any
+            return Conflict(stream, expected, await self._head(stream))
         pool = self._pool
         try:
             conn = await pool.acquire()
@@ -594,13 +569,13 @@ class PostgresEventStore(EventStore):
             await _release(pool, conn)
             error = _translate(exc, stream=stream, sent=True)
             if isinstance(error, DuplicateEventIdError):
-                return await self._resolve_retry(stream, expected, encoded, error)
+                return await self._find_ids(encoded, error)
             if isinstance(error, _SeqTakenError):
                 # Only a writer bypassing evsrc_append (and its stream lock), or a
                 # session not at READ COMMITTED (a stale head), gets here. Nothing
                 # was written; the next attempt re-reads the head — a few times.
                 if attempt < _SEQ_TAKEN_RETRIES:
-                    return await self._append(stream, expected, encoded, attempt + 1)
+                    return await self._write_batch(stream, expected, encoded, attempt + 1)
                 msg = (
                     f"the head of {stream!r} kept moving under the append: a session not at "
                     "READ COMMITTED, or a writer bypassing evsrc_append (docs/postgres.md, "
@@ -626,37 +601,34 @@ class PostgresEventStore(EventStore):
         if row[3] is None:
             assert expected is not None
             return Conflict(stream, expected, head)
-        places = {
-            i: (s, q, p, c)
+        return {
+            i: Place(s, q, p, c)
             for i, s, q, p, c in zip(row[3], row[4], row[5], row[6], row[7], strict=True)
         }
-        return await self._resent(_retried(stream, expected, encoded, places), encoded)
 
-    async def _resent(self, committed: Committed, encoded: list[EncodedEvent]) -> Committed:
-        """``committed`` if the re-sent events equal those stored, else ``EventIdReusedError``."""
+    async def _resolve(
+        self,
+        stream: str,
+        expected: int | None,
+        encoded: list[EncodedEvent],
+        found: Mapping[uuid.UUID, Place],
+    ) -> Committed:
+        """The original result if the re-sent events equal those stored (compared in SQL)."""
+        committed = resolve_retry(stream, expected, encoded, found)
         ids, types, versions, data, metadata = zip(*encoded, strict=True)
         rows = await self._fetch(self._q_differing_ids, ids, types, versions, data, metadata)
         if rows:
             raise EventIdReusedError(event_id=rows[0][0], stream=rows[0][1], seq=rows[0][2])
         return committed
 
-    async def _resolve_retry(
-        self,
-        stream: str,
-        expected: int | None,
-        encoded: list[EncodedEvent],
-        error: DuplicateEventIdError,
-    ) -> Committed:
-        """An id is taken: the original result if this is a whole retry, else the error."""
+    async def _find_ids(
+        self, encoded: list[EncodedEvent], error: DuplicateEventIdError
+    ) -> dict[uuid.UUID, Place]:
+        """Where the append's ids are stored; ``error`` if nowhere any more."""
         rows = await self._fetch(self._q_find_ids, [e.id for e in encoded])
-        places = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
-        if not places:  # pragma: no cover - the row that refused us cannot vanish
+        if not rows:  # pragma: no cover - the row that refused us cannot vanish
             raise error
-        try:
-            committed = _retried(stream, expected, encoded, places)
-        except DuplicateEventIdError as exc:
-            raise exc from error
-        return await self._resent(committed, encoded)
+        return {r[0]: Place(r[1], r[2], r[3], r[4]) for r in rows}
 
     # -- reading -------------------------------------------------------------------
 
@@ -676,15 +648,9 @@ class PostgresEventStore(EventStore):
         except Exception as exc:
             raise _translate(exc, closed=self._closed) from exc
 
-    async def read(
-        self,
-        stream: str,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        backwards: bool = False,
+    async def _read_stream(
+        self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
-        check_read_args(stream, after, limit)
         rows = await self._fetch(
             self._q_read_backward if backwards else self._q_read_forward,
             stream,
@@ -693,8 +659,7 @@ class PostgresEventStore(EventStore):
         )
         return _stream_events(stream, rows)
 
-    async def last_seq(self, stream: str) -> int:
-        check_stream(stream)
+    async def _head(self, stream: str) -> int:
         value: int = await self._fetchval(self._q_last_seq, stream)
         return value
 
@@ -710,18 +675,10 @@ class PostgresEventStore(EventStore):
             return self._q_read_all, (), flt
         return self._q_read_all_prefix, (flt.stream_prefix, end), None
 
-    async def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        start = check_checkpoint(after)
-        if limit is not None and (type(limit) is not int or limit < 0):
-            check_read_args("-", 0, limit)
-        query, extra, local = self._filtered(check_filter(stream_prefix, types))
+    async def _read_global(
+        self, start: Checkpoint | None, flt: EventFilter, limit: int | None
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        query, extra, local = self._filtered(flt)
         await self._check_restored(start)
         commit, position = _start(start)
         # "What was committed when it got there": transactions below this id.
@@ -751,18 +708,10 @@ class PostgresEventStore(EventStore):
                 delay = min(max(delay * 2, 0.001), 0.1)
                 await anyio.sleep(delay)
 
-    async def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        start = check_checkpoint(after)
-        flt = check_filter(stream_prefix, types)
+    async def _follow(
+        self, start: Checkpoint | None, flt: EventFilter
+    ) -> AsyncGenerator[RecordedEvent, None]:
         query, extra, local = self._filtered(flt)
-        if self._closed:
-            raise StoreClosedError
         await self._check_restored(start)
         # ONE FEED PER STORE. A subscriber catches up with its own (filtered)
         # reads, then takes live events from the store's feed: one task that reads
@@ -1174,29 +1123,6 @@ def _prefix_end(prefix: str) -> str | None:
             return "".join(chars)
         chars.pop()
     return None
-
-
-def _retried(
-    stream: str,
-    expected: int | None,
-    encoded: list[EncodedEvent],
-    found: dict[uuid.UUID, tuple[str, int, int, int]],
-) -> Committed:
-    """The original result if every id sits exactly where this append would put it."""
-    places = [found.get(e.id) for e in encoded]
-    first = places[0]
-    base = expected
-    if base is None and first is not None and first[0] == stream:
-        base = first[1] - 1
-    if base is not None and all(
-        p is not None and p[0] == stream and p[1] == base + i for i, p in enumerate(places, 1)
-    ):
-        last = places[-1]
-        assert last is not None
-        return Committed(stream, base + 1, last[1], last[2], Checkpoint(last[3], last[2]))
-    # Some ids exist elsewhere, or only part of the append exists: not a retry.
-    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
-    raise DuplicateEventIdError(event_id=e.id, stream=where[0], seq=where[1])
 
 
 # -- decoding rows --------------------------------------------------------------
