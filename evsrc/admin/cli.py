@@ -124,10 +124,10 @@ async def _guarded(awaitable: Any) -> Any:
         raise
     except Exception as exc:
         try:
-            from evsrc.postgres.store import _translate
+            from evsrc.postgres.store import translate_error
         except ImportError:  # pragma: no cover
             raise exc from None
-        raise _translate(exc) from exc
+        raise translate_error(exc) from exc
 
 
 async def _dispatch(args: argparse.Namespace, store: EventStore, out: render.Output) -> int:

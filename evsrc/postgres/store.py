@@ -12,7 +12,7 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
   sequence-allocated position. Readers only return rows of transactions below
   the snapshot's ``xmin`` (see THE GLOBAL ORDER below), so nothing ever commits
   in front of a checkpoint a reader has passed, and writers never share a lock.
-* Every asyncpg error becomes an evsrc error in one place, :func:`_translate`.
+* Every asyncpg error becomes an evsrc error in one place, ``_errors.mapped``.
 """
 
 from __future__ import annotations
@@ -24,15 +24,11 @@ import contextlib
 import logging
 import math
 import random
-import re
-import socket
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Self, cast
-from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
-from asyncpg import exceptions as pgexc
 
 from evsrc.backend import Backend, Place, resolve_retry
 from evsrc.errors import (
@@ -42,28 +38,24 @@ from evsrc.errors import (
     EvsrcError,
     InvalidCheckpointError,
     InvalidInputError,
-    OutcomeUnknownError,
     SchemaError,
     StoreClosedError,
     StoreUnavailableError,
 )
 from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, recorded
-from evsrc.postgres import _sql
+from evsrc.postgres import _errors, _sql
 from evsrc.store import decode_metadata, decode_objects
-from evsrc.urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Mapping, Sequence
 
     from evsrc.store import EncodedEvent, EventFilter
 
-__all__ = ["PostgresEventStore"]
+__all__ = ["PostgresEventStore", "translate_error"]
 
-_ID_KEY: Final = "evsrc_events_id_key"
-_SEQ_KEY: Final = "evsrc_events_pkey"
-_UUID_RE: Final = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
+#: The evsrc error for an asyncpg or socket error (for callers that hold a driver error).
+translate_error = _errors.translate
+
 #: At most one post-commit NOTIFY per this many seconds per store (the first is immediate).
 _NOTIFY_INTERVAL: Final = 0.02
 #: Seconds close() waits for busy connections before terminating them.
@@ -86,6 +78,8 @@ _SESSION: Final = {"default_transaction_isolation": "read committed"}
 _SEQ_TAKEN_RETRIES: Final = 2
 #: Serialises concurrent setup() calls (any constant; transaction-scoped).
 _SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
+#: What setup() maps (other errors are bugs and pass through).
+_SETUP_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _POOL_ONLY_OPTIONS: Final = frozenset(
     {
         "min_size",
@@ -99,161 +93,6 @@ _POOL_ONLY_OPTIONS: Final = frozenset(
         "connection_class",
     }
 )
-
-# THE GLOBAL ORDER — Why reading below xmin is exact and needs no lock.
-#
-# Positions come from a sequence, so they are handed out in insert order, not in
-# commit order: transaction A may take position 10, B position 11, and B commit
-# first. A reader that had passed 11 would never return to 10 — it would skip it.
-# Ordering by position alone is therefore wrong, and the classic fix (one table
-# lock per append, eventsourcing's ``_lock_table``) makes every writer wait for
-# every other.
-#
-# Instead each row records its writing transaction's id (``pg_current_xact_id()``,
-# a 64-bit xid8 that never wraps), and readers order by ``(commit, position)``
-# but only return rows whose transaction id is below ``pg_snapshot_xmin`` of
-# their snapshot. ``xmin`` is the oldest transaction id still running when the
-# snapshot was taken; every id below it belongs to a transaction that has ended,
-# and every transaction that starts later gets a larger id. So the set of rows
-# below ``xmin`` is final: no commit can ever add a row in front of what a reader
-# has returned, and a checkpoint ``(commit, position)`` is a resumable place.
-# Rows of a committed transaction at or above ``xmin`` are visible but held back
-# until the older transactions end — they are delayed, never skipped.
-#
-# Per stream the order agrees with seq: writers of a stream queue on an advisory
-# lock taken before their transaction has an id (see ``evsrc_append``), so a
-# later writer's id is always larger.
-#
-# The price: a transaction left open anywhere on the server (any database — ids
-# are cluster-wide) holds ``xmin`` back and stalls every subscriber until it
-# ends. Set ``idle_in_transaction_session_timeout`` (docs/postgres.md).
-
-
-#: What the driver and the socket raise (everything :func:`_translate` maps).
-_DRIVER_ERRORS: Final = (
-    OSError,
-    TimeoutError,
-    ValueError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
-#: Errors that retrying will not cure: the operator has to fix something first.
-_CONFIGURATION_ERRORS: Final = (
-    pgexc.InvalidCatalogNameError,  # 3D000 unknown database
-    pgexc.InvalidAuthorizationSpecificationError,  # 28000 unknown role, no pg_hba entry
-    pgexc.InvalidPasswordError,  # 28P01
-    pgexc.InsufficientPrivilegeError,  # 42501 e.g. setup() without CREATE
-    asyncpg.ClientConfigurationError,  # asyncpg refused the DSN or an option
-)
-#: Errors that mean "this session is not at READ COMMITTED" when an append raises them.
-_ISOLATION_ERRORS: Final = (pgexc.SerializationError,)
-
-
-def _translate(
-    exc: BaseException,
-    *,
-    stream: str | None = None,
-    sent: bool = False,
-    closed: bool = False,
-    connecting: str | None = None,
-) -> EvsrcError:
-    """The evsrc error for an asyncpg (or socket) error — the one place they are mapped.
-
-    ``sent`` is true once an append has gone to the server: a lost connection
-    then leaves its outcome unknown, where before it certainly did not commit.
-    ``connecting`` is the DSN while a pool is being opened: errors that can only
-    mean a wrong DSN or option are then ``ConfigurationError`` (the message
-    names the DSN with its password redacted).
-    """
-    if isinstance(exc, EvsrcError):
-        return exc
-    if isinstance(exc, pgexc.UniqueViolationError):
-        if exc.constraint_name == _ID_KEY:
-            m = _UUID_RE.search(exc.detail or "")
-            event_id = uuid.UUID(m.group(0)) if m else uuid.UUID(int=0)
-            return DuplicateEventIdError(event_id=event_id)
-        if exc.constraint_name == _SEQ_KEY:
-            return _SeqTakenError(str(exc))
-    if isinstance(
-        exc,
-        (pgexc.UndefinedTableError, pgexc.UndefinedFunctionError, pgexc.InvalidSchemaNameError),
-    ):
-        return SchemaError(f"the evsrc schema is missing or out of date; run setup() ({exc})")
-    if closed:
-        return StoreClosedError()
-    misconfigured = isinstance(exc, _CONFIGURATION_ERRORS) or (
-        connecting is not None
-        and (
-            # a malformed DSN (asyncpg's own parser), an unknown server setting or
-            # its bad value in the DSN, a host name that does not exist at all
-            (isinstance(exc, ValueError) and not isinstance(exc, asyncpg.DataError))
-            or isinstance(exc, (pgexc.UndefinedObjectError, pgexc.InvalidParameterValueError))
-            or (isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME)
-        )
-    )
-    if misconfigured:
-        where = f" connecting to {_redacted(connecting)}" if connecting is not None else ""
-        text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
-        return ConfigurationError(f"PostgreSQL{where}: {text}; fix the configuration, then retry")
-    if isinstance(exc, _ISOLATION_ERRORS):
-        return ConfigurationError(
-            f"PostgreSQL: {type(exc).__name__}: {exc}. evsrc runs its statements at READ "
-            "COMMITTED: a pool built outside PostgresEventStore.connect() must not default "
-            "to another isolation level (see docs/postgres.md, Operations)"
-        )
-    if isinstance(exc, asyncpg.DataError):
-        # asyncpg refused an argument before sending anything (out of range).
-        return InvalidInputError(f"a value does not fit PostgreSQL: {exc}")
-    if isinstance(exc, pgexc.QueryCanceledError):
-        # statement_timeout or pg_cancel_backend: the statement failed before commit.
-        return StoreUnavailableError(f"the statement was cancelled: {exc}")
-    lost = isinstance(
-        exc,
-        (
-            pgexc.OperatorInterventionError,  # admin shutdown, backend terminated
-            pgexc.PostgresConnectionError,
-            asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
-            OSError,
-            TimeoutError,
-        ),
-    )
-    if lost and sent:
-        return OutcomeUnknownError(
-            f"the connection was lost during an append to {stream!r}; it may have committed. "
-            f"Retrying it with the same event ids is safe ({type(exc).__name__}: {exc})",
-            stream=stream,
-        )
-    where = f" ({_redacted(connecting)})" if connecting is not None else ""
-    text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
-    return StoreUnavailableError(f"PostgreSQL{where}: {text}")
-
-
-@contextlib.contextmanager
-def _mapped(*, closed: bool = False, connecting: str | None = None) -> Iterator[None]:
-    """Raise the evsrc error for any driver or socket error inside (see :func:`_translate`)."""
-    try:
-        yield
-    except EvsrcError:
-        raise
-    except _DRIVER_ERRORS as exc:
-        raise _translate(exc, closed=closed, connecting=connecting) from exc
-
-
-def _redacted(dsn: str) -> str:
-    return redact_url(dsn) if "://" in dsn else "<DSN>"
-
-
-def _scrub(text: str, dsn: str | None) -> str:
-    """``text`` with the DSN's password (if any) replaced, wherever a driver echoed it."""
-    if not dsn:
-        return text
-    try:
-        password = urlsplit(dsn).password
-    except ValueError:
-        password = None
-    if not password:
-        return text
-    return text.replace(password, "***")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -270,10 +109,6 @@ async def _release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -
         await pool.release(conn)
     except Exception as exc:
         _log.debug("dropped a broken connection on release: %r", exc)
-
-
-class _SeqTakenError(EvsrcError):
-    """The (stream, seq) key refused a row: someone wrote past evsrc's stream lock."""
 
 
 class PostgresEventStore(Backend):
@@ -406,7 +241,7 @@ class PostgresEventStore(Backend):
         # default: a startup parameter, so it costs no round trip (see THE GLOBAL
         # ORDER and docs/postgres.md, "Server settings").
         options["server_settings"] = {**(options.get("server_settings") or {}), **_SESSION}
-        with _mapped(connecting=dsn or ""):
+        with _errors.mapped(connecting=dsn or "", only=_errors.DRIVER_ERRORS):
             pool = await asyncpg.create_pool(dsn, **options)
         return cls(
             pool,
@@ -452,7 +287,7 @@ class PostgresEventStore(Backend):
         """
         latest = _sql.latest_version()
         q = self._quoted
-        try:
+        with _errors.mapped(closed=self._is_closed, only=_SETUP_ERRORS):
             async with self._pool.acquire() as conn, conn.transaction():
                 version = conn.get_server_version()
                 if version.major < 13:
@@ -484,10 +319,6 @@ class PostgresEventStore(Backend):
                     await conn.execute(self._q_stamp_version, n)
                 if await conn.fetchval(self._q["order_broken"]):
                     await self._repair_order(conn)
-        except EvsrcError:
-            raise
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise _translate(exc, closed=self._closed) from exc
 
     async def _repair_order(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
         """Make a restored store's global order this cluster's (queries.sql, THE ORDER AFTER
@@ -555,22 +386,20 @@ class PostgresEventStore(Backend):
         if expected is not None and expected > _MAX_POSITION:  # beyond bigint: ahead of any
             return Conflict(stream, expected, await self._head(stream))
         pool = self._pool
-        try:
+        with _errors.mapped(stream=stream, closed=self._is_closed):
             conn = await pool.acquire()
-        except Exception as exc:
-            raise _translate(exc, stream=stream, closed=self._closed) from exc
         try:
             # EncodedEvent is a NamedTuple: transpose into the five array parameters.
             ids, types, versions, data, metadata = zip(*encoded, strict=True)
-            row = await conn.fetchrow(
-                self._q_append, stream, expected, ids, types, versions, data, metadata
-            )
-        except Exception as exc:
+            with _errors.mapped(stream=stream, sent=True):
+                row = await conn.fetchrow(
+                    self._q_append, stream, expected, ids, types, versions, data, metadata
+                )
+        except EvsrcError as error:
             await _release(pool, conn)
-            error = _translate(exc, stream=stream, sent=True)
             if isinstance(error, DuplicateEventIdError):
                 return await self._find_ids(encoded, error)
-            if isinstance(error, _SeqTakenError):
+            if isinstance(error, _errors.SeqTakenError):
                 # Only a writer bypassing evsrc_append (and its stream lock), or a
                 # session not at READ COMMITTED (a stale head), gets here. Nothing
                 # was written; the next attempt re-reads the head — a few times.
@@ -581,8 +410,8 @@ class PostgresEventStore(Backend):
                     "READ COMMITTED, or a writer bypassing evsrc_append (docs/postgres.md, "
                     "Operations)"
                 )
-                raise ConfigurationError(msg) from exc
-            raise error from exc
+                raise ConfigurationError(msg) from error
+            raise
         except BaseException:
             await _release(pool, conn)
             raise
@@ -630,23 +459,22 @@ class PostgresEventStore(Backend):
             raise error
         return {r[0]: Place(r[1], r[2], r[3], r[4]) for r in rows}
 
+    def _is_closed(self) -> bool:
+        return self._closed
+
     # -- reading -------------------------------------------------------------------
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         if self._closed:
             raise StoreClosedError
-        try:
+        with _errors.mapped(closed=self._is_closed):
             return await self._pool.fetch(query, *args)
-        except Exception as exc:
-            raise _translate(exc, closed=self._closed) from exc
 
     async def _fetchval(self, query: str, *args: Any) -> Any:
         if self._closed:
             raise StoreClosedError
-        try:
+        with _errors.mapped(closed=self._is_closed):
             return await self._pool.fetchval(query, *args)
-        except Exception as exc:
-            raise _translate(exc, closed=self._closed) from exc
 
     async def _read_stream(
         self, stream: str, after: int, limit: int | None, backwards: bool
