@@ -7,14 +7,16 @@ only text ever substituted; every value travels as a bind parameter.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
-from typing import Final
+from typing import Final, Self
 
 from evsrc.errors import InvalidInputError
 
 __all__ = [
     "IDENTIFIER",
+    "Queries",
     "latest_version",
     "migrations",
     "qualified",
@@ -110,3 +112,38 @@ def _named_queries() -> dict[str, str]:
 def queries(quoted_schema: str) -> dict[str, str]:
     """The named queries of ``queries.sql`` with the schema filled in."""
     return {name: _fill(body, quoted_schema) for name, body in _named_queries().items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """The named queries of ``queries.sql`` for one schema, one attribute each."""
+
+    append: str
+    find_ids: str
+    last_seq: str
+    read_forward: str
+    read_backward: str
+    read_all: str
+    horizon: str
+    oldest_xact: str
+    schema_version: str
+    stamp_version: str
+    notify: str
+    differing_ids: str
+    order_broken: str
+    repair_checkpoints: str
+    repair_events: str
+    repair_positions: str
+    repaired: str
+    checkpoint_exists: str
+    read_all_types: str
+    read_all_prefix: str
+    ready_head: str
+    head: str
+    head_types: str
+
+    @classmethod
+    def of(cls, quoted_schema: str) -> Self:
+        """Every named query with ``quoted_schema`` filled in."""
+        named = queries(quoted_schema)
+        return cls(**{f.name: named[f.name] for f in fields(cls)})

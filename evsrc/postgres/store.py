@@ -10,7 +10,7 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
   database's own last word against gaps and duplicates.
 * Global order is ``(commit, position)``: the writing transaction's id and a
   sequence-allocated position. Readers only return rows of transactions below
-  the snapshot's ``xmin`` (see THE GLOBAL ORDER below), so nothing ever commits
+  the snapshot's ``xmin`` (docs/postgres.md, "Global order"), so nothing ever commits
   in front of a checkpoint a reader has passed, and writers never share a lock.
 * Every asyncpg error becomes an evsrc error in one place, ``_errors.mapped``.
 """
@@ -42,9 +42,8 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, recorded
-from evsrc.postgres import _errors, _sql
-from evsrc.store import decode_metadata, decode_objects
+from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
+from evsrc.postgres import _errors, _rows, _sql
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -69,9 +68,6 @@ _RETRY_MAX: Final = 2.0
 _FEED_KEEP: Final = 4 * 500
 #: Rows per page of read_all / subscribe.
 _PAGE: Final = 500
-#: The largest transaction id (xid8): subscribe reads without an upper bound.
-_NO_END: Final = 2**64 - 1
-_MAX_POSITION: Final = 2**63 - 1
 #: Session settings every pooled connection starts with (startup parameters, no round trip).
 _SESSION: Final = {"default_transaction_isolation": "read committed"}
 #: Re-tries of an append whose (stream, seq) key was taken under it.
@@ -121,7 +117,7 @@ class PostgresEventStore(Backend):
     Live subscribers wake at once after this store's own appends; appends of
     other processes reach them through one ``LISTEN`` connection per store,
     fed by a coalesced ``NOTIFY`` each store sends *after* its commits (never
-    inside them: see WAKING SUBSCRIBERS below). ``notify=False`` turns the
+    inside them: docs/postgres.md, "Subscriptions: how they wake up"). ``notify=False`` turns the
     NOTIFY off. ``poll_interval`` bounds how long a subscriber waits when no
     wakeup comes (a store built on a borrowed pool has no LISTEN connection and
     relies on it for other processes' appends).
@@ -151,29 +147,14 @@ class PostgresEventStore(Backend):
         self._pool = pool
         self._owns_pool = owns_pool
         self._poll_interval = float(poll_interval)
-        q = self._q = _sql.queries(self._quoted)
+        self._q = _sql.Queries.of(self._quoted)
         self._repaired: bool | None = None
-        self._q_append = q["append"]
-        self._q_find_ids = q["find_ids"]
-        self._q_last_seq = q["last_seq"]
-        self._q_read_forward = q["read_forward"]
-        self._q_read_backward = q["read_backward"]
-        self._q_read_all = q["read_all"]
-        self._q_read_all_types = q["read_all_types"]
-        self._q_read_all_prefix = q["read_all_prefix"]
-        self._q_ready_head = q["ready_head"]
-        self._q_horizon = q["horizon"]
-        self._q_oldest_xact = q["oldest_xact"]
-        self._q_schema_version = q["schema_version"]
-        self._q_stamp_version = q["stamp_version"]
-        self._q_notify = q["notify"]
-        self._q_differing_ids = q["differing_ids"]
         self._waiter: anyio.Event | None = None
         self._closed = False
         self._feed: _Feed | None = None
         #: Marks this store's NOTIFYs, so that it ignores their echo.
         self._token = uuid.uuid4().hex
-        # Cross-process wakeups (see WAKING SUBSCRIBERS).
+        # Cross-process wakeups (docs/postgres.md, "Subscriptions").
         self._channel = f"evsrc.{schema}"[:63]
         self._notify = bool(notify)
         self._notify_pending = False
@@ -238,8 +219,8 @@ class PostgresEventStore(Backend):
         options: dict[str, Any] = {"min_size": 1, "max_size": 10, "reset": _keep_session}
         options.update(pool_options)
         # The isolation level the append needs, whatever the database's or role's
-        # default: a startup parameter, so it costs no round trip (see THE GLOBAL
-        # ORDER and docs/postgres.md, "Server settings").
+        # default: a startup parameter, so it costs no round trip (docs/postgres.md,
+        # "Global order" and "Server settings").
         options["server_settings"] = {**(options.get("server_settings") or {}), **_SESSION}
         with _errors.mapped(connecting=dsn or "", only=_errors.DRIVER_ERRORS):
             pool = await asyncpg.create_pool(dsn, **options)
@@ -305,9 +286,9 @@ class PostgresEventStore(Backend):
                 if not has_version:
                     await conn.execute(_sql.schema_sql(q))
                     for n in range(1, latest + 1):
-                        await conn.execute(self._q_stamp_version, n)
+                        await conn.execute(self._q.stamp_version, n)
                     return
-                current = await conn.fetchval(self._q_schema_version) or 0
+                current = await conn.fetchval(self._q.schema_version) or 0
                 if current > latest:
                     msg = (
                         f"schema {self._schema!r} is at version {current}, newer than this "
@@ -316,8 +297,8 @@ class PostgresEventStore(Backend):
                     raise SchemaError(msg)
                 for n, sql in _sql.migrations(q, current):
                     await conn.execute(sql)
-                    await conn.execute(self._q_stamp_version, n)
-                if await conn.fetchval(self._q["order_broken"]):
+                    await conn.execute(self._q.stamp_version, n)
+                if await conn.fetchval(self._q.order_broken):
                     await self._repair_order(conn)
 
     async def _repair_order(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
@@ -336,9 +317,9 @@ class PostgresEventStore(Backend):
         await conn.execute(f"LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE")
         moved = "UPDATE 0"
         if has_checkpoints:
-            moved = await conn.execute(self._q["repair_checkpoints"])
-        renumbered = await conn.execute(self._q["repair_events"])
-        await conn.execute(self._q["repair_positions"])
+            moved = await conn.execute(self._q.repair_checkpoints)
+        renumbered = await conn.execute(self._q.repair_events)
+        await conn.execute(self._q.repair_positions)
         self._repaired = True
         _log.warning(
             "setup() repaired the global order of schema %r after a restore from a cluster "
@@ -355,11 +336,11 @@ class PostgresEventStore(Backend):
         if after is None or after.commit == 0:
             return
         if self._repaired is None:
-            self._repaired = bool(await self._fetchval(self._q["repaired"]))
+            self._repaired = bool(await self._fetchval(self._q.repaired))
         if not self._repaired:
             return
-        if after.commit <= _NO_END and after.position <= _MAX_POSITION:
-            if await self._fetchval(self._q["checkpoint_exists"], after.commit, after.position):
+        if after.commit <= _rows.NO_END and after.position <= _rows.MAX_POSITION:
+            if await self._fetchval(self._q.checkpoint_exists, after.commit, after.position):
                 return
         msg = (
             f"checkpoint {after} is not a place in this store: it predates the repair of its "
@@ -376,14 +357,14 @@ class PostgresEventStore(Backend):
         )
         if not has:
             return 0
-        return int(await self._fetchval(self._q_schema_version) or 0)
+        return int(await self._fetchval(self._q.schema_version) or 0)
 
     # -- writing -----------------------------------------------------------------
 
     async def _write_batch(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent], attempt: int = 0
     ) -> Committed | Conflict | Mapping[uuid.UUID, Place]:
-        if expected is not None and expected > _MAX_POSITION:  # beyond bigint: ahead of any
+        if expected is not None and expected > _rows.MAX_POSITION:  # beyond bigint: ahead of any
             return Conflict(stream, expected, await self._head(stream))
         pool = self._pool
         with _errors.mapped(stream=stream, closed=self._is_closed):
@@ -393,7 +374,7 @@ class PostgresEventStore(Backend):
             ids, types, versions, data, metadata = zip(*encoded, strict=True)
             with _errors.mapped(stream=stream, sent=True):
                 row = await conn.fetchrow(
-                    self._q_append, stream, expected, ids, types, versions, data, metadata
+                    self._q.append, stream, expected, ids, types, versions, data, metadata
                 )
         except EvsrcError as error:
             await _release(pool, conn)
@@ -445,7 +426,7 @@ class PostgresEventStore(Backend):
         """The original result if the re-sent events equal those stored (compared in SQL)."""
         committed = resolve_retry(stream, expected, encoded, found)
         ids, types, versions, data, metadata = zip(*encoded, strict=True)
-        rows = await self._fetch(self._q_differing_ids, ids, types, versions, data, metadata)
+        rows = await self._fetch(self._q.differing_ids, ids, types, versions, data, metadata)
         if rows:
             raise EventIdReusedError(event_id=rows[0][0], stream=rows[0][1], seq=rows[0][2])
         return committed
@@ -454,7 +435,7 @@ class PostgresEventStore(Backend):
         self, encoded: list[EncodedEvent], error: DuplicateEventIdError
     ) -> dict[uuid.UUID, Place]:
         """Where the append's ids are stored; ``error`` if nowhere any more."""
-        rows = await self._fetch(self._q_find_ids, [e.id for e in encoded])
+        rows = await self._fetch(self._q.find_ids, [e.id for e in encoded])
         if not rows:  # pragma: no cover - the row that refused us cannot vanish
             raise error
         return {r[0]: Place(r[1], r[2], r[3], r[4]) for r in rows}
@@ -480,45 +461,45 @@ class PostgresEventStore(Backend):
         self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
         rows = await self._fetch(
-            self._q_read_backward if backwards else self._q_read_forward,
+            self._q.read_backward if backwards else self._q.read_forward,
             stream,
-            min(after, _MAX_POSITION),
-            limit if limit is None else min(limit, _MAX_POSITION),
+            min(after, _rows.MAX_POSITION),
+            limit if limit is None else min(limit, _rows.MAX_POSITION),
         )
-        return _stream_events(stream, rows)
+        return _rows.stream_events(stream, rows)
 
     async def _head(self, stream: str) -> int:
-        value: int = await self._fetchval(self._q_last_seq, stream)
+        value: int = await self._fetchval(self._q.last_seq, stream)
         return value
 
     def _filtered(self, flt: EventFilter) -> tuple[str, tuple[Any, ...], EventFilter | None]:
         """The page query of a filter, its extra arguments, and a filter left to apply here."""
         if flt.everything:
-            return self._q_read_all, (), None
+            return self._q.read_all, (), None
         if flt.types is not None:
-            return self._q_read_all_types, (sorted(flt.types), flt.stream_prefix), None
+            return self._q.read_all_types, (sorted(flt.types), flt.stream_prefix), None
         assert flt.stream_prefix is not None
-        end = _prefix_end(flt.stream_prefix)
+        end = _rows.prefix_end(flt.stream_prefix)
         if end is None:  # a prefix of U+10FFFF only: no range; filter the full log
-            return self._q_read_all, (), flt
-        return self._q_read_all_prefix, (flt.stream_prefix, end), None
+            return self._q.read_all, (), flt
+        return self._q.read_all_prefix, (flt.stream_prefix, end), None
 
     async def _read_global(
         self, start: Checkpoint | None, flt: EventFilter, limit: int | None
     ) -> AsyncGenerator[RecordedEvent, None]:
         query, extra, local = self._filtered(flt)
         await self._check_restored(start)
-        commit, position = _start(start)
+        commit, position = _rows.start(start)
         # "What was committed when it got there": transactions below this id.
         # Of those, any still held back by an older running transaction are
         # waited for (briefly, normally), so a reader sees its own appends.
-        end = await self._fetchval(self._q_horizon)
+        end = await self._fetchval(self._q.horizon)
         left = limit
         delay = 0.0
         while left is None or left > 0:
             page = _PAGE if left is None else min(_PAGE, left)
             rows = await self._fetch(query, commit, position, page, end, *extra)
-            events, complete = _global_events(rows)
+            events, complete = _rows.global_events(rows)
             if events:
                 commit, position = events[-1].checkpoint.commit, events[-1].position
                 if local is not None:
@@ -541,15 +522,11 @@ class PostgresEventStore(Backend):
     ) -> AsyncGenerator[RecordedEvent, None]:
         query, extra, local = self._filtered(flt)
         await self._check_restored(start)
-        # ONE FEED PER STORE. A subscriber catches up with its own (filtered)
-        # reads, then takes live events from the store's feed: one task that reads
-        # the log once for every subscriber and keeps the last few pages in memory.
-        # Waiting costs no connection, and 50 subscribers cost writers one read
-        # per wakeup, not fifty. A subscriber that falls behind the feed's pages
-        # reads by itself again.
+        # One feed per store, shared by its subscribers once caught up:
+        # docs/postgres.md, "Subscriptions: how they wake up".
         feed = self._feed_attach(flt)
         try:
-            commit, position = _start(start)
+            commit, position = _rows.start(start)
             await feed.started()
             failures = 0
             while True:
@@ -558,7 +535,7 @@ class PostgresEventStore(Backend):
                     raise StoreClosedError
                 seen = feed.cursor  # every event up to here is final (see _Feed)
                 try:
-                    rows = await self._fetch(query, commit, position, _PAGE, _NO_END, *extra)
+                    rows = await self._fetch(query, commit, position, _PAGE, _rows.NO_END, *extra)
                 except StoreUnavailableError:
                     if self._closed:
                         raise StoreClosedError from None
@@ -567,7 +544,7 @@ class PostgresEventStore(Backend):
                     await anyio.sleep(_jittered(failures))
                     continue
                 failures = 0
-                events, complete = _global_events(rows)
+                events, complete = _rows.global_events(rows)
                 if events:
                     commit, position = events[-1].checkpoint.commit, events[-1].position
                     if local is not None:
@@ -637,7 +614,7 @@ class PostgresEventStore(Backend):
             self._held_back_since = math.inf  # warned; reset by the next complete page
             culprit = None
             with contextlib.suppress(EvsrcError):
-                culprit = await self._fetch(self._q_oldest_xact)
+                culprit = await self._fetch(self._q.oldest_xact)
             _log.warning(
                 "readers of %s have waited %.0f s for an open transaction to end "
                 "(oldest: %s); see idle_in_transaction_session_timeout in docs/postgres.md",
@@ -648,25 +625,8 @@ class PostgresEventStore(Backend):
 
     # -- waking subscribers ----------------------------------------------------------
     #
-    # WAKING SUBSCRIBERS. A NOTIFY inside the append would be the obvious wakeup,
-    # but PostgreSQL serialises the commits of all notifying transactions (they
-    # take one cluster-wide lock to queue their notifications at commit): with 16
-    # writers it cost about 30% of append throughput here. So:
-    #   * subscribers share one feed per store (_Feed); this store's own commits
-    #     wake it in-process, at once — only those some subscriber reads;
-    #   * after a commit, a background task sends pg_notify() in its own tiny,
-    #     asynchronously committed transaction — at once after a quiet spell,
-    #     then at most one per _NOTIFY_INTERVAL however many appends commit
-    #     meanwhile, so appends never wait for it and never serialise on it. One
-    #     NOTIFY per commit cost a sequential writer up to half its rate on a
-    #     2-core server (each competes with the next append); rate-limited, a
-    #     few percent, and concurrent writers nothing measurable;
-    #   * a store with subscribers holds one LISTEN connection (outside the pool)
-    #     that turns other stores' notifications into in-process wakeups;
-    #   * the feed still polls every poll_interval, and faster (backing off)
-    #     while committed rows wait behind an older open transaction — the end of
-    #     a transaction announces itself to nobody.
-    # A wakeup is only a hint to read again; correctness rests on the read.
+    # Wakeups are hints to read again; why NOTIFY is sent after commits, coalesced,
+    # and never inside them: docs/postgres.md, "Subscriptions: how they wake up".
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -687,7 +647,7 @@ class PostgresEventStore(Backend):
         try:
             while self._notify_pending and not self._closed:
                 self._notify_pending = False
-                await self._pool.execute(self._q_notify, self._channel, self._token)
+                await self._pool.execute(self._q.notify, self._channel, self._token)
                 # Whatever commits meanwhile shares the next NOTIFY.
                 await asyncio.sleep(_NOTIFY_INTERVAL)
         except Exception:  # a lost NOTIFY only delays other subscribers to their next poll
@@ -763,10 +723,6 @@ class PostgresEventStore(Backend):
                 self._pool.terminate()
 
 
-def _checkpoint_of(e: RecordedEvent) -> Checkpoint:
-    return e.checkpoint
-
-
 def _jittered(failures: int) -> float:
     """Capped exponential backoff with jitter, for retries through an outage."""
     ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
@@ -832,7 +788,7 @@ class _Feed:
         matched = self.matched.get(flt)
         if not matched or matched[-1].checkpoint <= at:
             return []
-        return matched[bisect.bisect_right(matched, at, key=_checkpoint_of) :]
+        return matched[bisect.bisect_right(matched, at, key=_rows.checkpoint_of) :]
 
     def _keep(self, events: list[RecordedEvent]) -> None:
         """Add new events to the pages, and to the matches of every subscriber filter."""
@@ -851,7 +807,7 @@ class _Feed:
                 if flt not in self.filters:
                     del self.matched[flt]
                     continue
-                cut = bisect.bisect_right(matched, self.floor, key=_checkpoint_of)
+                cut = bisect.bisect_right(matched, self.floor, key=_rows.checkpoint_of)
                 if cut:
                     del matched[:cut]
 
@@ -880,7 +836,7 @@ class _Feed:
             failures = 0
             while True:
                 try:
-                    row = await store._fetch(store._q_ready_head)
+                    row = await store._fetch(store._q.ready_head)
                     break
                 except StoreUnavailableError:
                     failures += 1
@@ -896,13 +852,15 @@ class _Feed:
                     waiter = store._waiter = anyio.Event()
                 commit, position = self.cursor
                 try:
-                    rows = await store._fetch(store._q_read_all, commit, position, _PAGE, _NO_END)
+                    rows = await store._fetch(
+                        store._q.read_all, commit, position, _PAGE, _rows.NO_END
+                    )
                 except StoreUnavailableError:
                     failures += 1
                     await anyio.sleep(_jittered(failures))
                     continue
                 failures = 0
-                events, complete = _global_events(rows)
+                events, complete = _rows.global_events(rows)
                 if events:
                     self._keep(events)
                     last = events[-1]
@@ -927,68 +885,3 @@ class _Feed:
             self.done = True
             self._ready.set()
             self._advance()
-
-
-def _start(after: Checkpoint | None) -> tuple[int, int]:
-    """Keyset start of a global read; a checkpoint past every possible one reads nothing."""
-    if after is None:
-        return 0, 0
-    return min(after.commit, _NO_END), min(after.position, _MAX_POSITION)
-
-
-def _prefix_end(prefix: str) -> str | None:
-    """The least string above every string starting with ``prefix``, in code point order.
-
-    Byte ("C") order of UTF-8 is code point order. ``None`` when there is none.
-    """
-    chars = list(prefix)
-    while chars:
-        c = ord(chars[-1]) + 1
-        if c == 0xD800:  # surrogates are not characters; UTF-8 skips them
-            c = 0xE000
-        if c <= 0x10FFFF:
-            chars[-1] = chr(c)
-            return "".join(chars)
-        chars.pop()
-    return None
-
-
-# -- decoding rows --------------------------------------------------------------
-#
-# Reading is dominated by per-row Python work, so it is kept lean: JSON is
-# decoded in bulk (one json.loads over a JSON array of a whole page is about
-# three times cheaper than one call per event), and each RecordedEvent (a named
-# tuple) is built in one C call, skipping the validation of values the database
-# already typed.
-
-
-def _stream_events(stream: str, rows: list[asyncpg.Record]) -> list[RecordedEvent]:
-    if not rows:
-        return []
-    data = decode_objects([r[6] for r in rows])
-    metadata = decode_metadata([r[7] for r in rows])
-    event = recorded
-    return [
-        event(stream, r[0], r[1], r[2], r[3], r[4], r[5], d, m, r[8])
-        for r, d, m in zip(rows, data, metadata, strict=True)
-    ]
-
-
-def _global_events(rows: list[asyncpg.Record]) -> tuple[list[RecordedEvent], bool]:
-    """The ready prefix of a read_all page, and whether the page was all ready."""
-    complete = True
-    for i, r in enumerate(rows):
-        if not r[10]:
-            rows = rows[:i]
-            complete = False
-            break
-    if not rows:
-        return [], complete
-    data = decode_objects([r[7] for r in rows])
-    metadata = decode_metadata([r[8] for r in rows])
-    event = recorded
-    events = [
-        event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], d, m, r[9])
-        for r, d, m in zip(rows, data, metadata, strict=True)
-    ]
-    return events, complete

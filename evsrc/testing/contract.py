@@ -136,7 +136,7 @@ BAD_EVENTS = _bad_events()
 
 
 class EventStoreContract:
-    """The store contract (DESIGN section 1). Subclasses supply the ``store`` fixture."""
+    """The store contract (docs/backends.md). Subclasses supply the ``store`` fixture."""
 
     #: Tasks racing with observe-and-retry on one stream.
     race_tasks: ClassVar[int] = 1000
