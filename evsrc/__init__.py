@@ -11,7 +11,6 @@ from evsrc.aggregate import (
     Rejection as Rejection,
     applies as applies,
 )
-from evsrc.codec import Event as Event, EventRegistry as EventRegistry
 from evsrc.errors import (
     AggregateError as AggregateError,
     ConfigurationError as ConfigurationError,
@@ -32,14 +31,8 @@ from evsrc.errors import (
     StoreUnavailableError as StoreUnavailableError,
     UnknownEventTypeError as UnknownEventTypeError,
 )
-from evsrc.events import (
-    Checkpoint as Checkpoint,
-    Committed as Committed,
-    Conflict as Conflict,
-    NewEvent as NewEvent,
-    RecordedEvent as RecordedEvent,
-)
 from evsrc.handler import CommandHandler as CommandHandler
+from evsrc.models import Event as Event, EventRegistry as EventRegistry
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
 from evsrc.projection import (
     CheckpointStore as CheckpointStore,
@@ -48,6 +41,13 @@ from evsrc.projection import (
     ProjectionRunner as ProjectionRunner,
     Projector as Projector,
     handles as handles,
+)
+from evsrc.records import (
+    Checkpoint as Checkpoint,
+    Committed as Committed,
+    Conflict as Conflict,
+    NewEvent as NewEvent,
+    RecordedEvent as RecordedEvent,
 )
 from evsrc.retry import RetryPolicy as RetryPolicy
 from evsrc.snapshot import (

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from evsrc._json import same_json_text
 from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreClosedError
-from evsrc.events import Checkpoint, Committed, Conflict
+from evsrc.records import Checkpoint, Committed, Conflict
 from evsrc.store import (
     EventStore,
     check_checkpoint,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
     from uuid import UUID
 
-    from evsrc.events import NewEvent, RecordedEvent
+    from evsrc.records import NewEvent, RecordedEvent
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["Backend", "Place", "check_global_read", "resolve_retry"]

@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 
 from evsrc.backend import Backend, Place
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, recorded
+from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent, recorded
 from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:

@@ -20,13 +20,13 @@ from evsrc.errors import (
     InvalidInputError,
     InvalidStreamError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, NewEvent
+from evsrc.records import Checkpoint, Committed, Conflict, NewEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from types import TracebackType
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
 
 __all__ = [
     "MAX_EVENT_BYTES",

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from evsrc.admin import inspect, render
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
-from evsrc.events import Checkpoint
+from evsrc.records import Checkpoint
 from evsrc.urls import open_store, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = ["main"]

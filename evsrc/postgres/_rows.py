@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from evsrc.events import Checkpoint, RecordedEvent, recorded
+from evsrc.records import Checkpoint, RecordedEvent, recorded
 from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:

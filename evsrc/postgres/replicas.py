@@ -33,15 +33,15 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Committed
 from evsrc.postgres.store import PostgresEventStore
+from evsrc.records import Committed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Sequence
 
     import asyncpg
 
-    from evsrc.events import Checkpoint, Conflict, NewEvent, RecordedEvent
+    from evsrc.records import Checkpoint, Conflict, NewEvent, RecordedEvent
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["ReplicatedPostgresEventStore"]

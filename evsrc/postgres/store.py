@@ -42,8 +42,8 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
 from evsrc.postgres import _errors, _rows, _sql
+from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, SafeUUID
 
 from evsrc.backend import Place
-from evsrc.events import Checkpoint, RecordedEvent
+from evsrc.records import Checkpoint, RecordedEvent
 from evsrc.sqlite import _sql
 from evsrc.store import decode_metadata, decode_objects
 

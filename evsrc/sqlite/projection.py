@@ -17,14 +17,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from evsrc.events import Checkpoint
 from evsrc.projection import ProjectionRunner, Projector
+from evsrc.records import Checkpoint
 from evsrc.sqlite import _sql
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.sqlite.store import SqliteEventStore
 
 __all__ = ["SqliteCheckpointStore", "SqliteProjectionRunner"]

@@ -42,7 +42,7 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
+from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
 from evsrc.sqlite import _errors, _rows, _sql, _threads
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from evsrc.errors import (
     InvalidStreamError,
     StoreClosedError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
+from evsrc.records import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
 from evsrc.store import MAX_EVENT_BYTES, MAX_STREAM_LENGTH, MAX_TYPE_LENGTH
 
 if TYPE_CHECKING:

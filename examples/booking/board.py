@@ -25,8 +25,8 @@ from examples.booking.domain import (
 )
 
 if TYPE_CHECKING:
-    from evsrc.codec import Event
-    from evsrc.events import RecordedEvent
+    from evsrc.models import Event
+    from evsrc.records import RecordedEvent
 
 __all__ = ["SeatsBoard"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from evsrc.codec import Event, EventRegistry
+from evsrc.models import Event, EventRegistry
 
 __all__ = [
     "STREAM_PREFIX",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evsrc.events import Checkpoint
+    from evsrc.records import Checkpoint
 
 __all__ = [
     "BookingResult",
