@@ -36,7 +36,6 @@ __all__ = [
     "EncodedEvent",
     "EventFilter",
     "EventStore",
-    "check_after",
     "check_checkpoint",
     "check_filter",
     "check_read_args",
@@ -204,9 +203,6 @@ def check_checkpoint(after: object) -> Checkpoint | None:
         return Checkpoint.parse(after)
     msg = f"after must be a Checkpoint, its str() form or None, got {type(after).__name__}"
     raise InvalidCheckpointError(msg, argument="after", value=after)
-
-
-check_after = check_checkpoint
 
 
 class EventFilter(NamedTuple):

@@ -65,14 +65,6 @@ async def everything_filtered(store: EventStore, **flt: Any) -> list[RecordedEve
     return [e async for e in store.read_all(**flt)]
 
 
-async def last_checkpoint(store: EventStore) -> Checkpoint | None:
-    """The checkpoint of the last event in global order, or None for an empty store."""
-    last = None
-    async for e in store.read_all():
-        last = e.checkpoint
-    return last
-
-
 BAD_STREAMS: list[Any] = [
     "",
     "x" * (MAX_STREAM_LENGTH + 1),
