@@ -18,12 +18,9 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
 from __future__ import annotations
 
 import asyncio
-import bisect
-import collections
 import contextlib
 import logging
 import math
-import random
 import uuid
 from typing import TYPE_CHECKING, Any, Final, Self, cast
 
@@ -42,7 +39,7 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.postgres import _errors, _rows, _sql
+from evsrc.postgres import _errors, _feed, _rows, _sql
 from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
 
 if TYPE_CHECKING:
@@ -62,12 +59,6 @@ _CLOSE_GRACE: Final = 10.0
 #: Seconds readers may be held back by an open transaction before a warning.
 _HELD_BACK_WARNING: Final = 10.0
 _log = logging.getLogger("evsrc.postgres")
-#: Longest pause of a subscriber retrying through an outage, in seconds.
-_RETRY_MAX: Final = 2.0
-#: Events the live feed keeps in memory for subscribers that lag a little.
-_FEED_KEEP: Final = 4 * 500
-#: Rows per page of read_all / subscribe.
-_PAGE: Final = 500
 #: Session settings every pooled connection starts with (startup parameters, no round trip).
 _SESSION: Final = {"default_transaction_isolation": "read committed"}
 #: Re-tries of an append whose (stream, seq) key was taken under it.
@@ -151,7 +142,7 @@ class PostgresEventStore(Backend):
         self._repaired: bool | None = None
         self._waiter: anyio.Event | None = None
         self._closed = False
-        self._feed: _Feed | None = None
+        self._feed: _feed.Feed | None = None
         #: Marks this store's NOTIFYs, so that it ignores their echo.
         self._token = uuid.uuid4().hex
         # Cross-process wakeups (docs/postgres.md, "Subscriptions").
@@ -443,6 +434,17 @@ class PostgresEventStore(Backend):
     def _is_closed(self) -> bool:
         return self._closed
 
+    def _take_waiter(self) -> anyio.Event:
+        """The event the next commit of this store sets."""
+        waiter = self._waiter
+        if waiter is None:
+            waiter = self._waiter = anyio.Event()
+        return waiter
+
+    def _ensure_listening(self) -> None:
+        if self._can_listen and self._listener is None:
+            self._start_listener()
+
     # -- reading -------------------------------------------------------------------
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
@@ -497,7 +499,7 @@ class PostgresEventStore(Backend):
         left = limit
         delay = 0.0
         while left is None or left > 0:
-            page = _PAGE if left is None else min(_PAGE, left)
+            page = _feed.PAGE if left is None else min(_feed.PAGE, left)
             rows = await self._fetch(query, commit, position, page, end, *extra)
             events, complete = _rows.global_events(rows)
             if events:
@@ -533,15 +535,17 @@ class PostgresEventStore(Backend):
                 # Catching up, by itself: what is ready now, after its cursor.
                 if self._closed:
                     raise StoreClosedError
-                seen = feed.cursor  # every event up to here is final (see _Feed)
+                seen = feed.cursor  # every event up to here is final (see _feed.Feed)
                 try:
-                    rows = await self._fetch(query, commit, position, _PAGE, _rows.NO_END, *extra)
+                    rows = await self._fetch(
+                        query, commit, position, _feed.PAGE, _rows.NO_END, *extra
+                    )
                 except StoreUnavailableError:
                     if self._closed:
                         raise StoreClosedError from None
                     # An outage never ends a subscription: retry, capped and jittered.
                     failures += 1
-                    await anyio.sleep(_jittered(failures))
+                    await anyio.sleep(_feed.jittered(failures))
                     continue
                 failures = 0
                 events, complete = _rows.global_events(rows)
@@ -551,7 +555,7 @@ class PostgresEventStore(Backend):
                         events = [e for e in events if local.matches(e.stream, e.type)]
                     for e in events:
                         yield e
-                if not complete or len(rows) == _PAGE:
+                if not complete or len(rows) == _feed.PAGE:
                     if not complete:  # held back by an older open transaction
                         await self._note_held_back(False)
                         await anyio.sleep(0.002)
@@ -579,16 +583,25 @@ class PostgresEventStore(Backend):
         finally:
             self._feed_detach(feed, flt)
 
-    def _feed_attach(self, flt: EventFilter) -> _Feed:
+    def _feed_attach(self, flt: EventFilter) -> _feed.Feed:
         feed = self._feed
         if feed is None or feed.done:
-            feed = self._feed = _Feed(self)
+            feed = self._feed = _feed.Feed(
+                fetch=self._fetch,
+                queries=self._q,
+                closed=self._is_closed,
+                waiter=self._take_waiter,
+                note_held_back=self._note_held_back,
+                poll_interval=self._poll_interval,
+                listen=self._ensure_listening,
+                wake=self._wake,
+            )
         feed.subscribers += 1
         feed.filters[flt] = feed.filters.get(flt, 0) + 1
         feed.ensure_running()
         return feed
 
-    def _feed_detach(self, feed: _Feed, flt: EventFilter) -> None:
+    def _feed_detach(self, feed: _feed.Feed, flt: EventFilter) -> None:
         feed.subscribers -= 1
         left = feed.filters.get(flt, 0) - 1
         if left > 0:
@@ -721,167 +734,3 @@ class PostgresEventStore(Backend):
                     await self._pool.close()
             except Exception:
                 self._pool.terminate()
-
-
-def _jittered(failures: int) -> float:
-    """Capped exponential backoff with jitter, for retries through an outage."""
-    ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
-    return ceiling * random.uniform(0.5, 1.0)
-
-
-class _Feed:
-    """The store's live feed: reads the log once for all subscribers, keeps the last pages.
-
-    ``cursor`` is the (commit, position) of the last event read; every event up
-    to it is final (its transaction is below the snapshot's xmin, see THE
-    GLOBAL ORDER), so a subscriber caught up to the cursor misses nothing by
-    taking the pages from there. ``pages`` holds the events in (``floor``,
-    ``cursor``]. ``advanced`` is set (and replaced) whenever the cursor moves.
-    """
-
-    def __init__(self, store: PostgresEventStore) -> None:
-        self.store = store
-        self.subscribers = 0
-        #: The filters of the subscribers, and how many share each.
-        self.filters: dict[EventFilter, int] = {}
-        #: Of the kept events, those each filter passes: matched once per filter,
-        #: however many subscribers share it.
-        self.matched: dict[EventFilter, list[RecordedEvent]] = {}
-        self.cursor: tuple[int, int] = (0, 0)
-        self.floor: tuple[int, int] = (0, 0)
-        self.pages: collections.deque[RecordedEvent] = collections.deque()
-        self.advanced = anyio.Event()
-        self.error: BaseException | None = None
-        self.done = False
-        self._ready = anyio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def ensure_running(self) -> None:
-        if self._task is None and not self.done:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def wants(self, stream: str, encoded: list[EncodedEvent]) -> bool:
-        """Whether a subscriber reads any of these events (one test per distinct filter)."""
-        for flt in self.filters:
-            prefix = flt.stream_prefix
-            if prefix is not None and not stream.startswith(prefix):
-                continue
-            types = flt.types
-            if types is None or any(e.type in types for e in encoded):
-                return True
-        return False
-
-    async def started(self) -> None:
-        """Wait until the cursor is set (the feed's first read)."""
-        await self._ready.wait()
-        if self.error is not None:
-            raise self.error
-
-    def after(self, flt: EventFilter, commit: int, position: int) -> list[RecordedEvent]:
-        """The kept events that pass ``flt`` after (commit, position), in order."""
-        at = (commit, position)
-        if flt.everything:
-            pages = self.pages
-            if not pages or pages[-1].checkpoint <= at:
-                return []
-            return [e for e in pages if e.checkpoint > at]
-        matched = self.matched.get(flt)
-        if not matched or matched[-1].checkpoint <= at:
-            return []
-        return matched[bisect.bisect_right(matched, at, key=_rows.checkpoint_of) :]
-
-    def _keep(self, events: list[RecordedEvent]) -> None:
-        """Add new events to the pages, and to the matches of every subscriber filter."""
-        pages = self.pages
-        pages.extend(events)
-        for flt in self.filters:
-            if not flt.everything:
-                found = [e for e in events if flt.matches(e.stream, e.type)]
-                if found:
-                    self.matched.setdefault(flt, []).extend(found)
-        if len(pages) > _FEED_KEEP:
-            while len(pages) > _FEED_KEEP:
-                dropped = pages.popleft()
-            self.floor = (dropped.checkpoint.commit, dropped.position)
-            for flt, matched in list(self.matched.items()):
-                if flt not in self.filters:
-                    del self.matched[flt]
-                    continue
-                cut = bisect.bisect_right(matched, self.floor, key=_rows.checkpoint_of)
-                if cut:
-                    del matched[:cut]
-
-    def _advance(self) -> None:
-        advanced, self.advanced = self.advanced, anyio.Event()
-        advanced.set()
-
-    def stop(self) -> None:
-        """End the feed after its read in flight (a cancelled query could spoil its connection)."""
-        self.done = True
-        self.store._wake()
-        self._advance()
-
-    async def close(self) -> None:
-        task = self._task
-        self.stop()
-        self._ready.set()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-
-    async def _run(self) -> None:
-        store = self.store
-        try:
-            failures = 0
-            while True:
-                try:
-                    row = await store._fetch(store._q.ready_head)
-                    break
-                except StoreUnavailableError:
-                    failures += 1
-                    await anyio.sleep(_jittered(failures))
-            if row:
-                self.cursor = self.floor = (row[0][0], row[0][1])
-            self._ready.set()
-            pending_delay = 0.0
-            failures = 0
-            while not self.done and not store._closed:
-                waiter = store._waiter
-                if waiter is None:
-                    waiter = store._waiter = anyio.Event()
-                commit, position = self.cursor
-                try:
-                    rows = await store._fetch(
-                        store._q.read_all, commit, position, _PAGE, _rows.NO_END
-                    )
-                except StoreUnavailableError:
-                    failures += 1
-                    await anyio.sleep(_jittered(failures))
-                    continue
-                failures = 0
-                events, complete = _rows.global_events(rows)
-                if events:
-                    self._keep(events)
-                    last = events[-1]
-                    self.cursor = (last.checkpoint.commit, last.position)
-                    self._advance()
-                await store._note_held_back(complete)
-                if complete and len(rows) == _PAGE:
-                    continue
-                if not complete:
-                    pending_delay = min(max(pending_delay * 2, 0.002), store._poll_interval)
-                    timeout = pending_delay
-                else:
-                    pending_delay = 0.0
-                    timeout = store._poll_interval
-                if store._can_listen and store._listener is None:
-                    store._start_listener()
-                with anyio.move_on_after(timeout):
-                    await waiter.wait()
-        except Exception as exc:  # SchemaError and the like: every subscriber raises it
-            self.error = exc
-        finally:
-            self.done = True
-            self._ready.set()
-            self._advance()
