@@ -35,11 +35,10 @@ from evsrc.errors import (
     EvsrcError,
     InvalidCheckpointError,
     InvalidInputError,
-    SchemaError,
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.postgres import _errors, _feed, _rows, _sql
+from evsrc.postgres import _errors, _feed, _rows, _schema, _sql
 from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
 
 if TYPE_CHECKING:
@@ -63,8 +62,6 @@ _log = logging.getLogger("evsrc.postgres")
 _SESSION: Final = {"default_transaction_isolation": "read committed"}
 #: Re-tries of an append whose (stream, seq) key was taken under it.
 _SEQ_TAKEN_RETRIES: Final = 2
-#: Serialises concurrent setup() calls (any constant; transaction-scoped).
-_SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
 #: What setup() maps (other errors are bugs and pass through).
 _SETUP_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _POOL_ONLY_OPTIONS: Final = frozenset(
@@ -257,70 +254,10 @@ class PostgresEventStore(Backend):
         advisory lock. Raises ``SchemaError`` if the database holds a newer
         schema than this release knows.
         """
-        latest = _sql.latest_version()
-        q = self._quoted
         with _errors.mapped(closed=self._is_closed, only=_SETUP_ERRORS):
             async with self._pool.acquire() as conn, conn.transaction():
-                version = conn.get_server_version()
-                if version.major < 13:
-                    msg = f"evsrc needs PostgreSQL 13 or newer (xid8), this server is {version}"
-                    raise SchemaError(msg)
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SETUP_LOCK)
-                # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
-                # the schema exists: an application role without it may still run
-                # setup() against a schema that is up to date.
-                if await conn.fetchval("SELECT to_regnamespace($1) IS NULL", q):
-                    await conn.execute(f"CREATE SCHEMA {q}")
-                has_version = await conn.fetchval(
-                    "SELECT to_regclass($1) IS NOT NULL", f"{q}.evsrc_schema_version"
-                )
-                if not has_version:
-                    await conn.execute(_sql.schema_sql(q))
-                    for n in range(1, latest + 1):
-                        await conn.execute(self._q.stamp_version, n)
-                    return
-                current = await conn.fetchval(self._q.schema_version) or 0
-                if current > latest:
-                    msg = (
-                        f"schema {self._schema!r} is at version {current}, newer than this "
-                        f"release of evsrc ({latest}); upgrade evsrc"
-                    )
-                    raise SchemaError(msg)
-                for n, sql in _sql.migrations(q, current):
-                    await conn.execute(sql)
-                    await conn.execute(self._q.stamp_version, n)
-                if await conn.fetchval(self._q.order_broken):
-                    await self._repair_order(conn)
-
-    async def _repair_order(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
-        """Make a restored store's global order this cluster's (queries.sql, THE ORDER AFTER
-        A RESTORE).
-
-        Old events keep their relative order, new ones sort after them, saved
-        checkpoints move along; checkpoints from before, kept elsewhere, are
-        refused by :meth:`_check_restored`.
-        """
-        events = self.table("events")
-        checkpoints = self.table("checkpoints")
-        has_checkpoints = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", checkpoints)
-        # Appends and checkpoint saves wait for the repair; reads go on (old order).
-        locked = f"{events}, {checkpoints}" if has_checkpoints else events
-        await conn.execute(f"LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE")
-        moved = "UPDATE 0"
-        if has_checkpoints:
-            moved = await conn.execute(self._q.repair_checkpoints)
-        renumbered = await conn.execute(self._q.repair_events)
-        await conn.execute(self._q.repair_positions)
-        self._repaired = True
-        _log.warning(
-            "setup() repaired the global order of schema %r after a restore from a cluster "
-            "ahead of this one: %s events renumbered in their old order, %s saved "
-            "checkpoints moved along; checkpoints kept elsewhere from before now are refused "
-            "(docs/postgres.md, Backups and restores)",
-            self._schema,
-            renumbered.rsplit(" ", 1)[-1],
-            moved.rsplit(" ", 1)[-1],
-        )
+                if await _schema.migrate(conn, self._schema, self._q):
+                    self._repaired = True
 
     async def _check_restored(self, after: Checkpoint | None) -> None:
         """Refuse a checkpoint from before a restore repair (it would skip events)."""
