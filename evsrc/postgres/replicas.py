@@ -103,7 +103,9 @@ class ReplicatedPostgresEventStore(PostgresEventStore):
                     replica_dsn, schema=schema, poll_interval=poll_interval, notify=False,
                     **pool_options,
                 )  # fmt: skip
-                replica._can_listen = False  # a standby cannot LISTEN; NOTIFY is not replicated
+                replica._wakeups.can_listen = (
+                    False  # a standby cannot LISTEN; NOTIFY is not replicated
+                )
                 opened.append(replica)
             store = await super().connect(
                 dsn, schema=schema, poll_interval=poll_interval, notify=notify, **pool_options

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import uuid
 from typing import TYPE_CHECKING, Any, Final, Self, cast
 
 import anyio
@@ -38,10 +37,11 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.postgres import _errors, _feed, _rows, _schema, _sql
+from evsrc.postgres import _errors, _feed, _rows, _schema, _sql, _wakeups
 from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
 
 if TYPE_CHECKING:
+    import uuid
     from collections.abc import AsyncGenerator, Mapping, Sequence
 
     from evsrc.store import EncodedEvent, EventFilter
@@ -51,8 +51,6 @@ __all__ = ["PostgresEventStore", "translate_error"]
 #: The evsrc error for an asyncpg or socket error (for callers that hold a driver error).
 translate_error = _errors.translate
 
-#: At most one post-commit NOTIFY per this many seconds per store (the first is immediate).
-_NOTIFY_INTERVAL: Final = 0.02
 #: Seconds close() waits for busy connections before terminating them.
 _CLOSE_GRACE: Final = 10.0
 #: Seconds readers may be held back by an open transaction before a warning.
@@ -140,20 +138,18 @@ class PostgresEventStore(Backend):
         self._waiter: anyio.Event | None = None
         self._closed = False
         self._feed: _feed.Feed | None = None
-        #: Marks this store's NOTIFYs, so that it ignores their echo.
-        self._token = uuid.uuid4().hex
-        # Cross-process wakeups (docs/postgres.md, "Subscriptions").
-        self._channel = f"evsrc.{schema}"[:63]
-        self._notify = bool(notify)
-        self._notify_pending = False
-        self._notifier: asyncio.Task[None] | None = None
-        self._can_listen = owns_pool
-        self._listen_dsn = listen_dsn
         self._held_back_since: float | None = None
-        self._listen_options = dict(listen_options or {})
-        self._listener: asyncpg.Connection | None = None
-        self._listener_task: asyncio.Task[None] | None = None
-        self._listen_retry_at = 0.0
+        self._wakeups = _wakeups.Wakeups(
+            pool=pool,
+            notify_query=self._q.notify,
+            schema=schema,
+            notify=bool(notify),
+            can_listen=owns_pool,
+            listen_dsn=listen_dsn,
+            listen_options=dict(listen_options or {}),
+            wake=self._wake,
+            closed=self._is_closed,
+        )
 
     @classmethod
     async def connect(
@@ -379,8 +375,7 @@ class PostgresEventStore(Backend):
         return waiter
 
     def _ensure_listening(self) -> None:
-        if self._can_listen and self._listener is None:
-            self._start_listener()
+        self._wakeups.ensure_listening()
 
     # -- reading -------------------------------------------------------------------
 
@@ -588,60 +583,7 @@ class PostgresEventStore(Backend):
         feed = self._feed
         if feed is None or feed.wants(stream, encoded):
             self._wake()  # the feed reads; a commit no subscriber reads waits for a poll
-        if self._notify:
-            self._notify_pending = True
-            if self._notifier is None:
-                self._notifier = asyncio.get_running_loop().create_task(self._notify_loop())
-
-    async def _notify_loop(self) -> None:
-        try:
-            while self._notify_pending and not self._closed:
-                self._notify_pending = False
-                await self._pool.execute(self._q.notify, self._channel, self._token)
-                # Whatever commits meanwhile shares the next NOTIFY.
-                await asyncio.sleep(_NOTIFY_INTERVAL)
-        except Exception:  # a lost NOTIFY only delays other subscribers to their next poll
-            pass
-        finally:
-            self._notifier = None
-
-    def _start_listener(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self._listener_task is not None or now < self._listen_retry_at or self._closed:
-            return
-        self._listen_retry_at = now + 5.0
-        self._listener_task = asyncio.get_running_loop().create_task(self._listen())
-
-    async def _listen(self) -> None:
-        try:
-            conn = await asyncpg.connect(self._listen_dsn, **self._listen_options)
-        except Exception:  # subscribers fall back to polling; retried later
-            return
-        finally:
-            self._listener_task = None
-        if self._closed:
-            await conn.close()
-            return
-
-        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            if payload != self._token:  # another store's commit (or an older release's)
-                self._wake()
-
-        def on_lost(_: object) -> None:
-            if self._listener is conn:
-                self._listener = None
-                self._wake()
-
-        conn.add_termination_listener(on_lost)
-        try:
-            await conn.add_listener(self._channel, on_notify)
-        except Exception:
-            conn.terminate()
-            return
-        if self._closed:
-            await conn.close()
-            return
-        self._listener = conn
+        self._wakeups.committed()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -654,15 +596,7 @@ class PostgresEventStore(Backend):
         feed, self._feed = self._feed, None
         if feed is not None:
             await feed.close()
-        for task in (self._notifier, self._listener_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with contextlib.suppress(Exception):
-                await listener.close(timeout=2)
+        await self._wakeups.close()
         if self._owns_pool:
             # Let queries in flight finish; a connection still busy after the
             # grace period (say, an append queued on a lock held elsewhere) is cut.
