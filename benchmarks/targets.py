@@ -19,7 +19,7 @@ from benchmarks.harness import NotAvailable
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from evsrc.events import NewEvent
+    from evsrc.records import NewEvent
     from evsrc.store import EventStore
 
 __all__ = [

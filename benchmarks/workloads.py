@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks import db
 from benchmarks.harness import CheckFailed, Context, NotAvailable, Sample
 from benchmarks.targets import POOL_CAP, open_evsrc_pg, require_evsrc_pg
-from evsrc.events import NewEvent
+from evsrc.records import NewEvent
 
 __all__ = ["PgDatabases", "make_events", "run_appends", "stream_names"]
 

@@ -11,7 +11,6 @@ from evsrc.aggregate import (
     Rejection as Rejection,
     applies as applies,
 )
-from evsrc.codec import Event as Event, EventRegistry as EventRegistry
 from evsrc.correlation import (
     CAUSATION_ID as CAUSATION_ID,
     CORRELATION_ID as CORRELATION_ID,
@@ -37,14 +36,8 @@ from evsrc.errors import (
     StoreUnavailableError as StoreUnavailableError,
     UnknownEventTypeError as UnknownEventTypeError,
 )
-from evsrc.events import (
-    Checkpoint as Checkpoint,
-    Committed as Committed,
-    Conflict as Conflict,
-    NewEvent as NewEvent,
-    RecordedEvent as RecordedEvent,
-)
 from evsrc.handler import CommandHandler as CommandHandler
+from evsrc.models import Event as Event, EventRegistry as EventRegistry
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
 from evsrc.parking import ParkedEvent as ParkedEvent, ParkedEvents as ParkedEvents
 from evsrc.projection import (
@@ -64,6 +57,13 @@ from evsrc.reactions import (
     ProcessManager as ProcessManager,
     Send as Send,
     StreamCheckpointStore as StreamCheckpointStore,
+)
+from evsrc.records import (
+    Checkpoint as Checkpoint,
+    Committed as Committed,
+    Conflict as Conflict,
+    NewEvent as NewEvent,
+    RecordedEvent as RecordedEvent,
 )
 from evsrc.retry import RetryPolicy as RetryPolicy
 from evsrc.snapshot import (

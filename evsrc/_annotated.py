@@ -15,8 +15,8 @@ import types
 import typing
 from typing import TYPE_CHECKING, Any
 
-from evsrc.codec import Event
 from evsrc.errors import AggregateError
+from evsrc.models import Event
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -3,7 +3,7 @@
 A user subclasses :class:`Aggregate`, names its streams (``stream_prefix``),
 declares how each event changes state with :func:`applies` (the event type is
 read from the fold's annotation, and the aggregate's
-:class:`~evsrc.codec.EventRegistry` is built from its folds), and writes
+:class:`~evsrc.models.EventRegistry` is built from its folds), and writes
 decisions as plain methods that read ``self`` and return new events, a
 :class:`~evsrc.decision.Decision` or a :class:`~evsrc.decision.Rejection` —
 never mutating ``self``::
@@ -41,14 +41,14 @@ import inspect
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 
 from evsrc._annotated import Deferred, caller_namespace, events_of
-from evsrc.codec import Event, EventRegistry
 from evsrc.decision import Decision, Rejection, normalize_decision
 from evsrc.errors import AggregateError
+from evsrc.models import Event, EventRegistry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
 
 __all__ = ["Aggregate", "Decision", "Rejection", "applies", "normalize_decision"]
 

@@ -20,8 +20,8 @@ from evsrc.snapshot import Snapshot
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from evsrc.codec import Event
-    from evsrc.events import RecordedEvent
+    from evsrc.models import Event
+    from evsrc.records import RecordedEvent
     from evsrc.snapshot import SnapshotStore
 
 __all__ = ["StateCache"]

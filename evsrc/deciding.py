@@ -14,16 +14,16 @@ from uuid import UUID, uuid5
 
 from evsrc.aggregate import Aggregate, Rejection, normalize_decision
 from evsrc.errors import AggregateError, RetriesExhaustedError
-from evsrc.events import Committed
 from evsrc.outcome import Outcome, outcome
+from evsrc.records import Committed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     import anyio
 
-    from evsrc.codec import Event, EventRegistry
-    from evsrc.events import NewEvent
+    from evsrc.models import Event, EventRegistry
+    from evsrc.records import NewEvent
 
 __all__ = ["Attempt", "Command", "Decided", "decide_batch", "decide_one"]
 

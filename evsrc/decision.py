@@ -13,8 +13,8 @@ from typing import Any, Generic, overload
 
 from typing_extensions import TypeVar
 
-from evsrc.codec import Event
 from evsrc.errors import AggregateError
+from evsrc.models import Event
 
 __all__ = ["Decision", "Rejection", "normalize_decision"]
 

@@ -33,18 +33,18 @@ from evsrc.cache import StateCache
 from evsrc.correlation import stamp
 from evsrc.deciding import Attempt, Command, decide_batch, decide_one, finish_all
 from evsrc.errors import InvalidInputError
-from evsrc.events import Committed, Conflict
 from evsrc.lanes import Lanes
 from evsrc.outcome import Accepted, Outcome, Rejected, outcome
+from evsrc.records import Committed, Conflict
 from evsrc.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from uuid import UUID
 
-    from evsrc.codec import Event
-    from evsrc.events import NewEvent, RecordedEvent
     from evsrc.lanes import Lane
+    from evsrc.models import Event
+    from evsrc.records import NewEvent, RecordedEvent
     from evsrc.snapshot import SnapshotStore
     from evsrc.store import EventStore
 

@@ -16,24 +16,13 @@ from uuid import UUID, SafeUUID
 import anyio
 import anyio.lowlevel
 
-from evsrc._json import same_json_text
-from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreClosedError
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
-from evsrc.store import (
-    EventStore,
-    check_checkpoint,
-    check_filter,
-    check_read_args,
-    check_stream,
-    decode_metadata,
-    decode_objects,
-    prepare_append,
-)
+from evsrc.backend import Backend, Place
+from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent, recorded
+from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncGenerator, Mapping, Sequence
 
-    from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["InMemoryEventStore"]
@@ -96,7 +85,7 @@ def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
         return []
     data = decode_objects([r[7] for r in rows])
     metadata = decode_metadata([r[8] for r in rows])
-    event = _recorded
+    event = recorded
     uuid = _uuid
     return [
         event(r[0], r[1], r[2], r[3], uuid(r[4]), r[5], r[6], d, m, r[9])
@@ -104,7 +93,7 @@ def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
     ]
 
 
-class InMemoryEventStore(EventStore):
+class InMemoryEventStore(Backend):
     """An event store held in memory; checkpoints are ``commit:position`` counters."""
 
     def __init__(self) -> None:
@@ -120,29 +109,14 @@ class InMemoryEventStore(EventStore):
 
     # -- writing -----------------------------------------------------------
 
-    async def append_expect(
-        self, stream: str, expected: int, events: Sequence[NewEvent]
-    ) -> Committed | Conflict:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, expected, events)
-        return self._write(stream, expected, encoded)
-
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, None, events, any_position=True)
-        result = self._write(stream, None, encoded)
-        assert isinstance(result, Committed)
-        return result
-
-    def _write(
+    async def _write_batch(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
-    ) -> Committed | Conflict:
+    ) -> Committed | Conflict | Mapping[UUID, Place]:
+        # No await between the check and the write: atomic without a lock.
         ids = self._ids
         for e in encoded:
             if e.id.int in ids:
-                return self._retried(stream, expected, encoded)
+                return self._places(encoded)
         rows = self._streams.get(stream)
         if rows is None:
             rows = self._streams[stream] = []
@@ -192,45 +166,21 @@ class InMemoryEventStore(EventStore):
                 for event in self._filtered.pop(flt):
                     event.set()
 
-    def _retried(self, stream: str, expected: int | None, encoded: list[EncodedEvent]) -> Committed:
-        """An append some of whose ids exist: the original result if it is a whole retry."""
-        places = [self._ids.get(e.id.int) for e in encoded]
-        first = places[0]
-        base = expected
-        if base is None and first is not None and first[0] == stream:
-            base = first[1] - 1
-        if base is not None and all(
-            where == (stream, base + i) for i, where in enumerate(places, 1)
-        ):
-            rows = self._streams[stream]
-            for i, e in enumerate(encoded):
-                row = rows[base + i]
-                if not (
-                    e.type == row[5]
-                    and e.version == row[6]
-                    and same_json_text(e.data, row[7])
-                    and same_json_text(e.metadata, row[8])
-                ):
-                    raise EventIdReusedError(event_id=e.id, stream=stream, seq=row[1])
-            _, seq, position, commit, *_ = rows[base + len(encoded) - 1]
-            return Committed(stream, base + 1, seq, position, Checkpoint(commit, position))
-        # Some ids exist elsewhere, or only part of the append exists: not a retry.
-        e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
-        raise DuplicateEventIdError(event_id=e.id, stream=where[0], seq=where[1])
+    def _places(self, encoded: list[EncodedEvent]) -> dict[UUID, Place]:
+        """Where the append's ids are stored, with what they hold."""
+        found: dict[UUID, Place] = {}
+        for e in encoded:
+            where = self._ids.get(e.id.int)
+            if where is not None:
+                row = self._streams[where[0]][where[1] - 1]
+                found[e.id] = Place(row[0], row[1], row[2], row[3], row[5], row[6], row[7], row[8])
+        return found
 
     # -- reading -----------------------------------------------------------
 
-    async def read(
-        self,
-        stream: str,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        backwards: bool = False,
+    async def _read_stream(
+        self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
-        check_read_args(stream, after, limit)
-        if self._closed:
-            raise StoreClosedError
         rows = self._streams.get(stream)
         if not rows:
             return []
@@ -241,27 +191,13 @@ class InMemoryEventStore(EventStore):
             selected = selected[:limit]
         return _events(selected)
 
-    async def last_seq(self, stream: str) -> int:
-        check_stream(stream)
-        if self._closed:
-            raise StoreClosedError
+    async def _head(self, stream: str) -> int:
         rows = self._streams.get(stream)
         return len(rows) if rows else 0
 
-    async def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        start = check_checkpoint(after)
-        if limit is not None and (type(limit) is not int or limit < 0):
-            check_read_args("-", 0, limit)
-        flt = check_filter(stream_prefix, types)
-        if self._closed:
-            raise StoreClosedError
+    async def _read_global(
+        self, start: Checkpoint | None, flt: EventFilter, limit: int | None
+    ) -> AsyncGenerator[RecordedEvent, None]:
         index = self._start_index(start)
         end = len(self._log)
         log = self._log
@@ -284,20 +220,14 @@ class InMemoryEventStore(EventStore):
                 left -= len(rows)
             await anyio.lowlevel.checkpoint()
 
-    async def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        start = check_checkpoint(after)
-        flt = check_filter(stream_prefix, types)
+    async def _follow(
+        self, start: Checkpoint | None, flt: EventFilter
+    ) -> AsyncGenerator[RecordedEvent, None]:
         index = self._start_index(start)
         log = self._log
         while True:
             if self._closed:
-                raise StoreClosedError
+                raise self._closed_error()
             while index < len(log):
                 if flt.everything:
                     page = _events(log[index : index + _PAGE])
@@ -309,7 +239,7 @@ class InMemoryEventStore(EventStore):
                     yield event
                 await anyio.lowlevel.checkpoint()
             if self._closed:
-                raise StoreClosedError
+                raise self._closed_error()
             if flt.everything:
                 if self._waiter is None:
                     self._waiter = anyio.Event()
@@ -333,6 +263,7 @@ class InMemoryEventStore(EventStore):
         return min(after.position, len(self._log))
 
     async def close(self) -> None:
+        """Close the store: subscribers end with ``StoreClosedError``."""
         self._closed = True
         waiter = self._waiter
         if waiter is not None:

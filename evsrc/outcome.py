@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from evsrc.aggregate import Rejection
-    from evsrc.codec import Event
-    from evsrc.events import Committed
+    from evsrc.models import Event
+    from evsrc.records import Committed
 
 __all__ = ["Accepted", "Outcome", "Rejected"]
 

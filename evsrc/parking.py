@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID, uuid5
 
 from evsrc.errors import DuplicateEventIdError, InvalidInputError
-from evsrc.events import Checkpoint, NewEvent
+from evsrc.records import Checkpoint, NewEvent
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = ["PARKED_PREFIX", "ParkedEvent", "ParkedEvents", "parked_projections"]

@@ -2,7 +2,7 @@
 
 A :class:`Projector` says what to do with each event — methods marked
 :func:`handles` receive the decoded model (or override :meth:`Projector.handle`
-for raw :class:`~evsrc.events.RecordedEvent`). A :class:`ProjectionRunner`
+for raw :class:`~evsrc.records.RecordedEvent`). A :class:`ProjectionRunner`
 feeds it from ``store.subscribe(after=checkpoint)``, reading only the event
 types its handlers take (and its ``stream_prefix``), in batches, and saves the
 checkpoint in a :class:`CheckpointStore`, so a restart resumes exactly after
@@ -49,7 +49,6 @@ import anyio
 import anyio.lowlevel
 
 from evsrc._annotated import caller_namespace, events_of
-from evsrc.codec import Event, EventRegistry
 from evsrc.errors import (
     EvsrcError,
     InvalidInputError,
@@ -57,8 +56,9 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed
+from evsrc.models import Event, EventRegistry
 from evsrc.parking import PARKED_PREFIX, ParkedEvents
+from evsrc.records import Checkpoint, Committed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.store import EventStore
     from evsrc.telemetry import Telemetry
 

@@ -23,7 +23,7 @@ from evsrc.errors import InvalidInputError, OutcomeUnknownError, StoreUnavailabl
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from evsrc.events import Committed, Conflict, NewEvent, RecordedEvent
+    from evsrc.records import Committed, Conflict, NewEvent, RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = ["RetryPolicy"]

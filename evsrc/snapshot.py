@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from evsrc.events import NewEvent
+from evsrc.records import NewEvent
 from evsrc.store import MAX_STREAM_LENGTH
 
 if TYPE_CHECKING:

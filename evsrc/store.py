@@ -20,13 +20,13 @@ from evsrc.errors import (
     InvalidInputError,
     InvalidStreamError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, NewEvent
+from evsrc.records import Checkpoint, Committed, Conflict, NewEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from types import TracebackType
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -36,7 +36,6 @@ __all__ = [
     "EncodedEvent",
     "EventFilter",
     "EventStore",
-    "check_after",
     "check_checkpoint",
     "check_filter",
     "check_read_args",
@@ -204,9 +203,6 @@ def check_checkpoint(after: object) -> Checkpoint | None:
         return Checkpoint.parse(after)
     msg = f"after must be a Checkpoint, its str() form or None, got {type(after).__name__}"
     raise InvalidCheckpointError(msg, argument="after", value=after)
-
-
-check_after = check_checkpoint
 
 
 class EventFilter(NamedTuple):

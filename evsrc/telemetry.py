@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from evsrc.errors import ConfigurationError, InvalidInputError
-from evsrc.events import Committed, NewEvent
+from evsrc.records import Committed, NewEvent
 from evsrc.store import EventStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
-    from evsrc.events import Checkpoint, Conflict, RecordedEvent
+    from evsrc.records import Checkpoint, Conflict, RecordedEvent
 
 __all__ = ["TRACEPARENT", "InstrumentedStore", "Telemetry", "instrument"]
 

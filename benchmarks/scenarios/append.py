@@ -22,8 +22,8 @@ from benchmarks.workloads import (
     run_appends,
     stream_names,
 )
-from evsrc.events import Committed
 from evsrc.memory import InMemoryEventStore
+from evsrc.records import Committed
 
 __all__ = ["run_append_batch", "run_append_expect"]
 

@@ -34,7 +34,7 @@ from evsrc.memory import InMemoryEventStore
 
 if TYPE_CHECKING:
     from benchmarks.harness import Context
-    from evsrc.events import Checkpoint
+    from evsrc.records import Checkpoint
     from evsrc.store import EventStore
 
 __all__ = ["run"]
@@ -47,7 +47,7 @@ def _api() -> dict[str, Any]:
     if _classes:
         return _classes
     try:
-        from evsrc.codec import Event
+        from evsrc.models import Event
         from evsrc.projection import (
             InMemoryCheckpointStore,
             ProjectionRunner,

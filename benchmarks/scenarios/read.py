@@ -25,7 +25,7 @@ from evsrc.memory import InMemoryEventStore
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from evsrc.events import NewEvent
+    from evsrc.records import NewEvent
     from evsrc.store import EventStore
 
 __all__ = ["run_read"]

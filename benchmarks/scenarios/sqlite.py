@@ -25,7 +25,7 @@ from benchmarks.harness import Case, Context, NotAvailable, Sample
 from benchmarks.scenarios.append import _unavailable
 from benchmarks.scenarios.hot_seat import _pg_evsrc as _hot_pg, _race, _service
 from benchmarks.workloads import PgDatabases, make_events, run_appends, stream_names
-from evsrc.events import Committed
+from evsrc.records import Committed
 from evsrc.sqlite import SqliteEventStore
 from evsrc.store import prepare_append
 

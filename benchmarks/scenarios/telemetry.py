@@ -24,8 +24,8 @@ from benchmarks.harness import Case, NotAvailable, Sample
 from benchmarks.scenarios.append import _unavailable
 from benchmarks.targets import open_evsrc_pg
 from benchmarks.workloads import PgDatabases, make_events, stream_names
-from evsrc.events import Committed
 from evsrc.memory import InMemoryEventStore
+from evsrc.records import Committed
 
 if TYPE_CHECKING:
     from benchmarks.harness import Context

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from evsrc.admin import inspect, outbox, parked, render
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
-from evsrc.events import Checkpoint
+from evsrc.records import Checkpoint
 from evsrc.urls import open_store, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = ["main"]
@@ -144,10 +144,10 @@ async def _guarded(awaitable: Any) -> Any:
         raise
     except Exception as exc:
         try:
-            from evsrc.postgres.store import _translate
+            from evsrc.postgres.store import translate_error
         except ImportError:  # pragma: no cover
             raise exc from None
-        raise _translate(exc) from exc
+        raise translate_error(exc) from exc
 
 
 async def _dispatch(args: argparse.Namespace, store: EventStore, out: render.Output) -> int:

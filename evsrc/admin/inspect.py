@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from evsrc.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
-from evsrc.events import Checkpoint
+from evsrc.records import Checkpoint
 
 if TYPE_CHECKING:
     from evsrc.postgres import PostgresEventStore

@@ -7,14 +7,16 @@ only text ever substituted; every value travels as a bind parameter.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 from functools import cache
-from importlib import resources
-from typing import Final
+from typing import Final, Self
 
 from evsrc.errors import InvalidInputError
+from evsrc.sqlfiles import migration_files, named_sections, read_sql
 
 __all__ = [
     "IDENTIFIER",
+    "Queries",
     "latest_version",
     "migrations",
     "qualified",
@@ -26,8 +28,6 @@ __all__ = [
 #: A plain SQL identifier: what a schema or table name may be (matched as a whole).
 IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_IDENTIFIER: Final = 63
-_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-_MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")
 
 
 def quote_schema(schema: object, *, argument: str = "schema") -> str:
@@ -57,7 +57,7 @@ def qualified(schema: str, table: str) -> str:
 
 
 def _read(*parts: str) -> str:
-    return resources.files("evsrc.postgres").joinpath("sql", *parts).read_text("utf-8")
+    return read_sql("evsrc.postgres", *parts)
 
 
 def _fill(text: str, quoted_schema: str) -> str:
@@ -69,20 +69,8 @@ def schema_sql(quoted_schema: str) -> str:
     return _fill(_read("schema.sql"), quoted_schema)
 
 
-@cache
 def _migration_files() -> tuple[tuple[int, str], ...]:
-    folder = resources.files("evsrc.postgres").joinpath("sql", "migrations")
-    found = []
-    for entry in folder.iterdir():
-        m = _MIGRATION.match(entry.name)
-        if m:
-            found.append((int(m.group(1)), entry.name))
-    found.sort()
-    numbers = [n for n, _ in found]
-    if numbers != list(range(1, len(numbers) + 1)):  # pragma: no cover - a packaging bug
-        msg = f"migrations must be numbered 1..n without gaps, found {numbers}"
-        raise RuntimeError(msg)
-    return tuple(found)
+    return migration_files("evsrc.postgres")
 
 
 def latest_version() -> int:
@@ -102,11 +90,44 @@ def migrations(quoted_schema: str, after: int) -> list[tuple[int, str]]:
 @cache
 def _named_queries() -> dict[str, str]:
     text = _read("queries.sql")
-    parts = _NAME_LINE.split(text)
-    # parts: [preamble, name1, body1, name2, body2, ...]
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+    return named_sections(text)
 
 
 def queries(quoted_schema: str) -> dict[str, str]:
     """The named queries of ``queries.sql`` with the schema filled in."""
     return {name: _fill(body, quoted_schema) for name, body in _named_queries().items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """The named queries of ``queries.sql`` for one schema, one attribute each."""
+
+    append: str
+    find_ids: str
+    last_seq: str
+    read_forward: str
+    read_backward: str
+    read_all: str
+    horizon: str
+    oldest_xact: str
+    schema_version: str
+    stamp_version: str
+    notify: str
+    differing_ids: str
+    order_broken: str
+    repair_checkpoints: str
+    repair_events: str
+    repair_positions: str
+    repaired: str
+    checkpoint_exists: str
+    read_all_types: str
+    read_all_prefix: str
+    ready_head: str
+    head: str
+    head_types: str
+
+    @classmethod
+    def of(cls, quoted_schema: str) -> Self:
+        """Every named query with ``quoted_schema`` filled in."""
+        named = queries(quoted_schema)
+        return cls(**{f.name: named[f.name] for f in fields(cls)})

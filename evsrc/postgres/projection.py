@@ -31,7 +31,6 @@ import asyncpg
 from asyncpg import exceptions as pgexc
 
 from evsrc.errors import ProjectionError, SchemaError, StoreUnavailableError
-from evsrc.events import Checkpoint
 from evsrc.parking import PARKED_PREFIX
 from evsrc.postgres import _sql
 from evsrc.projection import (
@@ -41,10 +40,11 @@ from evsrc.projection import (
     _LeaseLostError,
     overrides_handle_batch,
 )
+from evsrc.records import Checkpoint
 
 if TYPE_CHECKING:
-    from evsrc.events import RecordedEvent
     from evsrc.postgres.store import PostgresEventStore
+    from evsrc.records import RecordedEvent
 
 __all__ = ["PostgresCheckpointStore", "PostgresProjectionRunner"]
 

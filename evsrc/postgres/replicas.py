@@ -33,17 +33,16 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Committed
 from evsrc.postgres.store import PostgresEventStore
-from evsrc.store import check_checkpoint, check_read_args, check_stream
+from evsrc.records import Committed
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncGenerator, Sequence
 
     import asyncpg
 
-    from evsrc.events import Checkpoint, Conflict, NewEvent, RecordedEvent
-    from evsrc.store import EncodedEvent
+    from evsrc.records import Checkpoint, Conflict, NewEvent, RecordedEvent
+    from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["ReplicatedPostgresEventStore"]
 
@@ -104,7 +103,9 @@ class ReplicatedPostgresEventStore(PostgresEventStore):
                     replica_dsn, schema=schema, poll_interval=poll_interval, notify=False,
                     **pool_options,
                 )  # fmt: skip
-                replica._can_listen = False  # a standby cannot LISTEN; NOTIFY is not replicated
+                replica._wakeups.can_listen = (
+                    False  # a standby cannot LISTEN; NOTIFY is not replicated
+                )
                 opened.append(replica)
             store = await super().connect(
                 dsn, schema=schema, poll_interval=poll_interval, notify=notify, **pool_options
@@ -160,21 +161,13 @@ class ReplicatedPostgresEventStore(PostgresEventStore):
         start = next(self._turn) % n
         return [*self._replicas[start:], *self._replicas[:start], self]
 
-    async def read(
-        self,
-        stream: str,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        backwards: bool = False,
+    async def _read_stream(
+        self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
-        check_read_args(stream, after, limit)
-        if self._closed:
-            raise StoreClosedError
         known = self._heads.get(stream, 0)
         for reader in self._readers():
             if reader is self:
-                return await super().read(stream, after=after, limit=limit, backwards=backwards)
+                return await super()._read_stream(stream, after, limit, backwards)
             try:
                 events = await reader.read(stream, after=after, limit=limit, backwards=backwards)
             except _NOT_SERVING:
@@ -182,40 +175,34 @@ class ReplicatedPostgresEventStore(PostgresEventStore):
             if known > after and (limit is None or len(events) < limit):
                 newest = (events[0] if backwards else events[-1]).seq if events else after
                 if newest < known:  # the standby is behind what the primary told us
-                    return await super().read(stream, after=after, limit=limit, backwards=backwards)
+                    return await super()._read_stream(stream, after, limit, backwards)
             return events
         raise AssertionError  # pragma: no cover - the primary is always last
 
-    async def last_seq(self, stream: str) -> int:
-        check_stream(stream)
-        if self._closed:
-            raise StoreClosedError
+    async def _head(self, stream: str) -> int:
         known = self._heads.get(stream, 0)
         for reader in self._readers():
             if reader is self:
-                return await super().last_seq(stream)
+                return await super()._head(stream)
             try:
                 seq = await reader.last_seq(stream)
             except _NOT_SERVING:
                 continue
             if seq >= known:
                 return seq
-            return await super().last_seq(stream)
+            return await super()._head(stream)
         raise AssertionError  # pragma: no cover - the primary is always last
 
-    async def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        **filters: Any,
-    ) -> AsyncIterator[RecordedEvent]:
-        position = check_checkpoint(after)
+    async def _read_global(
+        self, start: Checkpoint | None, flt: EventFilter, limit: int | None
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        position = start
+        filters = _filter_args(flt)
         left = limit
         readers = self._readers()
         for i, reader in enumerate(readers):
             source = (
-                super().read_all(position, limit=left, **filters)
+                super()._read_global(position, flt, left)
                 if reader is self
                 else reader.read_all(position, limit=left, **filters)
             )
@@ -231,17 +218,18 @@ class ReplicatedPostgresEventStore(PostgresEventStore):
                     raise
                 # Checkpoints mean the same on every member: resume on the next.
 
-    async def subscribe(
-        self, after: Checkpoint | None = None, **filters: Any
-    ) -> AsyncIterator[RecordedEvent]:
-        position = check_checkpoint(after)
+    async def _follow(
+        self, start: Checkpoint | None, flt: EventFilter
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        position = start
+        filters = _filter_args(flt)
         failures = 0
         while True:
             if self._closed:
                 raise StoreClosedError
             for reader in self._readers():
                 source = (
-                    super().subscribe(position, **filters)
+                    super()._follow(position, flt)
                     if reader is self
                     else reader.subscribe(position, **filters)
                 )
@@ -268,3 +256,11 @@ class ReplicatedPostgresEventStore(PostgresEventStore):
             for replica in self._replicas:
                 with contextlib.suppress(Exception):
                     await replica.close()
+
+
+def _filter_args(flt: EventFilter) -> dict[str, Any]:
+    """A checked filter as the keyword arguments of a member's ``read_all``/``subscribe``."""
+    return {
+        "stream_prefix": flt.stream_prefix,
+        "types": None if flt.types is None else sorted(flt.types),
+    }

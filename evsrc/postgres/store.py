@@ -10,30 +10,23 @@ How it keeps the contract, in short (``docs/postgres.md`` has the long form):
   database's own last word against gaps and duplicates.
 * Global order is ``(commit, position)``: the writing transaction's id and a
   sequence-allocated position. Readers only return rows of transactions below
-  the snapshot's ``xmin`` (see THE GLOBAL ORDER below), so nothing ever commits
+  the snapshot's ``xmin`` (docs/postgres.md, "Global order"), so nothing ever commits
   in front of a checkpoint a reader has passed, and writers never share a lock.
-* Every asyncpg error becomes an evsrc error in one place, :func:`_translate`.
+* Every asyncpg error becomes an evsrc error in one place, ``_errors.mapped``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import collections
 import contextlib
 import logging
 import math
-import random
-import re
-import socket
-import uuid
 from typing import TYPE_CHECKING, Any, Final, Self, cast
-from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
-from asyncpg import exceptions as pgexc
 
+from evsrc.backend import Backend, Place, resolve_retry
 from evsrc.errors import (
     ConfigurationError,
     DuplicateEventIdError,
@@ -41,60 +34,34 @@ from evsrc.errors import (
     EvsrcError,
     InvalidCheckpointError,
     InvalidInputError,
-    OutcomeUnknownError,
-    SchemaError,
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent, _recorded
-from evsrc.postgres import _sql
-from evsrc.store import (
-    EventStore,
-    check_checkpoint,
-    check_filter,
-    check_read_args,
-    check_stream,
-    decode_metadata,
-    decode_objects,
-    prepare_append,
-)
-from evsrc.urls import redact_url
+from evsrc.postgres import _errors, _feed, _rows, _schema, _sql, _wakeups
+from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
+    import uuid
+    from collections.abc import AsyncGenerator, Mapping, Sequence
 
-    from evsrc.events import NewEvent
     from evsrc.store import EncodedEvent, EventFilter
 
-__all__ = ["PostgresEventStore"]
+__all__ = ["PostgresEventStore", "translate_error"]
 
-_ID_KEY: Final = "evsrc_events_id_key"
-_SEQ_KEY: Final = "evsrc_events_pkey"
-_UUID_RE: Final = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-#: At most one post-commit NOTIFY per this many seconds per store (the first is immediate).
-_NOTIFY_INTERVAL: Final = 0.02
+#: The evsrc error for an asyncpg or socket error (for callers that hold a driver error).
+translate_error = _errors.translate
+
 #: Seconds close() waits for busy connections before terminating them.
 _CLOSE_GRACE: Final = 10.0
 #: Seconds readers may be held back by an open transaction before a warning.
 _HELD_BACK_WARNING: Final = 10.0
 _log = logging.getLogger("evsrc.postgres")
-#: Longest pause of a subscriber retrying through an outage, in seconds.
-_RETRY_MAX: Final = 2.0
-#: Events the live feed keeps in memory for subscribers that lag a little.
-_FEED_KEEP: Final = 4 * 500
-#: Rows per page of read_all / subscribe.
-_PAGE: Final = 500
-#: The largest transaction id (xid8): subscribe reads without an upper bound.
-_NO_END: Final = 2**64 - 1
-_MAX_POSITION: Final = 2**63 - 1
 #: Session settings every pooled connection starts with (startup parameters, no round trip).
 _SESSION: Final = {"default_transaction_isolation": "read committed"}
 #: Re-tries of an append whose (stream, seq) key was taken under it.
 _SEQ_TAKEN_RETRIES: Final = 2
-#: Serialises concurrent setup() calls (any constant; transaction-scoped).
-_SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
+#: What setup() maps (other errors are bugs and pass through).
+_SETUP_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _POOL_ONLY_OPTIONS: Final = frozenset(
     {
         "min_size",
@@ -108,161 +75,6 @@ _POOL_ONLY_OPTIONS: Final = frozenset(
         "connection_class",
     }
 )
-
-# THE GLOBAL ORDER — Why reading below xmin is exact and needs no lock.
-#
-# Positions come from a sequence, so they are handed out in insert order, not in
-# commit order: transaction A may take position 10, B position 11, and B commit
-# first. A reader that had passed 11 would never return to 10 — it would skip it.
-# Ordering by position alone is therefore wrong, and the classic fix (one table
-# lock per append, eventsourcing's ``_lock_table``) makes every writer wait for
-# every other.
-#
-# Instead each row records its writing transaction's id (``pg_current_xact_id()``,
-# a 64-bit xid8 that never wraps), and readers order by ``(commit, position)``
-# but only return rows whose transaction id is below ``pg_snapshot_xmin`` of
-# their snapshot. ``xmin`` is the oldest transaction id still running when the
-# snapshot was taken; every id below it belongs to a transaction that has ended,
-# and every transaction that starts later gets a larger id. So the set of rows
-# below ``xmin`` is final: no commit can ever add a row in front of what a reader
-# has returned, and a checkpoint ``(commit, position)`` is a resumable place.
-# Rows of a committed transaction at or above ``xmin`` are visible but held back
-# until the older transactions end — they are delayed, never skipped.
-#
-# Per stream the order agrees with seq: writers of a stream queue on an advisory
-# lock taken before their transaction has an id (see ``evsrc_append``), so a
-# later writer's id is always larger.
-#
-# The price: a transaction left open anywhere on the server (any database — ids
-# are cluster-wide) holds ``xmin`` back and stalls every subscriber until it
-# ends. Set ``idle_in_transaction_session_timeout`` (docs/postgres.md).
-
-
-#: What the driver and the socket raise (everything :func:`_translate` maps).
-_DRIVER_ERRORS: Final = (
-    OSError,
-    TimeoutError,
-    ValueError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
-#: Errors that retrying will not cure: the operator has to fix something first.
-_CONFIGURATION_ERRORS: Final = (
-    pgexc.InvalidCatalogNameError,  # 3D000 unknown database
-    pgexc.InvalidAuthorizationSpecificationError,  # 28000 unknown role, no pg_hba entry
-    pgexc.InvalidPasswordError,  # 28P01
-    pgexc.InsufficientPrivilegeError,  # 42501 e.g. setup() without CREATE
-    asyncpg.ClientConfigurationError,  # asyncpg refused the DSN or an option
-)
-#: Errors that mean "this session is not at READ COMMITTED" when an append raises them.
-_ISOLATION_ERRORS: Final = (pgexc.SerializationError,)
-
-
-def _translate(
-    exc: BaseException,
-    *,
-    stream: str | None = None,
-    sent: bool = False,
-    closed: bool = False,
-    connecting: str | None = None,
-) -> EvsrcError:
-    """The evsrc error for an asyncpg (or socket) error — the one place they are mapped.
-
-    ``sent`` is true once an append has gone to the server: a lost connection
-    then leaves its outcome unknown, where before it certainly did not commit.
-    ``connecting`` is the DSN while a pool is being opened: errors that can only
-    mean a wrong DSN or option are then ``ConfigurationError`` (the message
-    names the DSN with its password redacted).
-    """
-    if isinstance(exc, EvsrcError):
-        return exc
-    if isinstance(exc, pgexc.UniqueViolationError):
-        if exc.constraint_name == _ID_KEY:
-            m = _UUID_RE.search(exc.detail or "")
-            event_id = uuid.UUID(m.group(0)) if m else uuid.UUID(int=0)
-            return DuplicateEventIdError(event_id=event_id)
-        if exc.constraint_name == _SEQ_KEY:
-            return _SeqTakenError(str(exc))
-    if isinstance(
-        exc,
-        (pgexc.UndefinedTableError, pgexc.UndefinedFunctionError, pgexc.InvalidSchemaNameError),
-    ):
-        return SchemaError(f"the evsrc schema is missing or out of date; run setup() ({exc})")
-    if closed:
-        return StoreClosedError()
-    misconfigured = isinstance(exc, _CONFIGURATION_ERRORS) or (
-        connecting is not None
-        and (
-            # a malformed DSN (asyncpg's own parser), an unknown server setting or
-            # its bad value in the DSN, a host name that does not exist at all
-            (isinstance(exc, ValueError) and not isinstance(exc, asyncpg.DataError))
-            or isinstance(exc, (pgexc.UndefinedObjectError, pgexc.InvalidParameterValueError))
-            or (isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME)
-        )
-    )
-    if misconfigured:
-        where = f" connecting to {_redacted(connecting)}" if connecting is not None else ""
-        text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
-        return ConfigurationError(f"PostgreSQL{where}: {text}; fix the configuration, then retry")
-    if isinstance(exc, _ISOLATION_ERRORS):
-        return ConfigurationError(
-            f"PostgreSQL: {type(exc).__name__}: {exc}. evsrc runs its statements at READ "
-            "COMMITTED: a pool built outside PostgresEventStore.connect() must not default "
-            "to another isolation level (see docs/postgres.md, Operations)"
-        )
-    if isinstance(exc, asyncpg.DataError):
-        # asyncpg refused an argument before sending anything (out of range).
-        return InvalidInputError(f"a value does not fit PostgreSQL: {exc}")
-    if isinstance(exc, pgexc.QueryCanceledError):
-        # statement_timeout or pg_cancel_backend: the statement failed before commit.
-        return StoreUnavailableError(f"the statement was cancelled: {exc}")
-    lost = isinstance(
-        exc,
-        (
-            pgexc.OperatorInterventionError,  # admin shutdown, backend terminated
-            pgexc.PostgresConnectionError,
-            asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
-            OSError,
-            TimeoutError,
-        ),
-    )
-    if lost and sent:
-        return OutcomeUnknownError(
-            f"the connection was lost during an append to {stream!r}; it may have committed. "
-            f"Retrying it with the same event ids is safe ({type(exc).__name__}: {exc})",
-            stream=stream,
-        )
-    where = f" ({_redacted(connecting)})" if connecting is not None else ""
-    text = _scrub(f"{type(exc).__name__}: {exc}", connecting)
-    return StoreUnavailableError(f"PostgreSQL{where}: {text}")
-
-
-@contextlib.contextmanager
-def _mapped(*, closed: bool = False, connecting: str | None = None) -> Iterator[None]:
-    """Raise the evsrc error for any driver or socket error inside (see :func:`_translate`)."""
-    try:
-        yield
-    except EvsrcError:
-        raise
-    except _DRIVER_ERRORS as exc:
-        raise _translate(exc, closed=closed, connecting=connecting) from exc
-
-
-def _redacted(dsn: str) -> str:
-    return redact_url(dsn) if "://" in dsn else "<DSN>"
-
-
-def _scrub(text: str, dsn: str | None) -> str:
-    """``text`` with the DSN's password (if any) replaced, wherever a driver echoed it."""
-    if not dsn:
-        return text
-    try:
-        password = urlsplit(dsn).password
-    except ValueError:
-        password = None
-    if not password:
-        return text
-    return text.replace(password, "***")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -281,11 +93,7 @@ async def _release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -
         _log.debug("dropped a broken connection on release: %r", exc)
 
 
-class _SeqTakenError(EvsrcError):
-    """The (stream, seq) key refused a row: someone wrote past evsrc's stream lock."""
-
-
-class PostgresEventStore(EventStore):
+class PostgresEventStore(Backend):
     """An event store in PostgreSQL, owning (or borrowing) an asyncpg pool.
 
     Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
@@ -295,7 +103,7 @@ class PostgresEventStore(EventStore):
     Live subscribers wake at once after this store's own appends; appends of
     other processes reach them through one ``LISTEN`` connection per store,
     fed by a coalesced ``NOTIFY`` each store sends *after* its commits (never
-    inside them: see WAKING SUBSCRIBERS below). ``notify=False`` turns the
+    inside them: docs/postgres.md, "Subscriptions: how they wake up"). ``notify=False`` turns the
     NOTIFY off. ``poll_interval`` bounds how long a subscriber waits when no
     wakeup comes (a store built on a borrowed pool has no LISTEN connection and
     relies on it for other processes' appends).
@@ -325,40 +133,23 @@ class PostgresEventStore(EventStore):
         self._pool = pool
         self._owns_pool = owns_pool
         self._poll_interval = float(poll_interval)
-        q = self._q = _sql.queries(self._quoted)
+        self._q = _sql.Queries.of(self._quoted)
         self._repaired: bool | None = None
-        self._q_append = q["append"]
-        self._q_find_ids = q["find_ids"]
-        self._q_last_seq = q["last_seq"]
-        self._q_read_forward = q["read_forward"]
-        self._q_read_backward = q["read_backward"]
-        self._q_read_all = q["read_all"]
-        self._q_read_all_types = q["read_all_types"]
-        self._q_read_all_prefix = q["read_all_prefix"]
-        self._q_ready_head = q["ready_head"]
-        self._q_horizon = q["horizon"]
-        self._q_oldest_xact = q["oldest_xact"]
-        self._q_schema_version = q["schema_version"]
-        self._q_stamp_version = q["stamp_version"]
-        self._q_notify = q["notify"]
-        self._q_differing_ids = q["differing_ids"]
         self._waiter: anyio.Event | None = None
         self._closed = False
-        self._feed: _Feed | None = None
-        #: Marks this store's NOTIFYs, so that it ignores their echo.
-        self._token = uuid.uuid4().hex
-        # Cross-process wakeups (see WAKING SUBSCRIBERS).
-        self._channel = f"evsrc.{schema}"[:63]
-        self._notify = bool(notify)
-        self._notify_pending = False
-        self._notifier: asyncio.Task[None] | None = None
-        self._can_listen = owns_pool
-        self._listen_dsn = listen_dsn
+        self._feed: _feed.Feed | None = None
         self._held_back_since: float | None = None
-        self._listen_options = dict(listen_options or {})
-        self._listener: asyncpg.Connection | None = None
-        self._listener_task: asyncio.Task[None] | None = None
-        self._listen_retry_at = 0.0
+        self._wakeups = _wakeups.Wakeups(
+            pool=pool,
+            notify_query=self._q.notify,
+            schema=schema,
+            notify=bool(notify),
+            can_listen=owns_pool,
+            listen_dsn=listen_dsn,
+            listen_options=dict(listen_options or {}),
+            wake=self._wake,
+            closed=self._is_closed,
+        )
 
     @classmethod
     async def connect(
@@ -412,10 +203,10 @@ class PostgresEventStore(EventStore):
         options: dict[str, Any] = {"min_size": 1, "max_size": 10, "reset": _keep_session}
         options.update(pool_options)
         # The isolation level the append needs, whatever the database's or role's
-        # default: a startup parameter, so it costs no round trip (see THE GLOBAL
-        # ORDER and docs/postgres.md, "Server settings").
+        # default: a startup parameter, so it costs no round trip (docs/postgres.md,
+        # "Global order" and "Server settings").
         options["server_settings"] = {**(options.get("server_settings") or {}), **_SESSION}
-        with _mapped(connecting=dsn or ""):
+        with _errors.mapped(connecting=dsn or "", only=_errors.DRIVER_ERRORS):
             pool = await asyncpg.create_pool(dsn, **options)
         return cls(
             pool,
@@ -459,85 +250,21 @@ class PostgresEventStore(EventStore):
         advisory lock. Raises ``SchemaError`` if the database holds a newer
         schema than this release knows.
         """
-        latest = _sql.latest_version()
-        q = self._quoted
-        try:
+        with _errors.mapped(closed=self._is_closed, only=_SETUP_ERRORS):
             async with self._pool.acquire() as conn, conn.transaction():
-                version = conn.get_server_version()
-                if version.major < 13:
-                    msg = f"evsrc needs PostgreSQL 13 or newer (xid8), this server is {version}"
-                    raise SchemaError(msg)
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SETUP_LOCK)
-                # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
-                # the schema exists: an application role without it may still run
-                # setup() against a schema that is up to date.
-                if await conn.fetchval("SELECT to_regnamespace($1) IS NULL", q):
-                    await conn.execute(f"CREATE SCHEMA {q}")
-                has_version = await conn.fetchval(
-                    "SELECT to_regclass($1) IS NOT NULL", f"{q}.evsrc_schema_version"
-                )
-                if not has_version:
-                    await conn.execute(_sql.schema_sql(q))
-                    for n in range(1, latest + 1):
-                        await conn.execute(self._q_stamp_version, n)
-                    return
-                current = await conn.fetchval(self._q_schema_version) or 0
-                if current > latest:
-                    msg = (
-                        f"schema {self._schema!r} is at version {current}, newer than this "
-                        f"release of evsrc ({latest}); upgrade evsrc"
-                    )
-                    raise SchemaError(msg)
-                for n, sql in _sql.migrations(q, current):
-                    await conn.execute(sql)
-                    await conn.execute(self._q_stamp_version, n)
-                if await conn.fetchval(self._q["order_broken"]):
-                    await self._repair_order(conn)
-        except EvsrcError:
-            raise
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise _translate(exc, closed=self._closed) from exc
-
-    async def _repair_order(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
-        """Make a restored store's global order this cluster's (queries.sql, THE ORDER AFTER
-        A RESTORE).
-
-        Old events keep their relative order, new ones sort after them, saved
-        checkpoints move along; checkpoints from before, kept elsewhere, are
-        refused by :meth:`_check_restored`.
-        """
-        events = self.table("events")
-        checkpoints = self.table("checkpoints")
-        has_checkpoints = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", checkpoints)
-        # Appends and checkpoint saves wait for the repair; reads go on (old order).
-        locked = f"{events}, {checkpoints}" if has_checkpoints else events
-        await conn.execute(f"LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE")
-        moved = "UPDATE 0"
-        if has_checkpoints:
-            moved = await conn.execute(self._q["repair_checkpoints"])
-        renumbered = await conn.execute(self._q["repair_events"])
-        await conn.execute(self._q["repair_positions"])
-        self._repaired = True
-        _log.warning(
-            "setup() repaired the global order of schema %r after a restore from a cluster "
-            "ahead of this one: %s events renumbered in their old order, %s saved "
-            "checkpoints moved along; checkpoints kept elsewhere from before now are refused "
-            "(docs/postgres.md, Backups and restores)",
-            self._schema,
-            renumbered.rsplit(" ", 1)[-1],
-            moved.rsplit(" ", 1)[-1],
-        )
+                if await _schema.migrate(conn, self._schema, self._q):
+                    self._repaired = True
 
     async def _check_restored(self, after: Checkpoint | None) -> None:
         """Refuse a checkpoint from before a restore repair (it would skip events)."""
         if after is None or after.commit == 0:
             return
         if self._repaired is None:
-            self._repaired = bool(await self._fetchval(self._q["repaired"]))
+            self._repaired = bool(await self._fetchval(self._q.repaired))
         if not self._repaired:
             return
-        if after.commit <= _NO_END and after.position <= _MAX_POSITION:
-            if await self._fetchval(self._q["checkpoint_exists"], after.commit, after.position):
+        if after.commit <= _rows.NO_END and after.position <= _rows.MAX_POSITION:
+            if await self._fetchval(self._q.checkpoint_exists, after.commit, after.position):
                 return
         msg = (
             f"checkpoint {after} is not a place in this store: it predates the repair of its "
@@ -554,60 +281,42 @@ class PostgresEventStore(EventStore):
         )
         if not has:
             return 0
-        return int(await self._fetchval(self._q_schema_version) or 0)
+        return int(await self._fetchval(self._q.schema_version) or 0)
 
     # -- writing -----------------------------------------------------------------
 
-    async def append_expect(
-        self, stream: str, expected: int, events: Sequence[NewEvent]
-    ) -> Committed | Conflict:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, expected, events)
-        if expected > _MAX_POSITION:  # beyond bigint: ahead of any stream
-            return Conflict(stream, expected, await self.last_seq(stream))
-        return await self._append(stream, expected, encoded)
-
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, None, events, any_position=True)
-        result = await self._append(stream, None, encoded)
-        assert isinstance(result, Committed)
-        return result
-
-    async def _append(
+    async def _write_batch(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent], attempt: int = 0
-    ) -> Committed | Conflict:
+    ) -> Committed | Conflict | Mapping[uuid.UUID, Place]:
+        if expected is not None and expected > _rows.MAX_POSITION:  # beyond bigint: ahead of any
+            return Conflict(stream, expected, await self._head(stream))
         pool = self._pool
-        try:
+        with _errors.mapped(stream=stream, closed=self._is_closed):
             conn = await pool.acquire()
-        except Exception as exc:
-            raise _translate(exc, stream=stream, closed=self._closed) from exc
         try:
             # EncodedEvent is a NamedTuple: transpose into the five array parameters.
             ids, types, versions, data, metadata = zip(*encoded, strict=True)
-            row = await conn.fetchrow(
-                self._q_append, stream, expected, ids, types, versions, data, metadata
-            )
-        except Exception as exc:
+            with _errors.mapped(stream=stream, sent=True):
+                row = await conn.fetchrow(
+                    self._q.append, stream, expected, ids, types, versions, data, metadata
+                )
+        except EvsrcError as error:
             await _release(pool, conn)
-            error = _translate(exc, stream=stream, sent=True)
             if isinstance(error, DuplicateEventIdError):
-                return await self._resolve_retry(stream, expected, encoded, error)
-            if isinstance(error, _SeqTakenError):
+                return await self._find_ids(encoded, error)
+            if isinstance(error, _errors.SeqTakenError):
                 # Only a writer bypassing evsrc_append (and its stream lock), or a
                 # session not at READ COMMITTED (a stale head), gets here. Nothing
                 # was written; the next attempt re-reads the head — a few times.
                 if attempt < _SEQ_TAKEN_RETRIES:
-                    return await self._append(stream, expected, encoded, attempt + 1)
+                    return await self._write_batch(stream, expected, encoded, attempt + 1)
                 msg = (
                     f"the head of {stream!r} kept moving under the append: a session not at "
                     "READ COMMITTED, or a writer bypassing evsrc_append (docs/postgres.md, "
                     "Operations)"
                 )
-                raise ConfigurationError(msg) from exc
-            raise error from exc
+                raise ConfigurationError(msg) from error
+            raise
         except BaseException:
             await _release(pool, conn)
             raise
@@ -626,114 +335,105 @@ class PostgresEventStore(EventStore):
         if row[3] is None:
             assert expected is not None
             return Conflict(stream, expected, head)
-        places = {
-            i: (s, q, p, c)
+        return {
+            i: Place(s, q, p, c)
             for i, s, q, p, c in zip(row[3], row[4], row[5], row[6], row[7], strict=True)
         }
-        return await self._resent(_retried(stream, expected, encoded, places), encoded)
 
-    async def _resent(self, committed: Committed, encoded: list[EncodedEvent]) -> Committed:
-        """``committed`` if the re-sent events equal those stored, else ``EventIdReusedError``."""
-        ids, types, versions, data, metadata = zip(*encoded, strict=True)
-        rows = await self._fetch(self._q_differing_ids, ids, types, versions, data, metadata)
-        if rows:
-            raise EventIdReusedError(event_id=rows[0][0], stream=rows[0][1], seq=rows[0][2])
-        return committed
-
-    async def _resolve_retry(
+    async def _resolve(
         self,
         stream: str,
         expected: int | None,
         encoded: list[EncodedEvent],
-        error: DuplicateEventIdError,
+        found: Mapping[uuid.UUID, Place],
     ) -> Committed:
-        """An id is taken: the original result if this is a whole retry, else the error."""
-        rows = await self._fetch(self._q_find_ids, [e.id for e in encoded])
-        places = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
-        if not places:  # pragma: no cover - the row that refused us cannot vanish
+        """The original result if the re-sent events equal those stored (compared in SQL)."""
+        committed = resolve_retry(stream, expected, encoded, found)
+        ids, types, versions, data, metadata = zip(*encoded, strict=True)
+        rows = await self._fetch(self._q.differing_ids, ids, types, versions, data, metadata)
+        if rows:
+            raise EventIdReusedError(event_id=rows[0][0], stream=rows[0][1], seq=rows[0][2])
+        return committed
+
+    async def _find_ids(
+        self, encoded: list[EncodedEvent], error: DuplicateEventIdError
+    ) -> dict[uuid.UUID, Place]:
+        """Where the append's ids are stored; ``error`` if nowhere any more."""
+        rows = await self._fetch(self._q.find_ids, [e.id for e in encoded])
+        if not rows:  # pragma: no cover - the row that refused us cannot vanish
             raise error
-        try:
-            committed = _retried(stream, expected, encoded, places)
-        except DuplicateEventIdError as exc:
-            raise exc from error
-        return await self._resent(committed, encoded)
+        return {r[0]: Place(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def _is_closed(self) -> bool:
+        return self._closed
+
+    def _take_waiter(self) -> anyio.Event:
+        """The event the next commit of this store sets."""
+        waiter = self._waiter
+        if waiter is None:
+            waiter = self._waiter = anyio.Event()
+        return waiter
+
+    def _ensure_listening(self) -> None:
+        self._wakeups.ensure_listening()
 
     # -- reading -------------------------------------------------------------------
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         if self._closed:
             raise StoreClosedError
-        try:
+        with _errors.mapped(closed=self._is_closed):
             return await self._pool.fetch(query, *args)
-        except Exception as exc:
-            raise _translate(exc, closed=self._closed) from exc
 
     async def _fetchval(self, query: str, *args: Any) -> Any:
         if self._closed:
             raise StoreClosedError
-        try:
+        with _errors.mapped(closed=self._is_closed):
             return await self._pool.fetchval(query, *args)
-        except Exception as exc:
-            raise _translate(exc, closed=self._closed) from exc
 
-    async def read(
-        self,
-        stream: str,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        backwards: bool = False,
+    async def _read_stream(
+        self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
-        check_read_args(stream, after, limit)
         rows = await self._fetch(
-            self._q_read_backward if backwards else self._q_read_forward,
+            self._q.read_backward if backwards else self._q.read_forward,
             stream,
-            min(after, _MAX_POSITION),
-            limit if limit is None else min(limit, _MAX_POSITION),
+            min(after, _rows.MAX_POSITION),
+            limit if limit is None else min(limit, _rows.MAX_POSITION),
         )
-        return _stream_events(stream, rows)
+        return _rows.stream_events(stream, rows)
 
-    async def last_seq(self, stream: str) -> int:
-        check_stream(stream)
-        value: int = await self._fetchval(self._q_last_seq, stream)
+    async def _head(self, stream: str) -> int:
+        value: int = await self._fetchval(self._q.last_seq, stream)
         return value
 
     def _filtered(self, flt: EventFilter) -> tuple[str, tuple[Any, ...], EventFilter | None]:
         """The page query of a filter, its extra arguments, and a filter left to apply here."""
         if flt.everything:
-            return self._q_read_all, (), None
+            return self._q.read_all, (), None
         if flt.types is not None:
-            return self._q_read_all_types, (sorted(flt.types), flt.stream_prefix), None
+            return self._q.read_all_types, (sorted(flt.types), flt.stream_prefix), None
         assert flt.stream_prefix is not None
-        end = _prefix_end(flt.stream_prefix)
+        end = _rows.prefix_end(flt.stream_prefix)
         if end is None:  # a prefix of U+10FFFF only: no range; filter the full log
-            return self._q_read_all, (), flt
-        return self._q_read_all_prefix, (flt.stream_prefix, end), None
+            return self._q.read_all, (), flt
+        return self._q.read_all_prefix, (flt.stream_prefix, end), None
 
-    async def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        start = check_checkpoint(after)
-        if limit is not None and (type(limit) is not int or limit < 0):
-            check_read_args("-", 0, limit)
-        query, extra, local = self._filtered(check_filter(stream_prefix, types))
+    async def _read_global(
+        self, start: Checkpoint | None, flt: EventFilter, limit: int | None
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        query, extra, local = self._filtered(flt)
         await self._check_restored(start)
-        commit, position = _start(start)
+        commit, position = _rows.start(start)
         # "What was committed when it got there": transactions below this id.
         # Of those, any still held back by an older running transaction are
         # waited for (briefly, normally), so a reader sees its own appends.
-        end = await self._fetchval(self._q_horizon)
+        end = await self._fetchval(self._q.horizon)
         left = limit
         delay = 0.0
         while left is None or left > 0:
-            page = _PAGE if left is None else min(_PAGE, left)
+            page = _feed.PAGE if left is None else min(_feed.PAGE, left)
             rows = await self._fetch(query, commit, position, page, end, *extra)
-            events, complete = _global_events(rows)
+            events, complete = _rows.global_events(rows)
             if events:
                 commit, position = events[-1].checkpoint.commit, events[-1].position
                 if local is not None:
@@ -751,53 +451,43 @@ class PostgresEventStore(EventStore):
                 delay = min(max(delay * 2, 0.001), 0.1)
                 await anyio.sleep(delay)
 
-    async def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        start = check_checkpoint(after)
-        flt = check_filter(stream_prefix, types)
+    async def _follow(
+        self, start: Checkpoint | None, flt: EventFilter
+    ) -> AsyncGenerator[RecordedEvent, None]:
         query, extra, local = self._filtered(flt)
-        if self._closed:
-            raise StoreClosedError
         await self._check_restored(start)
-        # ONE FEED PER STORE. A subscriber catches up with its own (filtered)
-        # reads, then takes live events from the store's feed: one task that reads
-        # the log once for every subscriber and keeps the last few pages in memory.
-        # Waiting costs no connection, and 50 subscribers cost writers one read
-        # per wakeup, not fifty. A subscriber that falls behind the feed's pages
-        # reads by itself again.
+        # One feed per store, shared by its subscribers once caught up:
+        # docs/postgres.md, "Subscriptions: how they wake up".
         feed = self._feed_attach(flt)
         try:
-            commit, position = _start(start)
+            commit, position = _rows.start(start)
             await feed.started()
             failures = 0
             while True:
                 # Catching up, by itself: what is ready now, after its cursor.
                 if self._closed:
                     raise StoreClosedError
-                seen = feed.cursor  # every event up to here is final (see _Feed)
+                seen = feed.cursor  # every event up to here is final (see _feed.Feed)
                 try:
-                    rows = await self._fetch(query, commit, position, _PAGE, _NO_END, *extra)
+                    rows = await self._fetch(
+                        query, commit, position, _feed.PAGE, _rows.NO_END, *extra
+                    )
                 except StoreUnavailableError:
                     if self._closed:
                         raise StoreClosedError from None
                     # An outage never ends a subscription: retry, capped and jittered.
                     failures += 1
-                    await anyio.sleep(_jittered(failures))
+                    await anyio.sleep(_feed.jittered(failures))
                     continue
                 failures = 0
-                events, complete = _global_events(rows)
+                events, complete = _rows.global_events(rows)
                 if events:
                     commit, position = events[-1].checkpoint.commit, events[-1].position
                     if local is not None:
                         events = [e for e in events if local.matches(e.stream, e.type)]
                     for e in events:
                         yield e
-                if not complete or len(rows) == _PAGE:
+                if not complete or len(rows) == _feed.PAGE:
                     if not complete:  # held back by an older open transaction
                         await self._note_held_back(False)
                         await anyio.sleep(0.002)
@@ -825,16 +515,25 @@ class PostgresEventStore(EventStore):
         finally:
             self._feed_detach(feed, flt)
 
-    def _feed_attach(self, flt: EventFilter) -> _Feed:
+    def _feed_attach(self, flt: EventFilter) -> _feed.Feed:
         feed = self._feed
         if feed is None or feed.done:
-            feed = self._feed = _Feed(self)
+            feed = self._feed = _feed.Feed(
+                fetch=self._fetch,
+                queries=self._q,
+                closed=self._is_closed,
+                waiter=self._take_waiter,
+                note_held_back=self._note_held_back,
+                poll_interval=self._poll_interval,
+                listen=self._ensure_listening,
+                wake=self._wake,
+            )
         feed.subscribers += 1
         feed.filters[flt] = feed.filters.get(flt, 0) + 1
         feed.ensure_running()
         return feed
 
-    def _feed_detach(self, feed: _Feed, flt: EventFilter) -> None:
+    def _feed_detach(self, feed: _feed.Feed, flt: EventFilter) -> None:
         feed.subscribers -= 1
         left = feed.filters.get(flt, 0) - 1
         if left > 0:
@@ -860,7 +559,7 @@ class PostgresEventStore(EventStore):
             self._held_back_since = math.inf  # warned; reset by the next complete page
             culprit = None
             with contextlib.suppress(EvsrcError):
-                culprit = await self._fetch(self._q_oldest_xact)
+                culprit = await self._fetch(self._q.oldest_xact)
             _log.warning(
                 "readers of %s have waited %.0f s for an open transaction to end "
                 "(oldest: %s); see idle_in_transaction_session_timeout in docs/postgres.md",
@@ -871,25 +570,8 @@ class PostgresEventStore(EventStore):
 
     # -- waking subscribers ----------------------------------------------------------
     #
-    # WAKING SUBSCRIBERS. A NOTIFY inside the append would be the obvious wakeup,
-    # but PostgreSQL serialises the commits of all notifying transactions (they
-    # take one cluster-wide lock to queue their notifications at commit): with 16
-    # writers it cost about 30% of append throughput here. So:
-    #   * subscribers share one feed per store (_Feed); this store's own commits
-    #     wake it in-process, at once — only those some subscriber reads;
-    #   * after a commit, a background task sends pg_notify() in its own tiny,
-    #     asynchronously committed transaction — at once after a quiet spell,
-    #     then at most one per _NOTIFY_INTERVAL however many appends commit
-    #     meanwhile, so appends never wait for it and never serialise on it. One
-    #     NOTIFY per commit cost a sequential writer up to half its rate on a
-    #     2-core server (each competes with the next append); rate-limited, a
-    #     few percent, and concurrent writers nothing measurable;
-    #   * a store with subscribers holds one LISTEN connection (outside the pool)
-    #     that turns other stores' notifications into in-process wakeups;
-    #   * the feed still polls every poll_interval, and faster (backing off)
-    #     while committed rows wait behind an older open transaction — the end of
-    #     a transaction announces itself to nobody.
-    # A wakeup is only a hint to read again; correctness rests on the read.
+    # Wakeups are hints to read again; why NOTIFY is sent after commits, coalesced,
+    # and never inside them: docs/postgres.md, "Subscriptions: how they wake up".
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -901,60 +583,7 @@ class PostgresEventStore(EventStore):
         feed = self._feed
         if feed is None or feed.wants(stream, encoded):
             self._wake()  # the feed reads; a commit no subscriber reads waits for a poll
-        if self._notify:
-            self._notify_pending = True
-            if self._notifier is None:
-                self._notifier = asyncio.get_running_loop().create_task(self._notify_loop())
-
-    async def _notify_loop(self) -> None:
-        try:
-            while self._notify_pending and not self._closed:
-                self._notify_pending = False
-                await self._pool.execute(self._q_notify, self._channel, self._token)
-                # Whatever commits meanwhile shares the next NOTIFY.
-                await asyncio.sleep(_NOTIFY_INTERVAL)
-        except Exception:  # a lost NOTIFY only delays other subscribers to their next poll
-            pass
-        finally:
-            self._notifier = None
-
-    def _start_listener(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self._listener_task is not None or now < self._listen_retry_at or self._closed:
-            return
-        self._listen_retry_at = now + 5.0
-        self._listener_task = asyncio.get_running_loop().create_task(self._listen())
-
-    async def _listen(self) -> None:
-        try:
-            conn = await asyncpg.connect(self._listen_dsn, **self._listen_options)
-        except Exception:  # subscribers fall back to polling; retried later
-            return
-        finally:
-            self._listener_task = None
-        if self._closed:
-            await conn.close()
-            return
-
-        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            if payload != self._token:  # another store's commit (or an older release's)
-                self._wake()
-
-        def on_lost(_: object) -> None:
-            if self._listener is conn:
-                self._listener = None
-                self._wake()
-
-        conn.add_termination_listener(on_lost)
-        try:
-            await conn.add_listener(self._channel, on_notify)
-        except Exception:
-            conn.terminate()
-            return
-        if self._closed:
-            await conn.close()
-            return
-        self._listener = conn
+        self._wakeups.committed()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -967,15 +596,7 @@ class PostgresEventStore(EventStore):
         feed, self._feed = self._feed, None
         if feed is not None:
             await feed.close()
-        for task in (self._notifier, self._listener_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with contextlib.suppress(Exception):
-                await listener.close(timeout=2)
+        await self._wakeups.close()
         if self._owns_pool:
             # Let queries in flight finish; a connection still busy after the
             # grace period (say, an append queued on a lock held elsewhere) is cut.
@@ -984,257 +605,3 @@ class PostgresEventStore(EventStore):
                     await self._pool.close()
             except Exception:
                 self._pool.terminate()
-
-
-def _checkpoint_of(e: RecordedEvent) -> Checkpoint:
-    return e.checkpoint
-
-
-def _jittered(failures: int) -> float:
-    """Capped exponential backoff with jitter, for retries through an outage."""
-    ceiling = min(_RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
-    return ceiling * random.uniform(0.5, 1.0)
-
-
-class _Feed:
-    """The store's live feed: reads the log once for all subscribers, keeps the last pages.
-
-    ``cursor`` is the (commit, position) of the last event read; every event up
-    to it is final (its transaction is below the snapshot's xmin, see THE
-    GLOBAL ORDER), so a subscriber caught up to the cursor misses nothing by
-    taking the pages from there. ``pages`` holds the events in (``floor``,
-    ``cursor``]. ``advanced`` is set (and replaced) whenever the cursor moves.
-    """
-
-    def __init__(self, store: PostgresEventStore) -> None:
-        self.store = store
-        self.subscribers = 0
-        #: The filters of the subscribers, and how many share each.
-        self.filters: dict[EventFilter, int] = {}
-        #: Of the kept events, those each filter passes: matched once per filter,
-        #: however many subscribers share it.
-        self.matched: dict[EventFilter, list[RecordedEvent]] = {}
-        self.cursor: tuple[int, int] = (0, 0)
-        self.floor: tuple[int, int] = (0, 0)
-        self.pages: collections.deque[RecordedEvent] = collections.deque()
-        self.advanced = anyio.Event()
-        self.error: BaseException | None = None
-        self.done = False
-        self._ready = anyio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def ensure_running(self) -> None:
-        if self._task is None and not self.done:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def wants(self, stream: str, encoded: list[EncodedEvent]) -> bool:
-        """Whether a subscriber reads any of these events (one test per distinct filter)."""
-        for flt in self.filters:
-            prefix = flt.stream_prefix
-            if prefix is not None and not stream.startswith(prefix):
-                continue
-            types = flt.types
-            if types is None or any(e.type in types for e in encoded):
-                return True
-        return False
-
-    async def started(self) -> None:
-        """Wait until the cursor is set (the feed's first read)."""
-        await self._ready.wait()
-        if self.error is not None:
-            raise self.error
-
-    def after(self, flt: EventFilter, commit: int, position: int) -> list[RecordedEvent]:
-        """The kept events that pass ``flt`` after (commit, position), in order."""
-        at = (commit, position)
-        if flt.everything:
-            pages = self.pages
-            if not pages or pages[-1].checkpoint <= at:
-                return []
-            return [e for e in pages if e.checkpoint > at]
-        matched = self.matched.get(flt)
-        if not matched or matched[-1].checkpoint <= at:
-            return []
-        return matched[bisect.bisect_right(matched, at, key=_checkpoint_of) :]
-
-    def _keep(self, events: list[RecordedEvent]) -> None:
-        """Add new events to the pages, and to the matches of every subscriber filter."""
-        pages = self.pages
-        pages.extend(events)
-        for flt in self.filters:
-            if not flt.everything:
-                found = [e for e in events if flt.matches(e.stream, e.type)]
-                if found:
-                    self.matched.setdefault(flt, []).extend(found)
-        if len(pages) > _FEED_KEEP:
-            while len(pages) > _FEED_KEEP:
-                dropped = pages.popleft()
-            self.floor = (dropped.checkpoint.commit, dropped.position)
-            for flt, matched in list(self.matched.items()):
-                if flt not in self.filters:
-                    del self.matched[flt]
-                    continue
-                cut = bisect.bisect_right(matched, self.floor, key=_checkpoint_of)
-                if cut:
-                    del matched[:cut]
-
-    def _advance(self) -> None:
-        advanced, self.advanced = self.advanced, anyio.Event()
-        advanced.set()
-
-    def stop(self) -> None:
-        """End the feed after its read in flight (a cancelled query could spoil its connection)."""
-        self.done = True
-        self.store._wake()
-        self._advance()
-
-    async def close(self) -> None:
-        task = self._task
-        self.stop()
-        self._ready.set()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-
-    async def _run(self) -> None:
-        store = self.store
-        try:
-            failures = 0
-            while True:
-                try:
-                    row = await store._fetch(store._q_ready_head)
-                    break
-                except StoreUnavailableError:
-                    failures += 1
-                    await anyio.sleep(_jittered(failures))
-            if row:
-                self.cursor = self.floor = (row[0][0], row[0][1])
-            self._ready.set()
-            pending_delay = 0.0
-            failures = 0
-            while not self.done and not store._closed:
-                waiter = store._waiter
-                if waiter is None:
-                    waiter = store._waiter = anyio.Event()
-                commit, position = self.cursor
-                try:
-                    rows = await store._fetch(store._q_read_all, commit, position, _PAGE, _NO_END)
-                except StoreUnavailableError:
-                    failures += 1
-                    await anyio.sleep(_jittered(failures))
-                    continue
-                failures = 0
-                events, complete = _global_events(rows)
-                if events:
-                    self._keep(events)
-                    last = events[-1]
-                    self.cursor = (last.checkpoint.commit, last.position)
-                    self._advance()
-                await store._note_held_back(complete)
-                if complete and len(rows) == _PAGE:
-                    continue
-                if not complete:
-                    pending_delay = min(max(pending_delay * 2, 0.002), store._poll_interval)
-                    timeout = pending_delay
-                else:
-                    pending_delay = 0.0
-                    timeout = store._poll_interval
-                if store._can_listen and store._listener is None:
-                    store._start_listener()
-                with anyio.move_on_after(timeout):
-                    await waiter.wait()
-        except Exception as exc:  # SchemaError and the like: every subscriber raises it
-            self.error = exc
-        finally:
-            self.done = True
-            self._ready.set()
-            self._advance()
-
-
-def _start(after: Checkpoint | None) -> tuple[int, int]:
-    """Keyset start of a global read; a checkpoint past every possible one reads nothing."""
-    if after is None:
-        return 0, 0
-    return min(after.commit, _NO_END), min(after.position, _MAX_POSITION)
-
-
-def _prefix_end(prefix: str) -> str | None:
-    """The least string above every string starting with ``prefix``, in code point order.
-
-    Byte ("C") order of UTF-8 is code point order. ``None`` when there is none.
-    """
-    chars = list(prefix)
-    while chars:
-        c = ord(chars[-1]) + 1
-        if c == 0xD800:  # surrogates are not characters; UTF-8 skips them
-            c = 0xE000
-        if c <= 0x10FFFF:
-            chars[-1] = chr(c)
-            return "".join(chars)
-        chars.pop()
-    return None
-
-
-def _retried(
-    stream: str,
-    expected: int | None,
-    encoded: list[EncodedEvent],
-    found: dict[uuid.UUID, tuple[str, int, int, int]],
-) -> Committed:
-    """The original result if every id sits exactly where this append would put it."""
-    places = [found.get(e.id) for e in encoded]
-    first = places[0]
-    base = expected
-    if base is None and first is not None and first[0] == stream:
-        base = first[1] - 1
-    if base is not None and all(
-        p is not None and p[0] == stream and p[1] == base + i for i, p in enumerate(places, 1)
-    ):
-        last = places[-1]
-        assert last is not None
-        return Committed(stream, base + 1, last[1], last[2], Checkpoint(last[3], last[2]))
-    # Some ids exist elsewhere, or only part of the append exists: not a retry.
-    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
-    raise DuplicateEventIdError(event_id=e.id, stream=where[0], seq=where[1])
-
-
-# -- decoding rows --------------------------------------------------------------
-#
-# Reading is dominated by per-row Python work, so it is kept lean: JSON is
-# decoded in bulk (one json.loads over a JSON array of a whole page is about
-# three times cheaper than one call per event), and each RecordedEvent (a named
-# tuple) is built in one C call, skipping the validation of values the database
-# already typed.
-
-
-def _stream_events(stream: str, rows: list[asyncpg.Record]) -> list[RecordedEvent]:
-    if not rows:
-        return []
-    data = decode_objects([r[6] for r in rows])
-    metadata = decode_metadata([r[7] for r in rows])
-    event = _recorded
-    return [
-        event(stream, r[0], r[1], r[2], r[3], r[4], r[5], d, m, r[8])
-        for r, d, m in zip(rows, data, metadata, strict=True)
-    ]
-
-
-def _global_events(rows: list[asyncpg.Record]) -> tuple[list[RecordedEvent], bool]:
-    """The ready prefix of a read_all page, and whether the page was all ready."""
-    complete = True
-    for i, r in enumerate(rows):
-        if not r[10]:
-            rows = rows[:i]
-            complete = False
-            break
-    if not rows:
-        return [], complete
-    data = decode_objects([r[7] for r in rows])
-    metadata = decode_metadata([r[8] for r in rows])
-    event = _recorded
-    events = [
-        event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], d, m, r[9])
-        for r, d, m in zip(rows, data, metadata, strict=True)
-    ]
-    return events, complete

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from evsrc.events import Checkpoint, Committed, NewEvent
+from evsrc.records import Checkpoint, Committed, NewEvent
 
 if TYPE_CHECKING:
     from evsrc.store import EventStore

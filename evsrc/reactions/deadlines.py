@@ -28,19 +28,19 @@ from uuid import UUID, uuid4, uuid5
 import anyio
 from pydantic import Field
 
-from evsrc.codec import Event, EventRegistry
 from evsrc.correlation import current_correlation_id
 from evsrc.errors import DuplicateEventIdError, EvsrcError, InvalidInputError
-from evsrc.events import Committed
+from evsrc.models import Event, EventRegistry
 from evsrc.projection import InMemoryCheckpointStore, ProjectionRunner, Projector, handles
 from evsrc.reactions.process import Send
+from evsrc.records import Committed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
     from anyio.abc import TaskStatus
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = [

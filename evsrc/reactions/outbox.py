@@ -31,15 +31,15 @@ from uuid import uuid5
 import anyio
 from pydantic import Field
 
-from evsrc.codec import Event
 from evsrc.errors import DuplicateEventIdError, InvalidInputError
-from evsrc.events import NewEvent
+from evsrc.models import Event
 from evsrc.projection import Projector, handles
+from evsrc.records import NewEvent
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = [

@@ -32,9 +32,9 @@ from evsrc.projection import Projector
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from evsrc.events import RecordedEvent
     from evsrc.handler import CommandHandler
     from evsrc.outcome import Outcome
+    from evsrc.records import RecordedEvent
 
 __all__ = ["ProcessManager", "Send", "reaction_id"]
 
@@ -79,7 +79,7 @@ class ProcessManager(Projector):
     """Base class of process managers; ``name`` identifies its checkpoint and its ids.
 
     Mark async methods with :func:`~evsrc.projection.handles`; each gets the
-    decoded event and the :class:`~evsrc.events.RecordedEvent` and returns the
+    decoded event and the :class:`~evsrc.records.RecordedEvent` and returns the
     commands to send (a :class:`Send`, a list of them, or ``None``). They are
     executed in order, each stamped with the triggering event's correlation
     id and, as causation id, the event's id; the handler itself runs inside

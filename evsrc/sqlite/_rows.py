@@ -1,4 +1,4 @@
-"""Rows in and out: decoding events, retry resolution, global-order pages, filters."""
+"""Rows in and out: decoding events, finding ids, global-order pages, filters."""
 
 from __future__ import annotations
 
@@ -6,31 +6,28 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, SafeUUID
 
-from evsrc._json import same_json_text
-from evsrc.errors import DuplicateEventIdError, EventIdReusedError
-from evsrc.events import Checkpoint, Committed, RecordedEvent
+from evsrc.backend import Place
+from evsrc.records import Checkpoint, RecordedEvent
 from evsrc.sqlite import _sql
-from evsrc.store import check_filter, decode_metadata, decode_objects
+from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from evsrc.store import EncodedEvent
+    from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = [
     "MAX_INT",
     "NO_FILTERS",
     "Cursor",
     "Filters",
-    "Place",
     "Written",
-    "check_filters",
     "decode",
+    "filters_sql",
     "find_ids",
     "head",
     "read_page",
     "read_stream",
-    "retried",
 ]
 
 #: SQLite's largest INTEGER; bigger positions, seqs and limits are clamped to it.
@@ -58,19 +55,6 @@ def uuid(raw: bytes) -> UUID:
     return u
 
 
-class Place(NamedTuple):
-    """Where an event id is stored, and what it holds (to tell a retry from a clash)."""
-
-    stream: str
-    seq: int
-    position: int
-    txn: int
-    type: str
-    version: int
-    data: str
-    metadata: str
-
-
 class Written(NamedTuple):
     """What an append transaction did: committed (``last_position``), or why not."""
 
@@ -88,9 +72,8 @@ class Filters(NamedTuple):
 NO_FILTERS: Final = Filters("", ())
 
 
-def check_filters(stream_prefix: object, types: object) -> Filters:
-    """Check ``stream_prefix`` / ``types`` (the shared rule) and turn them into a WHERE fragment."""
-    flt = check_filter(stream_prefix, types)
+def filters_sql(flt: EventFilter) -> Filters:
+    """A checked filter as a WHERE fragment and its arguments."""
     sql = ""
     args: list[Any] = []
     if flt.stream_prefix is not None:
@@ -110,7 +93,7 @@ def decode(rows: list[Any]) -> list[RecordedEvent]:
         return []
     data = decode_objects([r[7] for r in rows])
     metadata = decode_metadata([r[8] for r in rows])
-    # Replay is per-row Python work: what _recorded and uuid do, inlined.
+    # Replay is per-row Python work: what recorded and uuid do, inlined.
     tuple_new, new, setattr_, from_bytes = _tuple_new, _new, _set, _from_bytes
     recorded, checkpoint, uuid_cls, unknown = RecordedEvent, Checkpoint, UUID, _UNKNOWN
     out: list[RecordedEvent] = []
@@ -128,44 +111,6 @@ def decode(rows: list[Any]) -> list[RecordedEvent]:
         cp = tuple_new(checkpoint, (r[3], position))
         append(tuple_new(recorded, (r[0], r[1], position, cp, u, r[5], r[6], d, m, last_time)))
     return out
-
-
-def same_content(place: Place, e: EncodedEvent) -> bool:
-    """Whether a stored event holds what a retry sends again (JSON compared as jsonb does)."""
-    return (
-        place.type == e.type
-        and place.version == e.version
-        and same_json_text(e.data, place.data)
-        and same_json_text(e.metadata, place.metadata)
-    )
-
-
-def retried(
-    stream: str, expected: int | None, encoded: list[EncodedEvent], found: dict[UUID, Place]
-) -> Committed:
-    """The original result if every id sits exactly where this append would put it,
-    holding the same event; else ``DuplicateEventIdError`` (``EventIdReusedError`` when
-    the ids sit there with other content)."""
-    places = [found.get(e.id) for e in encoded]
-    first = places[0]
-    base = expected
-    if base is None and first is not None and first.stream == stream:
-        base = first.seq - 1
-    if base is not None and all(
-        p is not None and p.stream == stream and p.seq == base + i for i, p in enumerate(places, 1)
-    ):
-        for p, e in zip(places, encoded, strict=True):
-            assert p is not None
-            if not same_content(p, e):
-                raise EventIdReusedError(event_id=e.id, stream=stream, seq=p.seq)
-        last = places[-1]
-        assert last is not None
-        return Committed(
-            stream, base + 1, last.seq, last.position, Checkpoint(last.txn, last.position)
-        )
-    # Some ids exist elsewhere, or only part of the append exists: not a retry.
-    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
-    raise DuplicateEventIdError(event_id=e.id, stream=where.stream, seq=where.seq)
 
 
 class Cursor:

@@ -6,19 +6,16 @@ parameter (the read_all filters add placeholders, never values).
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from functools import cache
-from importlib import resources
+
+from evsrc.sqlfiles import migration_files, named_sections, read_sql
 
 __all__ = ["latest_version", "migrations", "queries", "schema_sql", "statements"]
 
-_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-_MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")
-
 
 def _read(*parts: str) -> str:
-    return resources.files("evsrc.sqlite").joinpath("sql", *parts).read_text("utf-8")
+    return read_sql("evsrc.sqlite", *parts)
 
 
 def statements(script: str) -> list[str]:
@@ -44,20 +41,8 @@ def schema_sql() -> list[str]:
     return statements(_read("schema.sql"))
 
 
-@cache
 def _migration_files() -> tuple[tuple[int, str], ...]:
-    folder = resources.files("evsrc.sqlite").joinpath("sql", "migrations")
-    found = []
-    for entry in folder.iterdir():
-        m = _MIGRATION.match(entry.name)
-        if m:
-            found.append((int(m.group(1)), entry.name))
-    found.sort()
-    numbers = [n for n, _ in found]
-    if numbers != list(range(1, len(numbers) + 1)):  # pragma: no cover - a packaging bug
-        msg = f"migrations must be numbered 1..n without gaps, found {numbers}"
-        raise RuntimeError(msg)
-    return tuple(found)
+    return migration_files("evsrc.sqlite")
 
 
 def latest_version() -> int:
@@ -75,11 +60,7 @@ def migrations(after: int) -> list[tuple[int, list[str]]]:
 @cache
 def queries() -> dict[str, str]:
     """The named statements of ``queries.sql``."""
-    parts = _NAME_LINE.split(_read("queries.sql"))
-    # parts: [preamble, name1, body1, name2, body2, ...]
     return {
-        parts[i]: "\n".join(
-            ln for ln in parts[i + 1].strip().splitlines() if not ln.lstrip().startswith("--")
-        )
-        for i in range(1, len(parts), 2)
+        name: "\n".join(ln for ln in body.splitlines() if not ln.lstrip().startswith("--"))
+        for name, body in named_sections(_read("queries.sql")).items()
     }

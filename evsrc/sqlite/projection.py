@@ -25,16 +25,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from evsrc.errors import ProjectionError
-from evsrc.events import Checkpoint
 from evsrc.parking import PARKED_PREFIX
 from evsrc.projection import ProjectionRunner, Projector, _LeaseLostError, overrides_handle_batch
+from evsrc.records import Checkpoint
 from evsrc.sqlite import _sql
 
 if TYPE_CHECKING:
     import sqlite3
     from typing import Any
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
     from evsrc.sqlite.store import SqliteEventStore
 
 __all__ = ["SqliteCheckpointStore", "SqliteProjectionRunner"]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import anyio
 import anyio.to_thread
 
+from evsrc.backend import Backend
 from evsrc.errors import (
     ConfigurationError,
     EvsrcError,
@@ -41,21 +42,15 @@ from evsrc.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, RecordedEvent
+from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
 from evsrc.sqlite import _errors, _rows, _sql, _threads
-from evsrc.store import (
-    EventStore,
-    check_checkpoint,
-    check_read_args,
-    check_stream,
-    prepare_append,
-)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+    from uuid import UUID
 
-    from evsrc.events import NewEvent
-    from evsrc.store import EncodedEvent
+    from evsrc.backend import Place
+    from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["SYNCHRONOUS", "SqliteEventStore"]
 
@@ -108,7 +103,7 @@ class _Pending:
         self.error: EvsrcError | None = None
 
 
-class SqliteEventStore(EventStore):
+class SqliteEventStore(Backend):
     """An event store in one SQLite file; any number of stores and processes may share it.
 
     Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
@@ -410,27 +405,11 @@ class SqliteEventStore(EventStore):
 
     # -- writing ---------------------------------------------------------------------
 
-    async def append_expect(
-        self, stream: str, expected: int, events: Sequence[NewEvent]
-    ) -> Committed | Conflict:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, expected, events)
-        if expected > _rows.MAX_INT:  # beyond SQLite's integers: ahead of any stream
-            return Conflict(stream, expected, await self.last_seq(stream))
-        return await self._append(stream, expected, encoded)
-
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
-        if self._closed:
-            raise StoreClosedError
-        encoded = prepare_append(stream, None, events, any_position=True)
-        result = await self._append(stream, None, encoded)
-        assert isinstance(result, Committed)
-        return result
-
-    async def _append(
+    async def _write_batch(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
-    ) -> Committed | Conflict:
+    ) -> Committed | Conflict | Mapping[UUID, Place]:
+        if expected is not None and expected > _rows.MAX_INT:  # ahead of any stream
+            return Conflict(stream, expected, await self._head(stream))
         # GROUP COMMIT. Appends queue; whoever gets the write lock first takes every
         # append queued by then (its own included) and runs them in one worker-thread
         # call, in one transaction: each append in its own savepoint, one COMMIT (one
@@ -470,7 +449,7 @@ class SqliteEventStore(EventStore):
         if not written.found:
             assert expected is not None
             return Conflict(stream, expected, written.head)
-        return _rows.retried(stream, expected, encoded, written.found)
+        return written.found
 
     def _append_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         """Queued appends in one ``BEGIN IMMEDIATE`` transaction (see THE GLOBAL ORDER)."""
@@ -547,15 +526,9 @@ class SqliteEventStore(EventStore):
 
     # -- reading ---------------------------------------------------------------------
 
-    async def read(
-        self,
-        stream: str,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        backwards: bool = False,
+    async def _read_stream(
+        self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
-        check_read_args(stream, after, limit)
         args = (
             stream,
             min(after, _rows.MAX_INT),
@@ -565,34 +538,17 @@ class SqliteEventStore(EventStore):
         events: list[RecordedEvent] = await self._read(_rows.read_stream, query, args)
         return events
 
-    async def last_seq(self, stream: str) -> int:
-        check_stream(stream)
+    async def _head(self, stream: str) -> int:
         head = self._quick(_rows.head, stream)
         if head is _BUSY:
             head = await self._read(_rows.head, stream)
         assert isinstance(head, int)
         return head
 
-    async def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """Every committed event in global order after ``after``; see ``EventStore.read_all``.
-
-        ``stream_prefix`` keeps only events of streams whose name starts with
-        it; ``types`` only events of these types. Filtered events come in the
-        same order with the same checkpoints as unfiltered ones.
-        """
-        start = check_checkpoint(after)
-        if limit is not None and (type(limit) is not int or limit < 0):
-            check_read_args("-", 0, limit)
-        filters = _rows.check_filters(stream_prefix, types)
-        if self._closed:
-            raise StoreClosedError
+    async def _read_global(
+        self, start: Checkpoint | None, flt: EventFilter, limit: int | None
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        filters = _rows.filters_sql(flt)
         cursor = _rows.Cursor(start)
         end: int | None = None  # "what was committed when it got there": read with page 1
         left = limit
@@ -606,19 +562,10 @@ class SqliteEventStore(EventStore):
             if len(events) < page:
                 return
 
-    async def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """Like ``read_all`` (same filters), then live; never ends by itself.
-
-        Raises ``StoreClosedError`` when the store is closed.
-        """
-        start = check_checkpoint(after)
-        filters = _rows.check_filters(stream_prefix, types)
+    async def _follow(
+        self, start: Checkpoint | None, flt: EventFilter
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        filters = _rows.filters_sql(flt)
         cursor = _rows.Cursor(start)
         while True:
             if self._closed:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from evsrc.errors import DuplicateEventIdError, InvalidEventError
-from evsrc.events import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
+from evsrc.records import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine

@@ -31,7 +31,7 @@ from evsrc.errors import (
     InvalidStreamError,
     StoreClosedError,
 )
-from evsrc.events import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
+from evsrc.records import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
 from evsrc.store import MAX_EVENT_BYTES, MAX_STREAM_LENGTH, MAX_TYPE_LENGTH
 
 if TYPE_CHECKING:
@@ -63,14 +63,6 @@ async def everything(store: EventStore, after: Checkpoint | None = None) -> list
 async def everything_filtered(store: EventStore, **flt: Any) -> list[RecordedEvent]:
     """All events of the store that pass the filter keywords, in global order."""
     return [e async for e in store.read_all(**flt)]
-
-
-async def last_checkpoint(store: EventStore) -> Checkpoint | None:
-    """The checkpoint of the last event in global order, or None for an empty store."""
-    last = None
-    async for e in store.read_all():
-        last = e.checkpoint
-    return last
 
 
 BAD_STREAMS: list[Any] = [
@@ -136,7 +128,7 @@ BAD_EVENTS = _bad_events()
 
 
 class EventStoreContract:
-    """The store contract (DESIGN section 1). Subclasses supply the ``store`` fixture."""
+    """The store contract (docs/backends.md). Subclasses supply the ``store`` fixture."""
 
     #: Tasks racing with observe-and-retry on one stream.
     race_tasks: ClassVar[int] = 1000

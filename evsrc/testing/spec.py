@@ -26,8 +26,8 @@ from evsrc.aggregate import Aggregate, normalize_decision
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from evsrc.codec import Event
     from evsrc.decision import Rejection
+    from evsrc.models import Event
 
 __all__ = ["DecisionSpec", "Given", "Then"]
 

@@ -25,13 +25,13 @@ import anyio
 import anyio.lowlevel
 
 from evsrc.errors import OutcomeUnknownError
-from evsrc.events import Conflict
+from evsrc.records import Conflict
 from evsrc.store import EventStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
 
-    from evsrc.events import Committed, NewEvent, RecordedEvent
+    from evsrc.records import Committed, NewEvent, RecordedEvent
 
 __all__ = [
     "GateStore",

@@ -26,8 +26,8 @@ from examples.booking.domain import (
 from examples.booking.events import Confirmed, Expired, Held
 
 if TYPE_CHECKING:
-    from evsrc.codec import Event
-    from evsrc.events import RecordedEvent
+    from evsrc.models import Event
+    from evsrc.records import RecordedEvent
 
 __all__ = ["SeatsBoard"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime  # noqa: TC003 - pydantic needs it at runtime
 from typing import Final
 
-from evsrc.codec import Event, EventRegistry
+from evsrc.models import Event, EventRegistry
 
 __all__ = [
     "STREAM_PREFIX",

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from evsrc.events import Conflict
+from evsrc.records import Conflict
 from evsrc.store import EventStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from evsrc.events import Checkpoint, Committed, NewEvent, RecordedEvent
+    from evsrc.records import Checkpoint, Committed, NewEvent, RecordedEvent
 
 __all__ = ["CONTENT_TYPE", "MeteredStore", "Metrics"]
 

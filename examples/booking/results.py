@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from evsrc.events import Checkpoint
+    from evsrc.records import Checkpoint
 
 __all__ = [
     "BookingResult",

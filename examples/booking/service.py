@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, overload
 
-from evsrc.events import Conflict
 from evsrc.handler import CommandHandler
+from evsrc.records import Conflict
 from examples.booking.domain import (
     AlreadyScheduledError,
     BookingResult,

@@ -22,7 +22,7 @@ from evsrc.urls import open_store
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
 
-    from evsrc.events import Committed, Conflict, NewEvent, RecordedEvent
+    from evsrc.records import Committed, Conflict, NewEvent, RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = [

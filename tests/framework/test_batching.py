@@ -18,7 +18,7 @@ from .domain import Account, Deposited, Inventory, Reserved, Restocked
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from evsrc.codec import Event
+    from evsrc.models import Event
     from evsrc.store import EventStore
 
 

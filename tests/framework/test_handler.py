@@ -27,7 +27,7 @@ from evsrc.testing.stores import LostReplyStore, ProxyStore, RacingStore
 from .domain import Account, Deposited, Opened, Restocked
 
 if TYPE_CHECKING:
-    from evsrc.codec import Event
+    from evsrc.models import Event
     from evsrc.store import EventStore
 
 

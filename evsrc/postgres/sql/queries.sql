@@ -134,8 +134,7 @@ SELECT EXISTS (
 -- name: read_all_types
 -- read_all of some event types (and, when $6 is not null, of streams starting
 -- with $6): one ordered range scan of evsrc_events_type_idx per type, each
--- stopping after a page (evsrc_read_type), merged. Reading 1 % of the store
--- touches about 1 %.
+-- stopping after a page (evsrc_read_type), merged: a read touches what it returns.
 SELECT e.stream, e.seq, e.position, e.commit, e.id, e.type, e.version, e.data,
        e.metadata, e.recorded_at, e.commit < h.xmin AS ready
 FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h,

@@ -1,6 +1,6 @@
 -- The current schema in one piece, for a fresh database. setup() runs it when no
 -- evsrc schema exists; an older schema is brought here by migrations/NNNN_*.sql.
--- tests/integration/test_migrations.py checks that both roads reach the same catalog.
+-- tests/integration/test_pg_schema.py checks that both roads reach the same catalog.
 -- {schema} is replaced by the quoted, validated schema name; nothing else is substituted.
 
 

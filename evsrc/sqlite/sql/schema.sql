@@ -1,6 +1,6 @@
 -- The current schema in one piece, for a new file. setup() runs it when the file
 -- holds no evsrc schema; an older schema is brought here by migrations/NNNN_*.sql.
--- tests/sqlite/test_schema.py checks that both roads reach the same catalog.
+-- tests/sqlite/test_store.py checks that both roads reach the same catalog.
 
 CREATE TABLE evsrc_schema_version (
     version INTEGER PRIMARY KEY,

@@ -7,9 +7,9 @@ Declare an event type by subclassing :class:`Event` with the class keywords
         actor: str
 
 A :class:`EventRegistry` maps ``(type, version)`` to a model. ``encode`` turns
-a model into a :class:`~evsrc.events.NewEvent` (``model_dump(mode="json")``, so
+a model into a :class:`~evsrc.records.NewEvent` (``model_dump(mode="json")``, so
 UUIDs, datetimes and decimals survive the JSON round trip); ``decode`` turns a
-:class:`~evsrc.events.RecordedEvent` back into a model, first running the
+:class:`~evsrc.records.RecordedEvent` back into a model, first running the
 *upcasters* that lift an old stored version to a newer one.
 """
 
@@ -22,12 +22,12 @@ from uuid import UUID, uuid4
 import pydantic
 
 from evsrc.errors import EventCodecError, EventDecodeError, UnknownEventTypeError
-from evsrc.events import NewEvent
+from evsrc.records import NewEvent
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from evsrc.events import RecordedEvent
+    from evsrc.records import RecordedEvent
 
 __all__ = ["Event", "EventRegistry", "Upcaster"]
 

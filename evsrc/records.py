@@ -17,7 +17,7 @@ from evsrc.errors import InvalidCheckpointError
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["Checkpoint", "Committed", "Conflict", "NewEvent", "RecordedEvent"]
+__all__ = ["Checkpoint", "Committed", "Conflict", "NewEvent", "RecordedEvent", "recorded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class RecordedEvent(NamedTuple):
     An immutable named tuple: fields by name (``event.seq``), ``_replace()``
     and ``_asdict()`` as for any ``NamedTuple``. A tuple rather than a
     dataclass because a read creates one per event, and a tuple is built in
-    one C call: replaying a long stream costs a third of what it did. Treat
+    one C call. Treat
     ``data`` and ``metadata`` as read-only; every read decodes fresh copies.
     """
 
@@ -117,7 +117,7 @@ class Checkpoint(_CheckpointFields):
 _tuple_new = tuple.__new__
 
 
-def _recorded(
+def recorded(
     stream: str,
     seq: int,
     position: int,

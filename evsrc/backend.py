@@ -1,0 +1,256 @@
+"""``Backend``: the public ``EventStore`` methods, built once on a few storage primitives.
+
+A backend subclasses ``Backend`` and implements the primitives; the base
+checks every argument (the same typed errors on every backend, before anything
+is written), refuses calls on a closed store, and resolves idempotent retries.
+docs/backends.md, "Writing a backend", walks through one.
+
+The primitives:
+
+- ``_write_batch(stream, expected, encoded)``: write the checked events at the
+  end of ``stream`` iff its head is ``expected`` (``None``: any head), all or
+  nothing. Returns ``Committed``, ``Conflict``, or the :class:`Place` of every
+  event id already stored (then nothing was written; the base turns them into
+  the original ``Committed`` or the right error with :func:`resolve_retry`).
+- ``_read_stream(stream, after, limit, backwards)``: one stream's events.
+- ``_head(stream)``: the stream's last seq.
+- ``_read_global(start, flt, limit)``: the global log after ``start``, filtered,
+  up to what was committed when the read got there.
+- ``_follow(start, flt)``: the same, then live; never ends while the store is open.
+- ``close()``: set ``_closed`` and release resources.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from contextlib import aclosing
+from typing import TYPE_CHECKING, NamedTuple
+
+from evsrc._json import same_json_text
+from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreClosedError
+from evsrc.records import Checkpoint, Committed, Conflict
+from evsrc.store import (
+    EventStore,
+    check_checkpoint,
+    check_filter,
+    check_read_args,
+    check_stream,
+    prepare_append,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+    from uuid import UUID
+
+    from evsrc.records import NewEvent, RecordedEvent
+    from evsrc.store import EncodedEvent, EventFilter
+
+__all__ = ["Backend", "Place", "check_global_read", "resolve_retry"]
+
+
+class Place(NamedTuple):
+    """Where an event id is stored, and (when the backend has it at hand) what it holds.
+
+    ``type`` … ``metadata`` left ``None`` mean the backend compares the content
+    itself (PostgreSQL does it in SQL).
+    """
+
+    stream: str
+    seq: int
+    position: int
+    commit: int
+    type: str | None = None
+    version: int | None = None
+    data: str | None = None
+    metadata: str | None = None
+
+
+def _same_content(place: Place, e: EncodedEvent) -> bool:
+    return (
+        place.type == e.type
+        and place.version == e.version
+        and place.data is not None
+        and place.metadata is not None
+        and same_json_text(e.data, place.data)
+        and same_json_text(e.metadata, place.metadata)
+    )
+
+
+def resolve_retry(
+    stream: str,
+    expected: int | None,
+    encoded: Sequence[EncodedEvent],
+    found: Mapping[UUID, Place],
+) -> Committed:
+    """The original ``Committed`` if every id sits exactly where this append would put it.
+
+    Otherwise ``DuplicateEventIdError`` naming the first id found; when the ids
+    sit in place but a ``Place`` with content holds another event,
+    ``EventIdReusedError``. Places without content are not compared here.
+    """
+    places = [found.get(e.id) for e in encoded]
+    first = places[0]
+    base = expected
+    if base is None and first is not None and first.stream == stream:
+        base = first.seq - 1
+    if base is not None and all(
+        p is not None and p.stream == stream and p.seq == base + i for i, p in enumerate(places, 1)
+    ):
+        for p, e in zip(places, encoded, strict=True):
+            assert p is not None
+            if p.type is not None and not _same_content(p, e):
+                raise EventIdReusedError(event_id=e.id, stream=stream, seq=p.seq)
+        last = places[-1]
+        assert last is not None
+        return Committed(
+            stream, base + 1, last.seq, last.position, Checkpoint(last.commit, last.position)
+        )
+    # Some ids exist elsewhere, or only part of the append exists: not a retry.
+    e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
+    raise DuplicateEventIdError(event_id=e.id, stream=where.stream, seq=where.seq)
+
+
+def check_global_read(
+    after: object, limit: object, stream_prefix: object, types: object
+) -> tuple[Checkpoint | None, EventFilter]:
+    """Check ``read_all``'s arguments: the start checkpoint and the filter."""
+    start = check_checkpoint(after)
+    if limit is not None and (type(limit) is not int or limit < 0):
+        check_read_args("-", 0, limit)
+    return start, check_filter(stream_prefix, types)
+
+
+class Backend(EventStore):
+    """An ``EventStore`` whose public methods are built on a backend's storage primitives.
+
+    Subclasses set ``self._closed = False`` when open and implement the
+    primitives listed in the module docs.
+    """
+
+    _closed: bool = False
+
+    def _closed_error(self) -> StoreClosedError:
+        """The error a call on a closed store raises (a backend may say more)."""
+        return StoreClosedError()
+
+    # -- the primitives ------------------------------------------------------
+
+    @abstractmethod
+    async def _write_batch(
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
+    ) -> Committed | Conflict | Mapping[UUID, Place]:
+        """Write ``encoded`` iff the head is ``expected``; or say where its ids are stored."""
+
+    async def _resolve(
+        self,
+        stream: str,
+        expected: int | None,
+        encoded: list[EncodedEvent],
+        found: Mapping[UUID, Place],
+    ) -> Committed:
+        """Turn the places of ids already stored into the original result or an error."""
+        return resolve_retry(stream, expected, encoded, found)
+
+    @abstractmethod
+    async def _read_stream(
+        self, stream: str, after: int, limit: int | None, backwards: bool
+    ) -> list[RecordedEvent]:
+        """The checked stream read."""
+
+    @abstractmethod
+    async def _head(self, stream: str) -> int:
+        """The stream's last seq; 0 if it has no events."""
+
+    @abstractmethod
+    def _read_global(
+        self, start: Checkpoint | None, flt: EventFilter, limit: int | None
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        """The global log after ``start`` that passes ``flt``, up to ``limit`` events."""
+
+    @abstractmethod
+    def _follow(
+        self, start: Checkpoint | None, flt: EventFilter
+    ) -> AsyncGenerator[RecordedEvent, None]:
+        """The global log after ``start`` that passes ``flt``, then live."""
+
+    # -- the public contract ---------------------------------------------------
+
+    async def _append_encoded(
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
+    ) -> Committed | Conflict:
+        result = await self._write_batch(stream, expected, encoded)
+        if isinstance(result, (Committed, Conflict)):
+            return result
+        return await self._resolve(stream, expected, encoded, result)
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        """See ``EventStore.append_expect``."""
+        if self._closed:
+            raise self._closed_error()
+        return await self._append_encoded(
+            stream, expected, prepare_append(stream, expected, events)
+        )
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
+        """See ``EventStore.append``."""
+        if self._closed:
+            raise self._closed_error()
+        encoded = prepare_append(stream, None, events, any_position=True)
+        result = await self._append_encoded(stream, None, encoded)
+        assert isinstance(result, Committed)
+        return result
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        """See ``EventStore.read``."""
+        check_read_args(stream, after, limit)
+        if self._closed:
+            raise self._closed_error()
+        return await self._read_stream(stream, after, limit, backwards)
+
+    async def last_seq(self, stream: str) -> int:
+        """See ``EventStore.last_seq``."""
+        check_stream(stream)
+        if self._closed:
+            raise self._closed_error()
+        return await self._head(stream)
+
+    async def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """See ``EventStore.read_all``."""
+        start, flt = check_global_read(after, limit, stream_prefix, types)
+        if self._closed:
+            raise self._closed_error()
+        async with aclosing(self._read_global(start, flt, limit)) as events:
+            async for event in events:
+                yield event
+
+    async def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """See ``EventStore.subscribe``."""
+        start = check_checkpoint(after)
+        flt = check_filter(stream_prefix, types)
+        if self._closed:
+            raise self._closed_error()
+        async with aclosing(self._follow(start, flt)) as events:
+            async for event in events:
+                yield event
