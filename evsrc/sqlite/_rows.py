@@ -156,7 +156,7 @@ def read_page(
             end = int(conn.execute(_Q_LAST_POSITION).fetchone()[0])
         rows = conn.execute(
             _Q_READ_ALL + filters.sql + " ORDER BY position LIMIT ?",
-            (cursor.scanned, cursor.txn, cursor.position, end, *filters.args, page),
+            (cursor.scanned, end, cursor.txn, cursor.txn, cursor.position, *filters.args, page),
         ).fetchall()
     finally:
         conn.execute("COMMIT")

@@ -27,11 +27,13 @@ ORDER BY seq DESC
 LIMIT ?
 
 -- name: read_all
--- ?1 lower position bound, ?2 checkpoint txn, ?3 checkpoint position, ?4 last position
--- to read; filters are appended by the store (placeholders only).
+-- Parameters, in order: lower position bound, last position to read, checkpoint
+-- txn, checkpoint txn again, checkpoint position (plain ? placeholders: numbered
+-- ones with a sequence of values are deprecated since Python 3.12); filters are
+-- appended by the store (placeholders only).
 SELECT stream, seq, position, txn, id, type, version, data, metadata, recorded_at
 FROM evsrc_events
-WHERE position > ?1 AND position <= ?4 AND (txn > ?2 OR (txn = ?2 AND position > ?3))
+WHERE position > ? AND position <= ? AND (txn > ? OR (txn = ? AND position > ?))
 
 -- name: find_ids
 -- ?s: one placeholder per id, added by the store.
