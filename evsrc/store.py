@@ -33,6 +33,7 @@ __all__ = [
     "MAX_EVENT_VERSION",
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
+    "DelegatingStore",
     "EncodedEvent",
     "EventFilter",
     "EventStore",
@@ -371,3 +372,61 @@ class EventStore(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class DelegatingStore(EventStore):
+    """An ``EventStore`` that forwards every call to ``inner``: the base of store wrappers.
+
+    Subclasses override only what they change (timing, counting, tracing).
+    ``close()`` closes ``inner`` when ``owns_inner`` (the default), else nothing.
+    """
+
+    def __init__(self, inner: EventStore, *, owns_inner: bool = True) -> None:
+        self.inner = inner
+        self.owns_inner = owns_inner
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        """``append_expect`` of the wrapped store."""
+        return await self.inner.append_expect(stream, expected, events)
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
+        """``append`` of the wrapped store."""
+        return await self.inner.append(stream, events)
+
+    async def read(
+        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
+    ) -> list[RecordedEvent]:
+        """``read`` of the wrapped store."""
+        return await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
+
+    async def last_seq(self, stream: str) -> int:
+        """``last_seq`` of the wrapped store."""
+        return await self.inner.last_seq(stream)
+
+    def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """``read_all`` of the wrapped store."""
+        return self.inner.read_all(after, limit=limit, stream_prefix=stream_prefix, types=types)
+
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """``subscribe`` of the wrapped store."""
+        return self.inner.subscribe(after, stream_prefix=stream_prefix, types=types)
+
+    async def close(self) -> None:
+        """Close the wrapped store if this wrapper owns it."""
+        if self.owns_inner:
+            await self.inner.close()

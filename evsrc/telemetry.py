@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from evsrc.errors import ConfigurationError, InvalidInputError
 from evsrc.records import Committed, NewEvent
-from evsrc.store import EventStore
+from evsrc.store import DelegatingStore, EventStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
@@ -200,7 +200,7 @@ class _Instruments:
         )
 
 
-class InstrumentedStore(EventStore):
+class InstrumentedStore(DelegatingStore):
     """An event store that traces and measures its appends, and stamps the trace context.
 
     Everything else is delegated to the wrapped store (``.inner``), including
@@ -209,7 +209,7 @@ class InstrumentedStore(EventStore):
     """
 
     def __init__(self, inner: EventStore, telemetry: Telemetry) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.telemetry = telemetry
 
     def __getattr__(self, name: str) -> Any:
@@ -270,27 +270,6 @@ class InstrumentedStore(EventStore):
             return await self.inner.append(stream, events)
         return await self.inner.append_expect(stream, expected, events)
 
-    async def read(
-        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
-    ) -> list[RecordedEvent]:
-        """``read`` of the wrapped store."""
-        return await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
-
-    async def last_seq(self, stream: str) -> int:
-        """``last_seq`` of the wrapped store."""
-        return await self.inner.last_seq(stream)
-
-    def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """``read_all`` of the wrapped store."""
-        return self.inner.read_all(after, limit=limit, stream_prefix=stream_prefix, types=types)
-
     def subscribe(
         self,
         after: Checkpoint | None = None,
@@ -321,10 +300,6 @@ class InstrumentedStore(EventStore):
             aclose = getattr(feed, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-    async def close(self) -> None:
-        """Close the wrapped store."""
-        await self.inner.close()
 
 
 def _instrument_handler(handler: Any, telemetry: Telemetry) -> Any:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from evsrc.records import Conflict
-from evsrc.store import EventStore
+from evsrc.store import DelegatingStore, EventStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import Sequence
 
-    from evsrc.records import Checkpoint, Committed, NewEvent, RecordedEvent
+    from evsrc.records import Committed, NewEvent
 
 __all__ = ["CONTENT_TYPE", "MeteredStore", "Metrics"]
 
@@ -83,7 +83,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class MeteredStore(EventStore):
+class MeteredStore(DelegatingStore):
     """``store`` with its conditional appends timed and counted in ``metrics``.
 
     Every other call goes straight to ``store``. Closing it does not close
@@ -91,7 +91,7 @@ class MeteredStore(EventStore):
     """
 
     def __init__(self, store: EventStore, metrics: Metrics) -> None:
-        self.inner = store
+        super().__init__(store, owns_inner=False)
         self.metrics = metrics
 
     async def append_expect(
@@ -105,46 +105,3 @@ class MeteredStore(EventStore):
         if isinstance(result, Conflict):
             self.metrics.conflicts.inc()
         return result
-
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
-        """``store.append``."""
-        return await self.inner.append(stream, events)
-
-    async def read(
-        self,
-        stream: str,
-        *,
-        after: int = 0,
-        limit: int | None = None,
-        backwards: bool = False,
-    ) -> list[RecordedEvent]:
-        """``store.read``."""
-        return await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
-
-    async def last_seq(self, stream: str) -> int:
-        """``store.last_seq``."""
-        return await self.inner.last_seq(stream)
-
-    def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """``store.read_all``."""
-        return self.inner.read_all(after, limit=limit, stream_prefix=stream_prefix, types=types)
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """``store.subscribe``."""
-        return self.inner.subscribe(after, stream_prefix=stream_prefix, types=types)
-
-    async def close(self) -> None:
-        """Nothing: the wrapped store stays open (its owner closes it)."""
