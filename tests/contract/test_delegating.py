@@ -1,4 +1,4 @@
-"""The store contract through ``DelegatingStore``: a wrapper changes nothing it does not override."""
+"""The store contract through ``DelegatingStore``: a wrapper changes only what it overrides."""
 
 from __future__ import annotations
 
