@@ -24,6 +24,19 @@ the handler's write and the checkpoint save replays that batch on restart. On
 PostgreSQL, :class:`evsrc.postgres.projection.PostgresProjectionRunner`
 commits a batch's read-model change and its checkpoint in one transaction:
 exactly once.
+
+The package, one concern a module (every public name is imported from here)::
+
+    projector.py    Projector, @handles
+    checkpoints.py  CheckpointStore, InMemoryCheckpointStore
+    policy.py       FailurePolicy
+    runner.py       ProjectionRunner: the public methods, composing the rest
+    steps.py        the storage steps a backend's runner overrides
+    lease.py        one active runner per projection (the in-process lease)
+    session.py      stand by, catch up, then follow live; faults retried
+    applier.py      batches under the failure policy: retry, stop, park
+    waits.py        waits that stop() and a lost lease cut short
+    progress.py     states, Lag, waiting for a checkpoint
 """
 
 from __future__ import annotations

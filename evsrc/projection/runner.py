@@ -6,8 +6,9 @@ feed loop (:mod:`~evsrc.projection.session`: stand by, catch up, follow), the
 batch applier with its failure policy and parking
 (:mod:`~evsrc.projection.applier`), its interruptible waits
 (:mod:`~evsrc.projection.waits`) and its progress as others see it
-(:mod:`~evsrc.projection.progress`: waits for a checkpoint, lag). What stays
-here are the public methods and the storage steps a backend overrides.
+(:mod:`~evsrc.projection.progress`: waits for a checkpoint, lag). It
+inherits the storage steps a backend overrides (:mod:`~evsrc.projection.steps`).
+What stays here are the public methods.
 """
 
 from __future__ import annotations
@@ -16,20 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from evsrc.errors import (
-    InvalidInputError,
-    ProjectionError,
-    StoreClosedError,
-    StoreUnavailableError,
-)
+from evsrc.errors import InvalidInputError
 from evsrc.parking import ParkedEvents
 from evsrc.projection.applier import BatchApplier
 from evsrc.projection.checkpoints import CheckpointStore, InMemoryCheckpointStore
-from evsrc.projection.lease import InMemoryLease, LeaseKeeper, _LeaseLostError
+from evsrc.projection.lease import InMemoryLease, LeaseKeeper
 from evsrc.projection.policy import FailurePolicy, check_number
 from evsrc.projection.progress import STOPPED, Lag, Progress
-from evsrc.projection.projector import Projector, overrides_handle_batch
 from evsrc.projection.session import FeedLoop, Session, background
+from evsrc.projection.steps import StorageSteps
 from evsrc.projection.waits import Waits
 
 if TYPE_CHECKING:
@@ -37,14 +33,16 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from evsrc.records import Checkpoint, Committed, RecordedEvent
+    from evsrc.errors import ProjectionError
+    from evsrc.projection.projector import Projector
+    from evsrc.records import Checkpoint, Committed
     from evsrc.store import EventStore
     from evsrc.telemetry import Telemetry
 
 __all__ = ["ProjectionRunner"]
 
 
-class ProjectionRunner:
+class ProjectionRunner(StorageSteps):
     """Feeds a projector from the store and keeps its checkpoint.
 
     ``await runner.run()`` catches up and then follows live commits until
@@ -250,72 +248,6 @@ class ProjectionRunner:
     async def lag(self, *, limit: int = 100_000) -> Lag:
         """Events it reads committed after its checkpoint, and the age of the oldest."""
         return await self.progress.lag(limit=limit)
-
-    # -- the storage steps a backend-specific runner overrides ------------------------------
-
-    async def _load(self) -> Checkpoint | None:
-        return await self.checkpoints.load(self.name)
-
-    async def _process_batch(self, events: list[RecordedEvent]) -> None:
-        """Handle ``events`` (all wanted, in order) and save the last one's checkpoint.
-
-        The hook of transactional backends: do it in one transaction and set
-        ``self._saved`` and ``self.checkpoint`` to the last event's checkpoint
-        after it commits; raise ``ProjectionError`` (with ``event=``) when the
-        projector fails. This default calls :meth:`_process` for each event.
-        """
-        if overrides_handle_batch(self.projector):
-            try:
-                await self.projector.handle_batch(events)
-            except Exception as exc:
-                raise self._projection_error(exc, events[0]) from exc
-            await self._save_checkpoint(events[-1].checkpoint)
-            self.checkpoint = events[-1].checkpoint
-            return
-        for recorded in events:
-            try:
-                await self._process(recorded)
-            except (ProjectionError, _LeaseLostError):
-                raise
-            except Exception as exc:
-                raise self._projection_error(exc, recorded) from exc
-            self._saved = self.checkpoint = recorded.checkpoint
-
-    async def _process(self, recorded: RecordedEvent) -> None:
-        """Handle one event and save its checkpoint (the per-event hook)."""
-        await self.projector.handle(recorded)
-        await self._save_checkpoint(recorded.checkpoint)
-
-    async def _replay(self, recorded: RecordedEvent, number: int) -> None:
-        """Handle a parked event again, outside the feed (transactional backends override)."""
-        if overrides_handle_batch(self.projector):
-            await self.projector.handle_batch([recorded])
-        else:
-            await self.projector.handle(recorded)
-
-    async def _save_skipped(self, checkpoint: Checkpoint) -> None:
-        await self._save_checkpoint(checkpoint)
-
-    async def _save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Save ``checkpoint`` in place of ``self._saved``; refused: another runner took over."""
-        cas = getattr(self.checkpoints, "compare_and_save", None)
-        if cas is None:
-            await self.checkpoints.save(self.name, checkpoint)
-        elif not await cas(self.name, self._saved, checkpoint):
-            raise _LeaseLostError
-        self._saved = checkpoint
-
-    def _projection_error(self, exc: Exception, recorded: RecordedEvent) -> Exception:
-        """The error to raise for ``exc`` from a handler: a fault as is, else ProjectionError."""
-        if isinstance(exc, (ProjectionError, _LeaseLostError)) or self._is_fault(exc):
-            return exc
-        return ProjectionError(projection=self.name, event=recorded, cause=exc)
-
-    def _is_fault(self, exc: BaseException) -> bool:
-        """Whether ``exc`` may pass by itself (retry) rather than stop the runner."""
-        if isinstance(exc, StoreClosedError):
-            return False
-        return isinstance(exc, (StoreUnavailableError, OSError, TimeoutError))
 
 
 def _check(projector: Projector, name: object, on_failure: object, **numbers: float) -> str:
