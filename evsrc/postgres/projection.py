@@ -30,16 +30,10 @@ import anyio
 import asyncpg
 from asyncpg import exceptions as pgexc
 
-from evsrc.errors import ProjectionError, SchemaError, StoreUnavailableError
+from evsrc.errors import SchemaError, StoreUnavailableError
 from evsrc.parking import PARKED_PREFIX
 from evsrc.postgres import _sql
-from evsrc.projection import (
-    FailurePolicy,
-    ProjectionRunner,
-    Projector,
-    _LeaseLostError,
-    overrides_handle_batch,
-)
+from evsrc.projection import FailurePolicy, ProjectionRunner, Projector
 from evsrc.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -213,7 +207,6 @@ class PostgresProjectionRunner(ProjectionRunner):
 
     async def _process_batch(self, events: list[RecordedEvent]) -> None:
         last = events[-1].checkpoint
-        batch = overrides_handle_batch(self.projector)
         async with self.pg_store.pool.acquire() as conn, conn.transaction():
             # The checkpoint first: a runner that lost its turn stops here, before
             # any read-model write, and a concurrent one waits on the row lock.
@@ -224,18 +217,8 @@ class PostgresProjectionRunner(ProjectionRunner):
             except pgexc.UndefinedTableError as exc:
                 raise _missing(exc, self.pg_checkpoints.table) from exc
             if not moved:
-                raise _LeaseLostError
-            if batch:
-                try:
-                    await self.projector.handle_batch(events, conn)
-                except Exception as exc:
-                    raise self._pg_error(exc, events[0], conn) from exc
-            else:
-                for recorded in events:
-                    try:
-                        await self.projector.handle(recorded, conn)
-                    except Exception as exc:
-                        raise self._pg_error(exc, recorded, conn) from exc
+                raise self._turn_taken()
+            await self._apply(events, conn)
         self._saved = self.checkpoint = last
 
     async def _process(self, recorded: RecordedEvent) -> None:
@@ -248,10 +231,7 @@ class PostgresProjectionRunner(ProjectionRunner):
         async with self.pg_store.pool.acquire() as conn, conn.transaction():
             if not await self.pg_checkpoints.compare_and_save(key, None, recorded.checkpoint, conn):
                 return  # replayed before a crash kept it from being recorded
-            if overrides_handle_batch(self.projector):
-                await self.projector.handle_batch([recorded], conn)
-            else:
-                await self.projector.handle(recorded, conn)
+            await self._hand_over([recorded], conn)
 
     async def head(self) -> Checkpoint | None:
         """The checkpoint of the last committed event this projection reads: one look-up."""
@@ -277,15 +257,14 @@ class PostgresProjectionRunner(ProjectionRunner):
             if not await self.pg_checkpoints.compare_and_save(
                 self.name, self._saved, checkpoint, conn
             ):
-                raise _LeaseLostError
+                raise self._turn_taken()
         self._saved = checkpoint
 
-    def _pg_error(self, exc: Exception, recorded: RecordedEvent, conn: Any) -> Exception:
-        if isinstance(exc, (ProjectionError, _LeaseLostError)):
+    def _handler_error(self, exc: Exception, recorded: RecordedEvent, context: Any) -> Exception:
+        # A handler that failed because the connection went away met a fault, not a bug.
+        if context.is_closed():
             return exc
-        if self._is_fault(exc) or conn.is_closed():
-            return exc
-        return ProjectionError(projection=self.name, event=recorded, cause=exc)
+        return super()._handler_error(exc, recorded, context)
 
     def _is_fault(self, exc: BaseException) -> bool:
         return super()._is_fault(exc) or isinstance(exc, _TRANSIENT)

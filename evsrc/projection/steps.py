@@ -11,7 +11,7 @@ once (:meth:`~StorageSteps._replay`) and know their own faults
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evsrc.errors import ProjectionError, StoreClosedError, StoreUnavailableError
 from evsrc.projection.lease import _LeaseLostError
@@ -73,10 +73,39 @@ class StorageSteps:
 
     async def _replay(self, recorded: RecordedEvent, number: int) -> None:
         """Handle a parked event again, outside the feed (transactional backends override)."""
+        await self._hand_over([recorded])
+
+    async def _hand_over(self, events: list[RecordedEvent], *context: Any) -> None:
+        """Give ``events`` to the projector (``handle_batch`` if it has one, else ``handle``
+        per event), with ``context`` (a transactional backend's connection) as last argument."""
         if overrides_handle_batch(self.projector):
-            await self.projector.handle_batch([recorded])
+            await self.projector.handle_batch(events, *context)
         else:
-            await self.projector.handle(recorded)
+            for recorded in events:
+                await self.projector.handle(recorded, *context)
+
+    async def _apply(self, events: list[RecordedEvent], context: Any) -> None:
+        """:meth:`_hand_over` inside a backend's transaction: a handler's failure becomes
+        the error that names its event (:meth:`_handler_error`)."""
+        if overrides_handle_batch(self.projector):
+            try:
+                await self.projector.handle_batch(events, context)
+            except Exception as exc:
+                raise self._handler_error(exc, events[0], context) from exc
+            return
+        for recorded in events:
+            try:
+                await self.projector.handle(recorded, context)
+            except Exception as exc:
+                raise self._handler_error(exc, recorded, context) from exc
+
+    def _handler_error(self, exc: Exception, recorded: RecordedEvent, context: Any) -> Exception:
+        """The error to raise when a handler given ``context`` fails (backends may refine it)."""
+        return self._projection_error(exc, recorded)
+
+    def _turn_taken(self) -> Exception:
+        """The signal that another runner saved a checkpoint first: this one stops and stands by."""
+        return _LeaseLostError()
 
     async def _save_skipped(self, checkpoint: Checkpoint) -> None:
         await self._save_checkpoint(checkpoint)
