@@ -19,17 +19,17 @@ They need only anyio (no pytest).
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 
 from evsrc.errors import OutcomeUnknownError
 from evsrc.records import Conflict
-from evsrc.store import EventStore
+from evsrc.store import DelegatingStore, EventStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import Callable, Sequence
 
     from evsrc.records import Committed, NewEvent, RecordedEvent
 
@@ -43,18 +43,19 @@ __all__ = [
 ]
 
 
-class ProxyStore(EventStore):
-    """Delegates every call to ``inner``, counting what goes through.
+class ProxyStore(DelegatingStore):
+    """Delegates every call to ``inner`` (a :class:`~evsrc.store.DelegatingStore`), counting
+    what goes through.
 
     ``appends`` lists each ``append_expect`` as ``(stream, expected, number of
     events)``; ``conflicts`` counts those that returned ``Conflict``;
     ``reads`` and ``events_read`` count ``read`` calls and the events they
-    returned. ``close()`` closes ``inner`` only when ``owns_inner``.
+    returned. ``close()`` closes ``inner`` only when ``owns_inner`` (off by
+    default: a test double wraps a store the test owns).
     """
 
     def __init__(self, inner: EventStore, *, owns_inner: bool = False) -> None:
-        self.inner = inner
-        self.owns_inner = owns_inner
+        super().__init__(inner, owns_inner=owns_inner)
         self.appends: list[tuple[str, int, int]] = []
         self.conflicts = 0
         self.reads = 0
@@ -70,10 +71,6 @@ class ProxyStore(EventStore):
             self.conflicts += 1
         return r
 
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> Committed:
-        """``inner.append``."""
-        return await self.inner.append(stream, events)
-
     async def read(
         self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
     ) -> list[RecordedEvent]:
@@ -82,23 +79,6 @@ class ProxyStore(EventStore):
         self.reads += 1
         self.events_read += len(out)
         return out
-
-    async def last_seq(self, stream: str) -> int:
-        """``inner.last_seq``."""
-        return await self.inner.last_seq(stream)
-
-    def read_all(self, *args: Any, **kwargs: Any) -> AsyncIterator[RecordedEvent]:
-        """``inner.read_all`` with the same arguments."""
-        return self.inner.read_all(*args, **kwargs)
-
-    def subscribe(self, *args: Any, **kwargs: Any) -> AsyncIterator[RecordedEvent]:
-        """``inner.subscribe`` with the same arguments."""
-        return self.inner.subscribe(*args, **kwargs)
-
-    async def close(self) -> None:
-        """Close ``inner`` if this proxy owns it."""
-        if self.owns_inner:
-            await self.inner.close()
 
 
 class YieldingStore(ProxyStore):
