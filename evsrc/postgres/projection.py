@@ -33,12 +33,14 @@ from asyncpg import exceptions as pgexc
 from evsrc.errors import SchemaError, StoreUnavailableError
 from evsrc.parking import PARKED_PREFIX
 from evsrc.postgres import _sql
+from evsrc.postgres.store import PostgresEventStore
 from evsrc.projection import FailurePolicy, ProjectionRunner, Projector
 from evsrc.records import Checkpoint
+from evsrc.wrapping import innermost
 
 if TYPE_CHECKING:
-    from evsrc.postgres.store import PostgresEventStore
     from evsrc.records import RecordedEvent
+    from evsrc.store import DelegatingStore
 
 __all__ = ["PostgresCheckpointStore", "PostgresProjectionRunner"]
 
@@ -161,7 +163,7 @@ class PostgresProjectionRunner(ProjectionRunner):
 
     def __init__(
         self,
-        store: PostgresEventStore,
+        store: PostgresEventStore | DelegatingStore,
         projector: Projector,
         *,
         name: str | None = None,
@@ -174,7 +176,11 @@ class PostgresProjectionRunner(ProjectionRunner):
         on_failure: FailurePolicy | None = None,
         parked_poll: float = 1.0,
     ) -> None:
-        self.pg_checkpoints = PostgresCheckpointStore(store)
+
+        # Events are read through ``store`` (a wrapper such as ShreddingStore opens what it
+        # sealed); transactions, the lease and the head run on the PostgreSQL store under it.
+        backend = innermost(store, PostgresEventStore, needed_by=type(self).__name__)
+        self.pg_checkpoints = PostgresCheckpointStore(backend)
         super().__init__(
             store,
             projector,
@@ -189,7 +195,7 @@ class PostgresProjectionRunner(ProjectionRunner):
             on_failure=on_failure,
             parked_poll=parked_poll,
         )
-        self.pg_store = store
+        self.pg_store = backend
         #: The runner's lease: a session advisory lock.
         self.pg_lease = AdvisoryLockLease(self)
         self.lease = self.pg_lease

@@ -28,13 +28,15 @@ from evsrc.parking import PARKED_PREFIX
 from evsrc.projection import ProjectionRunner, Projector
 from evsrc.records import Checkpoint
 from evsrc.sqlite import _sql
+from evsrc.sqlite.store import SqliteEventStore
+from evsrc.wrapping import innermost
 
 if TYPE_CHECKING:
     import sqlite3
     from typing import Any
 
     from evsrc.records import RecordedEvent
-    from evsrc.sqlite.store import SqliteEventStore
+    from evsrc.store import DelegatingStore
 
 __all__ = ["SqliteCheckpointStore", "SqliteProjectionRunner"]
 
@@ -132,14 +134,18 @@ class SqliteProjectionRunner(ProjectionRunner):
 
     def __init__(
         self,
-        store: SqliteEventStore,
+        store: SqliteEventStore | DelegatingStore,
         projector: Projector,
         *,
         name: str | None = None,
         save_skipped_every: int = 256,
         **options: Any,
     ) -> None:
-        self.sqlite_checkpoints = SqliteCheckpointStore(store)
+
+        # Events are read through ``store`` (a wrapper such as ShreddingStore opens what it
+        # sealed); transactions run on the SQLite store under it.
+        backend = innermost(store, SqliteEventStore, needed_by=type(self).__name__)
+        self.sqlite_checkpoints = SqliteCheckpointStore(backend)
         super().__init__(
             store,
             projector,
@@ -148,7 +154,7 @@ class SqliteProjectionRunner(ProjectionRunner):
             save_skipped_every=save_skipped_every,
             **options,
         )
-        self.sqlite_store = store
+        self.sqlite_store = backend
 
     async def setup(self) -> None:
         """Create (or migrate) the store's schema, which holds the checkpoint table."""
