@@ -1,16 +1,19 @@
 """Scenario: what OpenTelemetry costs the hot paths (appends, booking commands).
 
-The same work three ways, in the same run:
+The same work four ways, in the same run:
 
 - evsrc: store and handler wrapped by ``evsrc.instrument`` with an SDK tracer
-  provider and meter provider configured but no exporter (spans are made and
-  dropped, metrics aggregated);
+  provider and meter provider configured but no exporter (no span processor,
+  no metric reader: nothing would receive a span or a measurement);
 - off: wrapped, but no provider configured (the global no-op ones);
+- export: wrapped, the SDK exporting — every span through a
+  ``SimpleSpanProcessor`` to an exporter that discards it, metrics aggregated
+  for an in-memory reader (what telemetry costs when it is really on);
 - plain: not instrumented.
 
-Memory and PostgreSQL (4 writers), reported as evsrc / plain and off / plain
-(an overhead, evsrc against itself: raw asyncpg beside evsrc is in the
-``append_expect`` scenario). Goal: evsrc / plain ≥ 0.97.
+Memory and PostgreSQL (4 writers), reported as evsrc / plain, off / plain and
+export / plain (an overhead, evsrc against itself: raw asyncpg beside evsrc is
+in the ``append_expect`` scenario). Goal: evsrc / plain ≥ 0.97.
 """
 
 from __future__ import annotations
@@ -36,18 +39,37 @@ __all__ = ["run_telemetry"]
 LABELS = {
     "evsrc": "instrumented, SDK configured, no exporter",
     "off": "instrumented, no provider",
+    "export": "instrumented, SDK exporting (discarded)",
     "plain": "not instrumented",
 }
 
 
-def _providers() -> dict[str, Any]:
+def _providers(variant: str = "evsrc") -> dict[str, Any]:
+    """Fresh SDK providers: bare (``evsrc``), exporting (``export``), none otherwise."""
     try:
         from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            SimpleSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
     except ImportError as exc:
         msg = "install opentelemetry-sdk (the dev extra)"
         raise NotAvailable(msg) from exc
-    return {"tracer_provider": TracerProvider(), "meter_provider": MeterProvider()}
+    if variant == "evsrc":
+        return {"tracer_provider": TracerProvider(), "meter_provider": MeterProvider()}
+    if variant != "export":
+        return {}
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(Discard()))
+    return {"tracer_provider": tp, "meter_provider": MeterProvider([InMemoryMetricReader()])}
 
 
 def _wrap(store: EventStore, variant: str, providers: dict[str, Any]) -> EventStore:
@@ -55,7 +77,7 @@ def _wrap(store: EventStore, variant: str, providers: dict[str, Any]) -> EventSt
 
     if variant == "plain":
         return store
-    wrapped: EventStore = instrument(store, **(providers if variant == "evsrc" else {}))
+    wrapped: EventStore = instrument(store, **providers)
     return wrapped
 
 
@@ -81,10 +103,8 @@ async def _bookings(store: EventStore, variant: str, providers: dict[str, Any], 
     from examples.booking import BookingService
 
     svc = BookingService(store)
-    if variant == "evsrc":
+    if variant != "plain":
         instrument(svc.handler, **providers)
-    elif variant == "off":
-        instrument(svc.handler)
     occurrence = f"o{time.monotonic_ns()}"
     t0 = time.perf_counter()
     for i in range(n):
@@ -96,7 +116,7 @@ async def _bookings(store: EventStore, variant: str, providers: dict[str, Any], 
 
 def _mem(variant: str, work: str, n: int) -> Any:
     async def prepare() -> Any:
-        providers = _providers()
+        providers = _providers(variant)
 
         async def rep() -> Sample:
             async with InMemoryEventStore() as inner:
@@ -112,7 +132,7 @@ def _mem(variant: str, work: str, n: int) -> Any:
 
 def _pg(dbs: PgDatabases, variant: str, work: str, n: int) -> Any:
     async def prepare() -> Any:
-        providers = _providers()
+        providers = _providers(variant)
         url = await dbs.evsrc_db(f"{work}{variant}")
 
         async def rep() -> Sample:
@@ -176,13 +196,14 @@ async def run_telemetry(ctx: Context) -> None:
 def _ratios(case: Case) -> None:
     case.derived["evsrc/plain"] = case.ratio("evsrc", "plain")
     case.derived["off/plain"] = case.ratio("off", "plain")
+    case.derived["export/plain"] = case.ratio("export", "plain")
 
 
 async def _stamps() -> bool:
     """Whether an instrumented append made inside a span carries that span's trace context."""
     from evsrc.telemetry import TRACEPARENT, instrument
 
-    providers = _providers()
+    providers = _providers("export")
     async with InMemoryEventStore() as inner:
         store = instrument(inner, **providers)
         with providers["tracer_provider"].get_tracer("bench").start_as_current_span("cmd"):
