@@ -8,48 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from evsrc import InvalidInputError, NewEvent, ProjectionRunner, Projector
 from evsrc.memory import InMemoryEventStore
 from evsrc.telemetry import TRACEPARENT, instrument
 from evsrc.testing import RacingStore
 from examples.booking import BookingService
+from tests.telemetry.sdk import Sdk
 
 if TYPE_CHECKING:
     from evsrc import RecordedEvent
     from evsrc.store import EventStore
-
-
-class Sdk:
-    """A tracer provider and a meter provider that keep everything in memory."""
-
-    def __init__(self) -> None:
-        self.spans = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def providers(self) -> dict[str, Any]:
-        return {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
-
-    def finished(self, name: str) -> list[Any]:
-        return [s for s in self.spans.get_finished_spans() if s.name == name]
-
-    def points(self, metric: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        found: list[Any] = []
-        for rm in data.resource_metrics if data else []:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    if m.name == metric:
-                        found.extend(m.data.data_points)
-        return found
 
 
 class Everything(Projector):
