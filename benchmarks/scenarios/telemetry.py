@@ -18,12 +18,13 @@ in the ``append_expect`` scenario). Goal: evsrc / plain ≥ 0.97.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from benchmarks.harness import Case, NotAvailable, Sample
+from benchmarks.harness import Case, NotAvailable, Sample, median
 from benchmarks.scenarios.append import _unavailable
 from benchmarks.targets import open_evsrc_pg
 from benchmarks.workloads import PgDatabases, make_events, stream_names
@@ -91,11 +92,17 @@ async def _appends(store: EventStore, writers: int, per_writer: int) -> Sample:
             if type(r) is not Committed:
                 raise AssertionError(f"append to {stream} at {expected} did not commit")
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     async with anyio.create_task_group() as tg:
         for s, items in zip(names, payloads, strict=True):
             tg.start_soon(writer, s, items)
-    return Sample(writers * per_writer, time.perf_counter() - t0)
+    return _sample(writers * per_writer, t0, c0)
+
+
+def _sample(ops: int, t0: float, c0: float) -> Sample:
+    """``ops`` since ``t0`` (wall) and ``c0`` (this process's CPU time), per op in µs."""
+    cpu = time.process_time() - c0
+    return Sample(ops, time.perf_counter() - t0, {"cpu_us": cpu / ops * 1e6})
 
 
 async def _bookings(store: EventStore, variant: str, providers: dict[str, Any], n: int) -> Sample:
@@ -106,12 +113,12 @@ async def _bookings(store: EventStore, variant: str, providers: dict[str, Any], 
     if variant != "plain":
         instrument(svc.handler, **providers)
     occurrence = f"o{time.monotonic_ns()}"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(n):
         r = await svc.book(occurrence, capacity=n, actor=f"a{i}")
         if r.status != "booked":
             raise AssertionError(f"booking {i} was {r.status}")
-    return Sample(n, time.perf_counter() - t0)
+    return _sample(n, t0, c0)
 
 
 def _mem(variant: str, work: str, n: int) -> Any:
@@ -119,6 +126,9 @@ def _mem(variant: str, work: str, n: int) -> Any:
         providers = _providers(variant)
 
         async def rep() -> Sample:
+            # The previous repetition's store is garbage: collect it outside the clock,
+            # or collections land on alternate repetitions and skew the ratios.
+            gc.collect()
             async with InMemoryEventStore() as inner:
                 store = _wrap(inner, variant, providers)
                 if work == "append":
@@ -136,6 +146,7 @@ def _pg(dbs: PgDatabases, variant: str, work: str, n: int) -> Any:
         url = await dbs.evsrc_db(f"{work}{variant}")
 
         async def rep() -> Sample:
+            gc.collect()
             inner = await open_evsrc_pg(url, 10)
             try:
                 await inner.read("warm", limit=1)
@@ -194,9 +205,31 @@ async def run_telemetry(ctx: Context) -> None:
 
 
 def _ratios(case: Case) -> None:
-    case.derived["evsrc/plain"] = case.ratio("evsrc", "plain")
-    case.derived["off/plain"] = case.ratio("off", "plain")
-    case.derived["export/plain"] = case.ratio("export", "plain")
+    for v in ("evsrc", "off", "export"):
+        case.derived[f"{v}/plain"] = case.ratio(v, "plain")
+        # Repetitions run interleaved: the ratio within each round, then the median,
+        # is less moved by a machine whose load drifts between rounds.
+        pairs = zip(case.rates.get(v, []), case.rates.get("plain", []), strict=False)
+        case.derived[f"{v}/plain paired"] = median([a / b for a, b in pairs if b])
+        case.derived[f"{v}/plain from CPU"] = _cpu_ratio(case, v)
+
+
+def _cpu_ratio(case: Case, variant: str) -> float | None:
+    """The rate ratio if ``variant`` cost only its extra CPU time per op over plain's.
+
+    What instrumenting adds is CPU work in this process; measured as CPU time it
+    is far less moved by other load on the machine than a wall-clock rate. Added
+    to plain's wall time per op in full (as if nothing overlapped it): a bound.
+    """
+    cpu, base, rate = (
+        case.metric(variant, "cpu_us"),
+        case.metric("plain", "cpu_us"),
+        case.rate("plain"),
+    )
+    if cpu is None or base is None or not rate:
+        return None
+    wall_us = 1e6 / rate
+    return wall_us / (wall_us + cpu - base)
 
 
 async def _stamps() -> bool:
