@@ -11,7 +11,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
-import evsrc.telemetry as telemetry_module
+import evsrc.telemetry_core as telemetry_core
 from evsrc import (
     ConfigurationError,
     InvalidInputError,
@@ -70,7 +70,7 @@ async def test_a_retried_append_is_told_apart(any_store: EventStore) -> None:
 async def test_an_sdk_nobody_listens_to_gets_no_spans_until_a_processor_is_added(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(telemetry_module, "RECHECK", 0.01)
+    monkeypatch.setattr(telemetry_core, "RECHECK", 0.01)
     sdk = Sdk(spans=False, metrics=False)
     store = instrument(InMemoryEventStore(), **sdk.providers())
     outer = sdk.tracer_provider.get_tracer("app")
