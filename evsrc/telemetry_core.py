@@ -11,6 +11,7 @@ is created.
 from __future__ import annotations
 
 import time
+import weakref
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -82,6 +83,7 @@ class Telemetry:
         self._granted_at = 0.0
         #: Calls that may go straight through, nothing receiving telemetry (see live()).
         self.quiet_calls = 0
+        self._holders: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def live(self) -> Live | None:
         """What would receive telemetry now; ``None`` when nothing would (the one check).
@@ -110,6 +112,12 @@ class Telemetry:
         """Look the providers, processors and readers up again on the next call."""
         self._until = 0.0
         self.quiet_calls = 0
+        for holder in self._holders:
+            holder.quiet_calls = 0
+
+    def share_quiet_calls(self, holder: Any) -> None:
+        """Let ``holder`` keep its own copy of ``quiet_calls``; :meth:`refresh` zeroes it."""
+        self._holders.add(holder)
 
     def disabled(self) -> bool:
         """Whether nothing would receive traces or metrics."""

@@ -64,19 +64,22 @@ async def test_a_command_traces_its_appends_and_the_projection_links_to_it(
     # ... and a projection's batch span links back to it.
     runner = instrument(ProjectionRunner(store, Everything()), **sdk.providers())
     await runner.catch_up()
-    [batch] = sdk.finished("evsrc.projection.batch")
-    assert batch.attributes["evsrc.batch_size"] == len(runner.projector.seen)
-    linked = {(link.context.trace_id, link.context.span_id) for link in batch.links}
+    # One batch, or more on PostgreSQL when another session's open transaction
+    # held the second event back from the first read.
+    batches = sdk.finished("evsrc.projection.batch")
+    assert sum(b.attributes["evsrc.batch_size"] for b in batches) == len(runner.projector.seen)
+    linked = {(link.context.trace_id, link.context.span_id) for b in batches for link in b.links}
     assert (command.context.trace_id, command.context.span_id) in linked
 
     assert sum(p.value for p in sdk.points("evsrc.append.conflicts")) == 1
     assert sum(p.value for p in sdk.points("evsrc.command.retries")) == 1
     outcomes = {p.attributes["evsrc.outcome"]: p.count for p in sdk.points("evsrc.append.duration")}
     assert outcomes == {"conflict": 1, "committed": 1}
-    [batches] = sdk.points("evsrc.projection.batch")
-    assert batches.sum == len(runner.projector.seen)
+    [sizes] = sdk.points("evsrc.projection.batch")
+    assert (sizes.count, sizes.sum) == (len(batches), len(runner.projector.seen))
     [lag] = sdk.points("evsrc.projection.lag")
-    assert lag.count == 1 and lag.min >= 0
+    assert lag.count == len(batches)
+    assert lag.min >= 0
 
 
 async def test_subscription_wakeups_are_counted() -> None:
