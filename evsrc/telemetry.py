@@ -63,8 +63,9 @@ class InstrumentedStore(DelegatingStore):
     """An event store that traces and measures its appends, and stamps the trace context.
 
     Everything else is delegated to the wrapped store (``.inner``). A store
-    with public attributes of its own (``pool``, ``schema`` …) is wrapped by a
-    subclass that forwards those too, so backend runners accept it.
+    whose class has public attributes of its own (``pool``, ``schema`` …) is
+    wrapped by a subclass that forwards every attribute it lacks, so backend
+    runners accept it.
     """
 
     def __init__(self, inner: EventStore, telemetry: Telemetry) -> None:
@@ -185,8 +186,13 @@ class _ForwardingStore(InstrumentedStore):
 
 
 def _own_attributes(store: EventStore) -> bool:
-    """Whether ``store`` has public attributes that the plain wrapper would not forward."""
-    return any(not n.startswith("_") and not hasattr(InstrumentedStore, n) for n in dir(store))
+    """Whether ``store``'s class has public attributes that the plain wrapper lacks.
+
+    The class, not the instance: ``dir(instance)`` would make CPython build the
+    instance's ``__dict__``, and every attribute lookup of the store slower.
+    """
+    cls = type(store)
+    return any(not n.startswith("_") and not hasattr(InstrumentedStore, n) for n in dir(cls))
 
 
 def _instrument_handler(handler: Any, telemetry: Telemetry) -> Any:

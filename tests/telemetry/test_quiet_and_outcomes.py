@@ -258,12 +258,17 @@ async def test_instruments_are_shared_by_everything_on_one_meter_provider(
 
 async def test_only_a_store_with_attributes_of_its_own_gets_them_forwarded() -> None:
     class WithPool(InMemoryEventStore):
+        @property
+        def pool(self) -> str:
+            return "the pool"
+
         def __init__(self) -> None:
             super().__init__()
-            self.pool = "the pool"
+            self.extra = "an instance attribute"
 
     wrapped = instrument(WithPool())
     assert wrapped.pool == "the pool"
+    assert wrapped.extra == "an instance attribute"
     plain = instrument(InMemoryEventStore())
     assert type(plain) is InstrumentedStore  # no __getattr__ on the hot path
     with pytest.raises(AttributeError):
