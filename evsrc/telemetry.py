@@ -52,7 +52,7 @@ __all__ = [
 #: A subscription that waited at least this long for its next event counts as woken up.
 WAKE_AFTER: Final = 0.001
 
-_monotonic = time.monotonic
+_time_ns = time.time_ns
 
 # Attribute sets are built once and reused: the SDK only reads them.
 _OUTCOME = {o: {"evsrc.outcome": o} for o in ("committed", "retried", "conflict", "error")}
@@ -109,13 +109,14 @@ class InstrumentedStore(DelegatingStore):
             return await self._call(stream, expected, events)
         tracer, meters = live
         span = token = None
+        # One clock for the span and the duration metric: the SDK would read its own.
+        start = _time_ns()
         if tracer is not None:
             events = t.stamp(events)
             attributes = {"evsrc.stream": stream, "evsrc.event_count": len(events)}
-            span, token = t.start(tracer, "evsrc.append", attributes, t.client_kind)
+            span, token = t.start(tracer, "evsrc.append", attributes, t.client_kind, start)
         outcome = "error"
         error: BaseException | None = None
-        start = _monotonic()
         try:
             result = await self._call(stream, expected, events)
             if isinstance(result, Committed):
@@ -127,12 +128,13 @@ class InstrumentedStore(DelegatingStore):
             error = exc
             raise
         finally:
+            end = _time_ns()
             if span is not None:
                 if span.is_recording():
                     span.set_attribute("evsrc.outcome", outcome)
-                t.end(span, token, error)
+                t.end(span, token, error, end)
             if meters is not None:
-                meters.append_duration.record(_monotonic() - start, _OUTCOME[outcome])
+                meters.append_duration.record((end - start) / 1e9, _OUTCOME[outcome])
                 if outcome == "committed":
                     meters.append_events.record(len(events))
                 elif outcome == "conflict":
@@ -211,14 +213,14 @@ def _instrument_handler(handler: Any, telemetry: Telemetry) -> Any:
             return await execute(key, decide, **kw)
         tracer, meters = live
         span = token = None
+        start = _time_ns()
         if tracer is not None:
             attributes = {"evsrc.stream": str(key)}
             span, token = telemetry.start(
-                tracer, "evsrc.command", attributes, telemetry.internal_kind
+                tracer, "evsrc.command", attributes, telemetry.internal_kind, start
             )
         error: BaseException | None = None
         result = "error"
-        start = _monotonic()
         try:
             outcome = await execute(key, decide, **kw)
             result = "accepted" if outcome.ok else "rejected"
@@ -233,12 +235,13 @@ def _instrument_handler(handler: Any, telemetry: Telemetry) -> Any:
             error = exc
             raise
         finally:
+            end = _time_ns()
             if span is not None:
                 if error is not None and span.is_recording():
                     span.set_attribute("evsrc.outcome", result)
-                telemetry.end(span, token, error)
+                telemetry.end(span, token, error, end)
             if meters is not None:
-                meters.command_duration.record(_monotonic() - start, _COMMAND[result])
+                meters.command_duration.record((end - start) / 1e9, _COMMAND[result])
 
     handler.execute = traced
     return handler

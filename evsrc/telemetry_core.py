@@ -146,21 +146,23 @@ class Telemetry:
 
     # -- spans ----------------------------------------------------------------------------
 
-    def start(self, tracer: Any, name: str, attributes: dict[str, Any], kind: Any) -> Any:
+    def start(
+        self, tracer: Any, name: str, attributes: dict[str, Any], kind: Any, start_ns: int
+    ) -> Any:
         """A span made current (returns ``(span, token)``; end it with :meth:`end`)."""
-        span = tracer.start_span(name, kind=kind, attributes=attributes)
+        span = tracer.start_span(name, kind=kind, attributes=attributes, start_time=start_ns)
         # Current even when not recording: its children then follow its sampling decision.
         token = self._context.attach(self._trace.set_span_in_context(span))
         return span, token
 
-    def end(self, span: Any, token: Any, error: BaseException | None) -> None:
+    def end(self, span: Any, token: Any, error: BaseException | None, end_ns: int) -> None:
         """Detach and end a span from :meth:`start`, marking ``error`` on it as the SDK does."""
         self._context.detach(token)
         if error is not None and span.is_recording():
             span.record_exception(error)
             status = self._trace.Status(self._error, f"{type(error).__name__}: {error}")
             span.set_status(status)
-        span.end()
+        span.end(end_time=end_ns)
 
     # -- trace context in metadata ------------------------------------------------------
 

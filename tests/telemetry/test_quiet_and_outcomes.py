@@ -63,6 +63,9 @@ async def test_a_retried_append_is_told_apart(any_store: EventStore) -> None:
     spans = sdk.finished("evsrc.append")
     assert [s.attributes["evsrc.outcome"] for s in spans] == ["committed", "retried", "retried"]
     assert outcomes(sdk) == {"committed": 1, "retried": 2}
+    # The duration metric and the spans read one clock.
+    measured = sum(p.sum for p in sdk.points("evsrc.append.duration"))
+    assert measured == pytest.approx(sum(s.end_time - s.start_time for s in spans) / 1e9)
     [written] = sdk.points("evsrc.append.events")
     assert (written.count, written.sum) == (1, 2)  # a retry wrote nothing
 
