@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from evsrc._json import same_json_text
 from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreClosedError
-from evsrc.records import Checkpoint, Committed, Conflict
+from evsrc.records import Checkpoint, Committed, Conflict, retried
 from evsrc.store import (
     EventStore,
     check_checkpoint,
@@ -82,7 +82,7 @@ def resolve_retry(
     encoded: Sequence[EncodedEvent],
     found: Mapping[UUID, Place],
 ) -> Committed:
-    """The original ``Committed`` if every id sits exactly where this append would put it.
+    """The original ``Committed``, marked ``retried``, if every id sits where this append puts it.
 
     Otherwise ``DuplicateEventIdError`` naming the first id found; when the ids
     sit in place but a ``Place`` with content holds another event,
@@ -102,8 +102,10 @@ def resolve_retry(
                 raise EventIdReusedError(event_id=e.id, stream=stream, seq=p.seq)
         last = places[-1]
         assert last is not None
-        return Committed(
-            stream, base + 1, last.seq, last.position, Checkpoint(last.commit, last.position)
+        return retried(
+            Committed(
+                stream, base + 1, last.seq, last.position, Checkpoint(last.commit, last.position)
+            )
         )
     # Some ids exist elsewhere, or only part of the append exists: not a retry.
     e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)

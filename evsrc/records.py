@@ -17,7 +17,15 @@ from evsrc.errors import InvalidCheckpointError
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["Checkpoint", "Committed", "Conflict", "NewEvent", "RecordedEvent", "recorded"]
+__all__ = [
+    "Checkpoint",
+    "Committed",
+    "Conflict",
+    "NewEvent",
+    "RecordedEvent",
+    "recorded",
+    "retried",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,10 @@ class Committed(NamedTuple):
     ``position`` and ``checkpoint`` are those of the last event appended;
     a projector that has passed ``checkpoint`` has seen this append.
     An immutable named tuple, like every value an append or a read returns.
+
+    ``retried`` (not a field) is true when this append was an idempotent
+    re-send: its event ids were already committed there, nothing was written,
+    and this is the original result.
     """
 
     stream: str
@@ -152,6 +164,30 @@ class Committed(NamedTuple):
     last_seq: int
     position: int
     checkpoint: Checkpoint
+
+    @property
+    def retried(self) -> bool:
+        """Whether the events were already committed by an earlier send (nothing written now)."""
+        return False
+
+
+class _RetriedCommitted(Committed):
+    # A subclass rather than a sixth field: a retry still equals, unpacks and
+    # hashes like the original result, as the idempotency contract promises.
+    __slots__ = ()
+
+    @property
+    def retried(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        fields = super().__repr__().partition("(")[2]
+        return f"Committed({fields[:-1]}, retried=True)"
+
+
+def retried(committed: Committed) -> Committed:
+    """``committed`` marked as the result of an idempotent re-send (``retried`` true)."""
+    return _tuple_new(_RetriedCommitted, tuple(committed))
 
 
 class Conflict(NamedTuple):

@@ -391,6 +391,27 @@ class EventStoreContract:
         first = await store.append("s", events)
         assert await store.append_expect("s", 0, events) == first
 
+    async def test_a_retry_says_it_was_one(self, store: EventStore) -> None:
+        """A re-send that wrote nothing is marked ``retried``; it still equals the original."""
+        events = [ev(n=1), ev(n=2)]
+        first = await store.append_expect("s", 0, events)
+        assert isinstance(first, Committed)
+        assert first.retried is False
+        again = await store.append_expect("s", 0, events)
+        assert isinstance(again, Committed)
+        assert again.retried is True
+        assert again == first
+        assert tuple(again) == tuple(first)
+        plain = await store.append("s", events)
+        assert plain.retried is True
+        assert plain == first
+        fresh = await store.append("s", [ev()])
+        assert fresh.retried is False
+        last = await store.append_expect("s", 3, [ev()])
+        assert isinstance(last, Committed)
+        assert last.retried is False
+        assert await store.last_seq("s") == 4
+
     async def test_same_id_in_another_stream_is_an_error(self, store: EventStore) -> None:
         e = ev()
         await store.append_expect("a", 0, [e])
