@@ -15,11 +15,15 @@ other caller still gets its real outcome.
 
 from __future__ import annotations
 
+from asyncio import get_running_loop
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
+
+from evsrc.deciding import wake_up
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Lane", "Lanes"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Lane:
     """A stream's queue of commands waiting for the append in flight."""
 
@@ -62,6 +66,7 @@ class Lanes:
         self._run = run
         self._settle = settle
         self._lanes: dict[str, Lane] = {}
+        self._spare: Lane | None = None
 
     def __len__(self) -> int:
         """How many streams have a lane (commands queued or in flight)."""
@@ -71,7 +76,12 @@ class Lanes:
         """Queue ``command`` on its stream's lane and return once it is done."""
         lane = self._lanes.get(stream)
         if lane is None:
-            lane = self._lanes[stream] = Lane()
+            lane = self._spare
+            if lane is None:
+                lane = Lane()
+            else:
+                self._spare = None
+            self._lanes[stream] = lane
         lane.queue.append(command)
         if not lane.busy:
             lane.busy = True
@@ -83,8 +93,13 @@ class Lanes:
                 else:
                     # No await between queueing and here: nobody can have
                     # tried to wake this caller before its event exists.
-                    wake = command.wake = anyio.Event()
-                    await wake.wait()
+                    try:
+                        fut = command.wake = get_running_loop().create_future()
+                    except RuntimeError:  # not asyncio (trio)
+                        event = command.wake = anyio.Event()
+                        await event.wait()
+                    else:
+                        await fut
                     command.wake = None
         except BaseException:
             self._abandon(lane, command)
@@ -93,6 +108,8 @@ class Lanes:
             if not lane.busy and not lane.queue and lane.inflight is None:
                 if self._lanes.get(stream) is lane:
                     del self._lanes[stream]
+                    # An idle lane is as new: keep one for the next idle stream.
+                    self._spare = lane
 
     def _abandon(self, lane: Lane, command: Command) -> None:
         """A cancelled caller: leave the queue, and pass on the lead if it had it."""
@@ -115,8 +132,7 @@ class Lanes:
         for c in candidates:
             if not c.done and not c.abandoned:
                 c.lead = True
-                if c.wake is not None:
-                    c.wake.set()
+                wake_up(c.wake)
                 return
         lane.inflight = None
         lane.busy = False
@@ -139,6 +155,13 @@ class Lanes:
                     msg = "command neither queued nor in flight"
                     raise AssertionError(msg)
                 await self._run(stream, batch, lane)
+                if me.done and len(batch) > 1:
+                    # Contended: the callers just answered usually come straight
+                    # back with their next command. Holding the lead for one pass
+                    # of the event loop queues them here, so the next batch takes
+                    # them all, instead of the first back committing alone while
+                    # the others queue behind it. Shielded: the outcome is ours.
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
         except BaseException:
             me.abandoned = True
             raise

@@ -17,21 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from uuid import UUID, uuid4
 
 import pydantic
 
+from evsrc._ids import uuid4 as new_id
 from evsrc.errors import EventCodecError, EventDecodeError, UnknownEventTypeError
 from evsrc.records import NewEvent
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from uuid import UUID
 
     from evsrc.records import RecordedEvent
 
 __all__ = ["Event", "EventRegistry", "Upcaster"]
 
 E = TypeVar("E", bound="Event")
+_BASE_DUMP = pydantic.BaseModel.model_dump
 
 #: An upcaster takes the stored ``data`` of version ``n`` and returns that of ``n + 1``.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -168,25 +170,35 @@ class EventRegistry:
     ) -> NewEvent:
         """Turn a registered event model into a ``NewEvent`` ready to append."""
         cls = type(event)
-        key = _declared(cls) if isinstance(event, Event) else None
+        key = cls.__dict__.get("__evsrc_declared__")
+        # A registered model is an Event: no isinstance needed when it is found.
         if key is None or self._models.get(key) is not cls:
-            if key is None:
-                name = cls.__qualname__
-                msg = f"{name} is not an event type (declare it as Event with type=...)"
-                raise UnknownEventTypeError(msg)
-            msg = (
-                f"{cls.__qualname__} (type {key[0]!r} version {key[1]}) "
-                "is not registered in this registry"
-            )
-            raise UnknownEventTypeError(msg, type=key[0], version=key[1])
-        data = event.model_dump(mode="json", by_alias=True)
+            raise self._not_registered(event, key)
+        if cls.model_dump is _BASE_DUMP:
+            # What model_dump does, without its Python wrapper (a hot path).
+            data = cls.__pydantic_serializer__.to_python(event, mode="json", by_alias=True)
+        else:
+            data = event.model_dump(mode="json", by_alias=True)
         return NewEvent(
-            type=key[0],
-            data=data,
-            metadata=dict(metadata) if metadata else {},
-            id=id if id is not None else uuid4(),
-            version=key[1],
+            key[0],
+            data,
+            dict(metadata) if metadata else {},
+            id if id is not None else new_id(),
+            key[1],
         )
+
+    @staticmethod
+    def _not_registered(event: object, key: tuple[str, int] | None) -> UnknownEventTypeError:
+        cls = type(event)
+        if key is None or not isinstance(event, Event):
+            name = cls.__qualname__
+            msg = f"{name} is not an event type (declare it as Event with type=...)"
+            return UnknownEventTypeError(msg)
+        msg = (
+            f"{cls.__qualname__} (type {key[0]!r} version {key[1]}) "
+            "is not registered in this registry"
+        )
+        return UnknownEventTypeError(msg, type=key[0], version=key[1])
 
     def decode(self, recorded: RecordedEvent) -> Event:
         """Turn a stored event into its model, upcasting older versions first.
