@@ -35,6 +35,7 @@ SCENARIOS = [
     "read",
     "hot_seat",
     "decision",
+    "handler_cpu",
     "sqlite",
     "subscribers",
     "reactions",
@@ -73,7 +74,13 @@ def _run(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str,
     assert [s["name"] for s in data["scenarios"]] == SCENARIOS
     for s in data["scenarios"]:
         assert s["status"] == "ok", (s["name"], s["status"], s["notes"])
-        assert s["checks"] or s["name"] in ("append_expect", "append_batch", "read", "decision")
+        assert s["checks"] or s["name"] in (
+            "append_expect",
+            "append_batch",
+            "read",
+            "decision",
+            "handler_cpu",
+        )
         for check in s["checks"]:
             assert check["ok"], check
     md = (out / "latest.md").read_text()
@@ -109,6 +116,12 @@ def _check_memory(data: dict[str, Any]) -> None:
         seats = c["params"]["seats"]
         for v in ("evsrc", "evsrc_nobatch"):
             assert _ok(c, v)["extra"]["booked"]["median"] == seats
+    for c in _cases(data, "handler_cpu", "memory"):
+        assert _ok(c, "evsrc")["extra"]["us_per_command"]["median"] > 0
+        _ok(c, "limit")
+        if c["params"]["yielding"] and c["params"]["callers"] > 1:
+            # An append that yields lets concurrent commands batch.
+            assert _ok(c, "evsrc")["extra"]["commands_per_append"]["median"] > 1
     decision = next(s for s in data["scenarios"] if s["name"] == "decision")
     for c in decision["cases"]:
         if c["params"]["backend"] != "postgres":
@@ -190,7 +203,7 @@ def test_quick_run_every_scenario(tmp_path: Path) -> None:
     _ok(pg, "small")
     _ok(pg, "big")
     goals = {g["goal"]: g["status"] for g in data["goals"]}
-    assert len(goals) == 12
+    assert len(goals) == 14
     assert all(s in ("met", "missed", "partial", "not available") for s in goals.values())
     if bench:
         assert data["outputs"]["chart"] == "ok"
