@@ -32,7 +32,7 @@ from evsrc.aggregate import Aggregate, Decision, Rejection
 from evsrc.cache import StateCache
 from evsrc.correlation import stamp
 from evsrc.deciding import Attempt, Command, decide_batch, decide_one, finish_all
-from evsrc.errors import AggregateError, InvalidInputError
+from evsrc.errors import AggregateError, InvalidInputError, StoreUnavailableError
 from evsrc.lanes import Lanes
 from evsrc.outcome import Accepted, Outcome, Rejected, outcome
 from evsrc.records import Committed, Conflict
@@ -303,6 +303,10 @@ class CommandHandler(Generic[A]):
                         # The stream moved: that round does not count as an attempt.
                         unconfirmed.uncount()
                         unconfirmed = None
+                    if lane is not None and lane.queue:
+                        # Commands queued while the read was out: decide them now,
+                        # on the state just read, rather than in another round trip.
+                        live = self._lanes.absorb(lane, live)
                 att = decide_batch(self.registry, live, state, provisional=provisional)
                 if att is None or (provisional and not att.new):
                     # Nothing to append means nothing confirms the cached state:
@@ -315,7 +319,14 @@ class CommandHandler(Generic[A]):
                     return
                 appending = True
                 try:
-                    r = await self._append(stream, att.expected, att.new)
+                    # The store first, the retry policy only once it failed (the
+                    # usual append then costs one coroutine less).
+                    try:
+                        r = await self.store.append_expect(stream, att.expected, att.new)
+                    except StoreUnavailableError as exc:
+                        r = await self.retry.append(
+                            self.store, stream, att.expected, att.new, failed=exc
+                        )
                 except Exception as exc:
                     finish_all([d.command for d in att.decided], exc)
                     return

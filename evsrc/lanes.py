@@ -26,7 +26,7 @@ import anyio.lowlevel
 from evsrc.deciding import wake_up
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from evsrc.deciding import Attempt, Command
 
@@ -122,13 +122,23 @@ class Lanes:
             command.lead = False
             self._hand_off(lane)
 
+    def absorb(self, lane: Lane, batch: list[Command]) -> list[Command]:
+        """``batch`` plus the lane's queued commands, up to ``max_batch`` in all."""
+        queue = lane.queue
+        out = list(batch)
+        while queue and len(out) < self.max_batch:
+            c = queue.popleft()
+            if not c.done and not c.abandoned:
+                out.append(c)
+        return out
+
     @staticmethod
     def _hand_off(lane: Lane) -> None:
         """Make a waiting caller the stream's leader, or mark the stream idle."""
-        candidates: list[Command] = []
+        candidates: Iterable[Command] = lane.queue
         if lane.inflight is not None:
             candidates = [d.command for d in lane.inflight.decided]
-        candidates.extend(lane.queue)
+            candidates.extend(lane.queue)
         for c in candidates:
             if not c.done and not c.abandoned:
                 c.lead = True
@@ -146,11 +156,7 @@ class Lanes:
                     lane.inflight = None
                     await self._settle(stream, lane, att)
                     continue
-                batch: list[Command] = []
-                while lane.queue and len(batch) < self.max_batch:
-                    c = lane.queue.popleft()
-                    if not c.done and not c.abandoned:
-                        batch.append(c)
+                batch = self.absorb(lane, [])
                 if not batch:  # pragma: no cover - me is always queued or inflight
                     msg = "command neither queued nor in flight"
                     raise AssertionError(msg)
