@@ -86,6 +86,9 @@ class EventRegistry:
 
     def __init__(self, *models: type[Event]) -> None:
         self._models: dict[tuple[str, int], type[Event]] = {}
+        #: Per registered model: its type, its version, and whether it keeps
+        #: pydantic's own model_dump (then encode calls the serializer directly).
+        self._encoding: dict[type[Event], tuple[str, int, bool]] = {}
         self._current: dict[str, int] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         for model in models:
@@ -111,6 +114,7 @@ class EventRegistry:
             )
             raise EventCodecError(msg)
         self._models[key] = model
+        self._encoding[model] = (key[0], key[1], model.model_dump is _BASE_DUMP)
         if key[1] > self._current.get(key[0], 0):
             self._current[key[0]] = key[1]
         return model
@@ -170,21 +174,20 @@ class EventRegistry:
     ) -> NewEvent:
         """Turn a registered event model into a ``NewEvent`` ready to append."""
         cls = type(event)
-        key = cls.__dict__.get("__evsrc_declared__")
-        # A registered model is an Event: no isinstance needed when it is found.
-        if key is None or self._models.get(key) is not cls:
-            raise self._not_registered(event, key)
-        if cls.model_dump is _BASE_DUMP:
+        found = self._encoding.get(cls)
+        if found is None:
+            raise self._not_registered(event, cls.__dict__.get("__evsrc_declared__"))
+        if found[2]:
             # What model_dump does, without its Python wrapper (a hot path).
             data = cls.__pydantic_serializer__.to_python(event, mode="json", by_alias=True)
         else:
             data = event.model_dump(mode="json", by_alias=True)
         return NewEvent(
-            key[0],
+            found[0],
             data,
             dict(metadata) if metadata else {},
             id if id is not None else new_id(),
-            key[1],
+            found[1],
         )
 
     @staticmethod
