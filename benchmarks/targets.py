@@ -48,7 +48,8 @@ class DictStore:
     Per append the same optimistic check (the stream's length is ``expected``);
     per event a row with its id (the ``NewEvent``'s own fresh uuid4, as evsrc
     takes it from the caller), its seq, its global position and a copy of its
-    data and metadata (orjson text: the cheapest deep copy of JSON values), in
+    data and metadata (JSON text by orjson: the cheapest deep copy of JSON values;
+    kept as ``str``, since holding orjson's ``bytes`` costs the allocator more), in
     the stream's list and the global log. The row holds only atoms (the id as
     its int), so the garbage collector stops tracking it, as evsrc's rows.
     Nothing else: no argument checks, no id index, no timestamps, no
@@ -75,7 +76,15 @@ class DictStore:
         for e in events:
             seq += 1
             position += 1
-            row = (stream, seq, position, e.id.int, e.type, dumps(e.data), dumps(e.metadata))
+            row = (
+                stream,
+                seq,
+                position,
+                e.id.int,
+                e.type,
+                dumps(e.data).decode(),
+                dumps(e.metadata).decode(),
+            )
             rows.append(row)
             log.append(row)
         return True, seq
