@@ -125,6 +125,8 @@ class _Picker:
         self.used: set[int] = set()
 
     def fresh(self, streams: int, n: int) -> list[str]:
+        if len(self.used) + n > streams:
+            raise ValueError(f"only {streams - len(self.used)} unused streams left, {n} wanted")
         out: list[str] = []
         while len(out) < n:
             i = self.rng.randrange(streams)
@@ -191,7 +193,8 @@ async def _measure(
         k: {"evsrc": [], "raw": []} for k in ("append", "last_seq", "read_stream")
     }
     reps = 5
-    per = OPS // reps
+    # Appends take fresh streams (expected = 10): at most a quarter of them per size.
+    per = max(1, min(OPS, streams // 4) // reps)
     for rep in range(reps):
         # Alternate which variant goes first, so neither always follows the other.
         order = ["evsrc", "raw"] if rep % 2 == 0 else ["raw", "evsrc"]
@@ -240,12 +243,15 @@ async def _measure(
         out[k] = {who: _lat(values) for who, values in v.items()}
         out[k]["ratio_p50"] = out[k]["evsrc"]["p50_ms"] / out[k]["raw"]["p50_ms"]
 
-    # read_all over READ_ALL_N events, from the start and from the tail.
+    # read_all over READ_ALL_N events (all of a smaller store), from the start and the tail.
+    want = min(READ_ALL_N, streams * PER_STREAM)
     row = await conn.fetchrow(
         "SELECT commit, position FROM public.evsrc_events "
         "ORDER BY commit DESC, position DESC OFFSET $1 LIMIT 1",
-        READ_ALL_N,
+        want,
     )
+    # The tail: after the event `want` from the end (a store of exactly `want` events
+    # has none; then the tail is the whole store, as the start is).
     tail = (0, 0) if row is None else (int(row[0]), int(row[1]))
     for where, (c0, p0) in (("from_start", (0, 0)), ("from_tail", tail)):
         rates: dict[str, list[float]] = {"evsrc": [], "raw": []}
@@ -255,12 +261,12 @@ async def _measure(
                 t0 = time.perf_counter()
                 if who == "evsrc":
                     n = 0
-                    async for _ in store.read_all(after, limit=READ_ALL_N):
+                    async for _ in store.read_all(after, limit=want):
                         n += 1
                 else:
-                    n = await _raw_read_all(raw, c0, p0, READ_ALL_N)
+                    n = await _raw_read_all(raw, c0, p0, want)
                 dt = time.perf_counter() - t0
-                assert n == READ_ALL_N, (who, where, n)
+                assert n == want, (who, where, n)
                 rates[who].append(n / dt)
         ev, rw = statistics.median(rates["evsrc"]), statistics.median(rates["raw"])
         out[f"read_all_{where}"] = {"evsrc": ev, "raw": rw, "ratio": ev / rw}

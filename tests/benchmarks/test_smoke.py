@@ -209,3 +209,38 @@ def test_quick_run_every_scenario(tmp_path: Path) -> None:
         assert data["outputs"]["chart"] == "ok"
         assert (tmp_path / "latest.png").stat().st_size > 10_000
     assert data["machine"]["postgresql"]
+
+
+def test_scale_run_at_a_small_size(tmp_path: Path) -> None:
+    """``--scale`` grows its own database, reports every figure beside raw, and drops it."""
+    _pg_reachable()
+    name = f"evsrc_smoke_scale_{uuid.uuid4().hex[:8]}"
+    chart = tmp_path / "scale.png"
+    cmd = [sys.executable, "-m", "benchmarks", "--scale", "--scale-to", "4000", "--quiet"]
+    cmd += ["--scale-db", name, "--scale-chart", str(chart), "--out", str(tmp_path)]
+    cmd += ["--dsn", admin_dsn()]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (result,) = tmp_path.glob("scale-*.json")
+    data = json.loads(result.read_text())
+    (size,) = data["sizes"]
+    assert size["size"] == 4000 and size["streams"] == 400
+    # The store holds the grown events plus one per measured append.
+    assert size["events"] > 4000
+    assert size["table_bytes_per_event"] > 0 and size["index_bytes_per_event"] > 0
+    for what in ("append", "last_seq", "read_stream"):
+        for who in ("evsrc", "raw"):
+            assert 0 < size[what][who]["p50_ms"] <= size[what][who]["p99_ms"]
+    for where in ("from_start", "from_tail"):
+        assert size[f"read_all_{where}"]["evsrc"] > 0 and size[f"read_all_{where}"]["raw"] > 0
+    if importlib.util.find_spec("matplotlib"):
+        assert chart.stat().st_size > 10_000
+
+    async def gone() -> bool:
+        conn = await asyncpg.connect(admin_dsn(), timeout=5)
+        try:
+            return not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(gone())
