@@ -15,7 +15,7 @@ from uuid import UUID, uuid5
 
 from evsrc.aggregate import Aggregate, Rejection, normalize_decision
 from evsrc.errors import AggregateError, RetriesExhaustedError
-from evsrc.outcome import Outcome, outcome
+from evsrc.outcome import Accepted, Outcome, Rejected, outcome
 from evsrc.records import Committed
 
 if TYPE_CHECKING:
@@ -62,11 +62,9 @@ class Command:
     wake: Wake | None = None
     #: Events get ids ``uuid5(id_seed, "<index>")`` when set (deterministic ids).
     id_seed: UUID | None = None
-
-    @property
-    def done(self) -> bool:
-        """True once the command has its outcome or its error."""
-        return self.outcome is not None or self.error is not None
+    #: True once the command has its outcome or its error (set by :meth:`finish`;
+    #: a plain attribute, read several times per command).
+    done: bool = False
 
     def finish(self, outcome: Outcome[Any, Any] | None, error: BaseException | None = None) -> None:
         """Give the caller its outcome (or error) and wake it; the first answer wins."""
@@ -74,7 +72,9 @@ class Command:
             return
         self.outcome = outcome
         self.error = error
-        wake_up(self.wake)
+        self.done = outcome is not None or error is not None
+        if self.wake is not None:
+            wake_up(self.wake)
 
 
 @dataclass(eq=False, slots=True)
@@ -122,7 +122,12 @@ class Attempt:
             if n:
                 mine = _tuple_new(Committed, (stream, seq + 1, seq + n, position, checkpoint))
                 seq += n
-            c.finish(outcome(stream, c.attempts, d.events, d.result, d.rejection, mine))
+            rejection = d.rejection
+            c.finish(
+                Accepted(stream, c.attempts, d.events, d.result, None, mine)
+                if rejection is None
+                else Rejected(stream, c.attempts, d.events, None, rejection, mine)
+            )
         return [e for d in decided for e in d.events]
 
     def after_conflict(self, stream: str, max_attempts: int) -> list[Command]:
@@ -152,7 +157,11 @@ def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> De
     events, result, rejection = normalize_decision(value)
     seed = command.id_seed
     if seed is None:
-        new = [registry.encode(e, metadata=command.metadata) for e in events]
+        md = command.metadata
+        if len(events) == 1:  # the usual decision: no comprehension frame
+            new = [registry.encode(events[0], metadata=md)]
+        else:
+            new = [registry.encode(e, metadata=md) for e in events]
     else:
         new = [
             registry.encode(e, metadata=command.metadata, id=uuid5(seed, str(i)))
@@ -191,16 +200,14 @@ def decide_batch(
     for i, command in enumerate(commands):
         command.attempts += 1
         target = work if work is not None else state
-        if provisional:
-            try:
-                d: Decided | None = _decision(registry, command, target)
-            except Exception:
+        try:
+            d = _decision(registry, command, target)
+        except Exception as exc:
+            if provisional:
                 for c in commands[: i + 1]:
                     c.attempts -= 1
                 return None
-        else:
-            d = decide_one(registry, command, target)
-        if d is None:
+            command.finish(None, exc)
             continue
         if d.events and i < last:
             # Later commands must see these events: apply them to a private copy.
