@@ -26,10 +26,15 @@ _SLOTS = set(getattr(UUID, "__slots__", ())) >= {"int", "is_safe"}
 
 
 class _Block:
-    __slots__ = ("data", "take")
+    __slots__ = ("ints", "take")
 
     def __init__(self) -> None:
-        self.data = os.urandom(16 * _IDS)
+        data = os.urandom(16 * _IDS)
+        # Each id's 128 bits with the version (4) and variant bits set, as uuid4 sets them.
+        self.ints = [
+            (int.from_bytes(data[i : i + 16], "big") & _CLEAR) | _SET
+            for i in range(0, 16 * _IDS, 16)
+        ]
         # next() on itertools.count is atomic under the GIL: no slot is handed out twice.
         self.take = itertools.count().__next__
 
@@ -63,8 +68,7 @@ def uuid4() -> UUID:
     while i >= _IDS:
         block = _renew(block)
         i = block.take()
-    start = 16 * i
-    value = (int.from_bytes(block.data[start : start + 16], "big") & _CLEAR) | _SET
+    value = block.ints[i]
     if not _SLOTS:  # pragma: no cover - a future UUID without these slots
         return UUID(int=value)
     # What UUID.__setstate__ (unpickling) does: the int is already valid.
