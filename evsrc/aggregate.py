@@ -269,7 +269,11 @@ class Aggregate:
         appliers = type(self)._appliers
         if appliers is None:  # a fold's annotation is still unresolved
             appliers = type(self)._folds()
-        for klass in type(event).__mro__:
+        name = appliers.get(type(event))  # the usual case: a fold of the event's own model
+        if name is not None:
+            getattr(self, name)(event)
+            return
+        for klass in type(event).__mro__[1:]:
             name = appliers.get(klass)
             if name is not None:
                 getattr(self, name)(event)
