@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from evsrc.backend import Place, resolve_retry
-from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreUnavailableError
+from evsrc.errors import (
+    DuplicateEventIdError,
+    EventIdReusedError,
+    EvsrcError,
+    StoreUnavailableError,
+)
 from evsrc.postgres import _errors, _pool, _rows
 from evsrc.records import Checkpoint, Committed, Conflict
 
@@ -100,13 +105,21 @@ class Writer:
             return Conflict(stream, expected, head)
 
     async def _fetchrow(self, stream: str, args: tuple[Any, ...]) -> Any:
-        """One row of one statement on a pooled connection; errors mapped as an append's."""
+        """One row of one statement on a pooled connection; errors mapped as an append's.
+
+        (``_errors.mapped`` inlined: this runs once per append.)
+        """
         pool = self._pool
-        with _errors.mapped(stream=stream, closed=self._closed):
-            conn = await pool.acquire()
         try:
-            with _errors.mapped(stream=stream, sent=True):
-                return await conn.fetchrow(*args)
+            conn = await pool.acquire()
+        except Exception as exc:
+            raise _errors.translate(exc, stream=stream, closed=self._closed()) from exc
+        try:
+            return await conn.fetchrow(*args)
+        except EvsrcError:
+            raise
+        except Exception as exc:
+            raise _errors.translate(exc, stream=stream, sent=True) from exc
         finally:
             await _pool.release(pool, conn)
 
