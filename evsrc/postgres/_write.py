@@ -1,9 +1,9 @@
 """The write path of a PostgreSQL store: appends, and the lookups behind idempotent retries.
 
-An append is one call of the ``evsrc_append`` SQL function (docs/postgres.md,
-"Appends"); its result row is a ``Committed``, a ``Conflict`` or the places of
-ids already stored, which ``Backend`` resolves into the original result or an
-error. Other writes of the store belong here too, beside the append.
+An append is one statement (``append`` in ``queries.sql``; docs/postgres.md,
+"Appending"); its row is a ``Committed``, a ``Conflict``, or says that ids are
+already stored, whose places ``Backend`` resolves into the original result or
+an error. Other writes of the store belong here too, beside the append.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 -- connection on first use and keeps it in its statement cache.
 
 -- name: append
--- One append, one statement, no lock (docs/postgres.md, "Appends"): read the
+-- One append, one statement, no lock (docs/postgres.md, "Appending"): read the
 -- stream's head and insert the events after it iff it is $2 ($2 null: any
 -- head). Two writers that read the same head both try the same (stream, seq):
 -- the unique key makes the later one wait for the earlier and fail if it
