@@ -2,17 +2,19 @@
 
 How it keeps the contract, in short (``docs/postgres.md`` has the long form):
 
-* An append is one call of the ``evsrc_append`` SQL function — one round trip
-  whatever the number of events. The function queues writers of the same
-  stream on a transaction-scoped advisory lock, reads the stream's head on a
-  fresh snapshot, and either inserts every event (one ``INSERT … SELECT FROM
-  unnest(…)``) or reports the conflict. The unique ``(stream, seq)`` key is the
-  database's own last word against gaps and duplicates.
+* An append is one statement (``append`` in ``queries.sql``), one round trip
+  whatever the number of events, with no lock: it reads the stream's head and
+  inserts every event after it iff the head is the one expected. The unique
+  ``(stream, seq)`` key turns a race between writers of one head into a failed
+  insert for the later one (retried: a ``Conflict``, or the next seqs), and is
+  the database's own last word against gaps and duplicates (``_write.py``).
 * Global order is ``(commit, position)``: the writing transaction's id and a
   sequence-allocated position. Readers only return rows of transactions below
   the snapshot's ``xmin`` (docs/postgres.md, "Global order"), so nothing ever commits
   in front of a checkpoint a reader has passed, and writers never share a lock.
-* Every asyncpg error becomes an evsrc error in one place, ``_errors.mapped``.
+  Per stream it agrees with ``seq``: a writer gets its transaction id after its
+  head read saw the previous writer committed (docs/postgres.md, "Appending").
+* Every asyncpg error becomes an evsrc error in one place, ``_errors.translate``.
 """
 
 from __future__ import annotations

@@ -4,9 +4,37 @@
 -- connection on first use and keeps it in its statement cache.
 
 -- name: append
-SELECT head, last_position, commit_id, found_ids, found_streams, found_seqs,
-       found_positions, found_commits
-FROM {schema}.evsrc_append($1, $2, $3, $4, $5, $6, $7);
+-- One append, one statement, no lock (docs/postgres.md, "Appending"): read the
+-- stream's head and insert the events after it iff it is $2 ($2 null: any
+-- head). Two writers that read the same head both try the same (stream, seq):
+-- the unique key makes the later one wait for the earlier and fail if it
+-- commits. At READ COMMITTED the statement's snapshot is taken before its
+-- transaction gets an id, so a writer that saw the stream's previous writer
+-- committed has a larger id: (commit, position) keeps every stream in seq order.
+-- No row: the head was not $2; "retried" says whether any of the ids is stored
+-- (an idempotent retry: the caller looks them up), evaluated only then.
+WITH h AS (
+    SELECT coalesce(max(e.seq), 0) AS head
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = $1::text
+), inserted AS (
+    INSERT INTO {schema}.evsrc_events
+        (stream, seq, commit, id, type, version, data, metadata)
+    SELECT $1::text, h.head + u.ord, pg_current_xact_id(), u.id, u.type, u.version,
+           u.data::jsonb, u.metadata::jsonb
+    FROM h,
+         unnest($3::uuid[], $4::text[], $5::integer[], $6::text[], $7::text[])
+         WITH ORDINALITY AS u (id, type, version, data, metadata, ord)
+    WHERE $2::bigint IS NULL OR h.head = $2::bigint
+    ORDER BY u.ord
+    RETURNING position, commit
+)
+SELECT h.head, i.position, i.commit,
+       CASE WHEN i.position IS NULL THEN EXISTS (
+           SELECT 1 FROM {schema}.evsrc_events e WHERE e.id = ANY ($3::uuid[])
+       ) END AS retried
+FROM h
+LEFT JOIN (SELECT position, commit FROM inserted ORDER BY position DESC LIMIT 1) i ON true;
 
 -- name: find_ids
 SELECT id, stream, seq, position, commit
