@@ -164,6 +164,13 @@ class Connector:
 
     def begin_mapped(self, conn: sqlite3.Connection) -> None:
         """:meth:`begin`, raising evsrc errors."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the usual case: no retry loop to set up
+        except sqlite3.Error as exc:
+            if not _errors.is_busy(exc):
+                raise _errors.translate(exc) from exc
+        else:
+            return
         with _errors.mapped():
             self.begin(conn)
 

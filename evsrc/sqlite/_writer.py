@@ -13,6 +13,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 
 from evsrc.errors import EvsrcError, StoreUnavailableError
 from evsrc.sqlite import _errors, _rows, _sql, _threads
@@ -30,7 +31,7 @@ __all__ = ["MAX_BATCH", "Pending", "Writer", "append_batch"]
 #: Most appends committed together by one writer (group commit).
 MAX_BATCH: Final = 256
 _Q: Final = _sql.queries()
-_Q_LAST_POSITION: Final = _Q["last_position"]
+_Q_HEAD_LAST: Final = _Q["head_last"]
 _Q_INSERT: Final = _Q["insert"]
 _Q_HEAD: Final = _Q["head"]
 
@@ -76,13 +77,24 @@ class Writer:
         self._thread = _threads.WriterThread()
         self._queue: list[Pending] = []
 
+    async def _acquire(self) -> None:
+        """Take the write lock; when it is free, without a trip around the event loop."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._lock.acquire()
+
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(conn, *args)`` on the writer connection in its thread."""
-        async with self._lock:
+        await self._acquire()
+        try:
             conn = self._connector.writer_conn()
             # Not abandoned on cancellation: the transaction ends (commit or
             # rollback) before the caller sees the cancellation.
             return await self._thread.run(fn, conn, *args)
+        finally:
+            self._lock.release()
 
     async def append(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
@@ -100,16 +112,21 @@ class Writer:
         item = Pending(stream, expected, encoded)
         self._queue.append(item)
         try:
-            async with self._lock:
+            await self._acquire()
+            try:
                 while item.written is None and item.error is None:
                     conn = self._connector.writer_conn()
                     batch = self._queue[:MAX_BATCH]
                     del self._queue[: len(batch)]
                     # Not abandoned on cancellation: the transaction ends (commit or
                     # rollback) before the caller sees the cancellation.
-                    await self._thread.run(append_batch, self._connector, conn, batch)
-                    if any(p.written is not None and p.written.last_position for p in batch):
-                        self._on_commit()
+                    try:
+                        await self._thread.run(append_batch, self._connector, conn, batch)
+                    finally:
+                        if any(p.written is not None and p.written.last_position for p in batch):
+                            self._on_commit()
+            finally:
+                self._lock.release()
         except BaseException:
             if item in self._queue:  # never taken: it will not be written
                 self._queue.remove(item)
@@ -124,8 +141,9 @@ class Writer:
         """The writer connection in ``BEGIN IMMEDIATE``; commits on exit, rolls back on error."""
         async with self._lock:
             conn = self._connector.writer_conn()
-            await self._thread.run(self._connector.begin_mapped, conn)
             try:
+                # A cancelled BEGIN may still have begun: rolled back below.
+                await self._thread.run(self._connector.begin_mapped, conn)
                 yield conn
             except BaseException:
                 with anyio.CancelScope(shield=True):
@@ -156,7 +174,7 @@ def append_batch(connector: Connector, conn: sqlite3.Connection, batch: list[Pen
         return
     done: list[Pending] = []
     try:
-        last: int = conn.execute(_Q_LAST_POSITION).fetchone()[0]
+        last: int | None = None  # read with the first head
         stamp = now()
         # A lone append needs no savepoint: its transaction is its own.
         savepoints = len(batch) > 1
@@ -166,20 +184,32 @@ def append_batch(connector: Connector, conn: sqlite3.Connection, batch: list[Pen
                 conn.execute("SAVEPOINT evsrc_append")
             head = 0
             try:
-                head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
+                if last is None:
+                    head, last = conn.execute(_Q_HEAD_LAST, (stream,)).fetchone()
+                else:
+                    head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
+                assert last is not None
                 if expected is not None and head != expected:
                     # A conflict, or a retry of an append that already committed.
                     item.written = _rows.Written(head, None, 0, _rows.find_ids(conn, encoded))
                 else:
                     txn = last + 1
-                    conn.executemany(
-                        _Q_INSERT,
-                        [
-                            (txn + i, txn, stream, head + 1 + i, e.id.bytes, e.type,
-                             e.version, e.data, e.metadata, stamp)
-                            for i, e in enumerate(encoded)
-                        ],
-                    )  # fmt: skip
+                    if len(encoded) == 1:
+                        e = encoded[0]
+                        conn.execute(
+                            _Q_INSERT,
+                            (txn, txn, stream, head + 1, e.id.bytes, e.type, e.version,
+                             e.data, e.metadata, stamp),
+                        )  # fmt: skip
+                    else:
+                        conn.executemany(
+                            _Q_INSERT,
+                            [
+                                (txn + i, txn, stream, head + 1 + i, e.id.bytes, e.type,
+                                 e.version, e.data, e.metadata, stamp)
+                                for i, e in enumerate(encoded)
+                            ],
+                        )  # fmt: skip
                     last += len(encoded)
                     item.written = _rows.Written(head, last, txn, {})
                     done.append(item)
