@@ -193,6 +193,7 @@ async def test_huge_numbers_are_clamped_not_errors(store: SqliteEventStore) -> N
         {"poll_interval": -1},
         {"readers": 0},
         {"readers": True},
+        {"inline_appends": 1},
     ],
 )
 async def test_bad_options_are_configuration_errors(tmp_path: Path, options) -> None:
