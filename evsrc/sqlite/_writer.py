@@ -149,9 +149,9 @@ class Writer:
                 conn = self._connector.writer_conn()
                 batch = self._queue[:MAX_BATCH]
                 del self._queue[: len(batch)]
+                self._inline_left = INLINE_RUN
                 # Not abandoned on cancellation: the transaction ends (commit or
                 # rollback) before the caller sees the cancellation.
-                self._inline_left = INLINE_RUN
                 try:
                     await self._thread.run(append_batch, self._connector, conn, batch)
                 finally:

@@ -4,11 +4,12 @@ How it keeps the contract, in short (``docs/backends.md`` has the long form):
 
 * The stdlib ``sqlite3`` driver, called from threads: one round trip per
   operation (a whole append, or a group of them, is one), so the event loop
-  never waits on the disk. One writer connection per store, on its own thread
-  under asyncio (``_writer``, ``_threads``); a few reader connections in
-  anyio's worker threads, which WAL mode lets read while a writer writes
-  (``_reads``). Options, connections and the schema: ``_connect``. Rows are
-  decoded and retries resolved in ``_rows``.
+  never waits on the disk (unless the store opts into ``inline_appends``:
+  a lone append then runs on the event loop). One writer connection per
+  store, on its own thread under asyncio (``_writer``, ``_threads``); a few
+  reader connections in anyio's worker threads, which WAL mode lets read
+  while a writer writes (``_reads``). Options, connections and the schema:
+  ``_connect``. Rows are decoded and retries resolved in ``_rows``.
 * Appends run in ``BEGIN IMMEDIATE`` transactions: the file's write lock is
   taken first, then the stream's head is read, ``expected`` checked and the
   events inserted. Writers of every process queue on that lock (a busy

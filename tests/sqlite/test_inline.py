@@ -121,3 +121,20 @@ async def test_conflicts_and_retries_inline(
     assert (stale.expected, stale.actual) == (0, 2)  # type: ignore[union-attr]
     assert thread_batches == []
     assert [e.data["n"] for e in await store.read("s")] == [1, 2]
+
+
+def test_inline_appends_under_trio(tmp_path: Path, thread_batches: list[int]) -> None:
+    async def main() -> list[int]:
+        path = tmp_path / "t.db"
+        async with await SqliteEventStore.connect(path, inline_appends=True) as store:
+            await store.setup()
+            for i in range(5):
+                await store.append_expect("s", i, [NewEvent("t")])
+            async with anyio.create_task_group() as tg:
+                for k in range(8):
+                    tg.start_soon(store.append_expect, f"c{k}", 0, [NewEvent("t")])
+            return [e.seq for e in await store.read("s")]
+
+    assert anyio.run(main, backend="trio") == [1, 2, 3, 4, 5]
+    # The lone appends never reach the writer thread; the racing ones share it.
+    assert sum(thread_batches) == 8 and max(thread_batches) >= 4
