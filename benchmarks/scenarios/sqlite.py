@@ -80,6 +80,24 @@ async def _fresh_store(
 # -- append_expect ----------------------------------------------------------------
 
 
+def _timed(append: Any, took: list[float]) -> Any:
+    """``append``, recording how long each call takes (for the median per append)."""
+
+    async def timed(stream: str, expected: int, events: Any) -> bool:
+        t = time.perf_counter()
+        ok: bool = await append(stream, expected, events)
+        took.append(time.perf_counter() - t)
+        return ok
+
+    return timed
+
+
+def _with_median(sample: Sample, took: list[float]) -> Sample:
+    took.sort()
+    sample.extra["append_median_us"] = took[len(took) // 2] * 1e6
+    return sample
+
+
 def _evsrc_append(
     files: _Files,
     synchronous: str,
@@ -100,7 +118,11 @@ def _evsrc_append(
                 await append("warm", 0, make_events(1))
                 names = stream_names("e", streams)
                 payloads = [[make_events(1, i) for i in range(per)] for _ in names]
-                return await run_appends(append, names, payloads, batch=1, sequential=sequential)
+                took: list[float] = []
+                sample = await run_appends(
+                    _timed(append, took), names, payloads, batch=1, sequential=sequential
+                )
+                return _with_median(sample, took)
             finally:
                 await store.close()
 
@@ -139,7 +161,11 @@ def _raw_append(files: _Files, synchronous: str, streams: int, per: int) -> Any:
 
                 names = stream_names("r", streams)
                 payloads = [[_rows(make_events(1, i)) for i in range(per)] for _ in names]
-                return await run_appends(append, names, payloads, batch=1, sequential=True)
+                took: list[float] = []
+                sample = await run_appends(
+                    _timed(append, took), names, payloads, batch=1, sequential=True
+                )
+                return _with_median(sample, took)
             finally:
                 conn.close()
 
@@ -292,6 +318,17 @@ async def run_sqlite(ctx: Context) -> None:
                     "limit": _raw_append(files, synchronous, 1, per),
                 },
                 warmup=False,
+            )
+            ctx.note(
+                f"Median time of one sequential append at {synchronous} (medians of the reps): "
+                + "; ".join(
+                    f"{label} {case.metric(v, 'append_median_us') or 0:.0f} µs"
+                    for v, label in (
+                        ("evsrc", "evsrc"),
+                        ("evsrc_inline", "inline_appends"),
+                        ("limit", "raw sqlite3"),
+                    )
+                )
             )
         case = Case(
             "sqlite · append_expect, sequential, FULL, beside a task ticking every ms",
