@@ -4,11 +4,12 @@ How it keeps the contract, in short (``docs/backends.md`` has the long form):
 
 * The stdlib ``sqlite3`` driver, called from threads: one round trip per
   operation (a whole append, or a group of them, is one), so the event loop
-  never waits on the disk. One writer connection per store, on its own thread
-  under asyncio (``_writer``, ``_threads``); a few reader connections in
-  anyio's worker threads, which WAL mode lets read while a writer writes
-  (``_reads``). Options, connections and the schema: ``_connect``. Rows are
-  decoded and retries resolved in ``_rows``.
+  never waits on the disk (unless the store opts into ``inline_appends``:
+  a lone append then runs on the event loop). One writer connection per
+  store, on its own thread under asyncio (``_writer``, ``_threads``); a few
+  reader connections in anyio's worker threads, which WAL mode lets read
+  while a writer writes (``_reads``). Options, connections and the schema:
+  ``_connect``. Rows are decoded and retries resolved in ``_rows``.
 * Appends run in ``BEGIN IMMEDIATE`` transactions: the file's write lock is
   taken first, then the stream's head is read, ``expected`` checked and the
   events inserted. Writers of every process queue on that lock (a busy
@@ -71,6 +72,7 @@ class SqliteEventStore(Backend):
         busy_timeout: float = 30.0,
         poll_interval: float = 0.1,
         readers: int = 4,
+        inline_appends: bool = False,
     ) -> None:
         self._connector = Connector(
             path,
@@ -78,6 +80,7 @@ class SqliteEventStore(Backend):
             busy_timeout=busy_timeout,
             poll_interval=poll_interval,
             readers=readers,
+            inline_appends=inline_appends,
         )
         self._readers = Readers(self._connector)
         self._follower = Follower(self._connector, self._readers)
@@ -92,6 +95,7 @@ class SqliteEventStore(Backend):
         busy_timeout: float = 30.0,
         poll_interval: float = 0.1,
         readers: int = 4,
+        inline_appends: bool = False,
     ) -> Self:
         """Open (creating if needed) the SQLite file ``path`` and return a store on it.
 
@@ -103,8 +107,13 @@ class SqliteEventStore(Backend):
         ``busy_timeout``: seconds a write waits for another connection's write
         lock before ``StoreUnavailableError``. ``poll_interval``: how often a
         waiting subscriber checks for other processes' appends. ``readers``:
-        connections reading concurrently. Raises ``ConfigurationError`` for a
-        path that cannot be a database file.
+        connections reading concurrently. ``inline_appends``: an append
+        that is alone (no other append waiting, the file's write lock free)
+        runs on the event loop's thread instead of the writer thread: faster
+        for one task appending in turn, but the event loop is blocked for its
+        transaction, COMMIT included (an fsync at ``"FULL"``); see
+        docs/backends.md. Raises ``ConfigurationError`` for a path that
+        cannot be a database file, or a bad option.
         """
         store = cls(
             path,
@@ -112,6 +121,7 @@ class SqliteEventStore(Backend):
             busy_timeout=busy_timeout,
             poll_interval=poll_interval,
             readers=readers,
+            inline_appends=inline_appends,
         )
         await anyio.to_thread.run_sync(store._connector.open)
         return store

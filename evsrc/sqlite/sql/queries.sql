@@ -7,6 +7,11 @@ SELECT coalesce(max(seq), 0) FROM evsrc_events WHERE stream = ?
 -- name: last_position
 SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'evsrc_events'), 0)
 
+-- name: head_last
+-- The stream's head and the last position handed out, in one statement.
+SELECT (SELECT coalesce(max(seq), 0) FROM evsrc_events WHERE stream = ?),
+    coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'evsrc_events'), 0)
+
 -- name: insert
 INSERT INTO evsrc_events
     (position, txn, stream, seq, id, type, version, data, metadata, recorded_at)
