@@ -25,10 +25,7 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from evsrc.errors import EventCodecError, EventDecodeError, InvalidEventError
+from evsrc.errors import ConfigurationError, EventCodecError, EventDecodeError, InvalidEventError
 from evsrc.keys import check_subject
 from evsrc.records import NewEvent
 from evsrc.store import DelegatingStore
@@ -59,6 +56,22 @@ ENVELOPE_KEY: Final = "$pii"
 #: What a forgotten personal value decodes to starts with this.
 REDACTED_PREFIX: Final = "[forgotten:"
 _NONCE_BYTES: Final = 12
+
+
+def _aesgcm() -> Any:
+    # Imported on first use, so that models marking fields need no cryptography package.
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError as exc:  # pragma: no cover - the crypto extra is missing
+        msg = "encrypting personal fields needs cryptography: pip install 'evsrc[crypto]'"
+        raise ConfigurationError(msg) from exc
+    return AESGCM
+
+
+def _invalid_tag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +166,7 @@ def seal(key_id: str, key: bytes, event_id: bytes, field: str, plaintext: str) -
     aad = _associated(event_id, field)
     nonce = hmac.new(key, b"evsrc-nonce\x00" + aad + b"\x00" + data, hashlib.sha256).digest()
     nonce = nonce[:_NONCE_BYTES]
-    sealed = nonce + AESGCM(key).encrypt(nonce, data, aad)
+    sealed = nonce + _aesgcm()(key).encrypt(nonce, data, aad)
     return {ENVELOPE_KEY: key_id + "." + base64.urlsafe_b64encode(sealed).decode()}
 
 
@@ -179,7 +192,8 @@ def envelope_of(value: object) -> tuple[str, bytes] | None:
 def unseal(key: bytes, sealed: bytes, event_id: bytes, field: str) -> str:
     """The plaintext of an envelope's sealed bytes; ``InvalidTag`` if they were altered."""
     nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-    return AESGCM(key).decrypt(nonce, body, _associated(event_id, field)).decode()
+    plaintext: bytes = _aesgcm()(key).decrypt(nonce, body, _associated(event_id, field))
+    return plaintext.decode()
 
 
 class ShreddingStore(DelegatingStore):
@@ -207,6 +221,7 @@ class ShreddingStore(DelegatingStore):
         self.keys = keys
         self.registry = registry
         self._plans: dict[tuple[str, int], tuple[PersonalField, ...]] = {}
+        _aesgcm()  # fail now, not on the first append, if cryptography is missing
         for model in registry:
             personal_fields(model)  # a misdeclared marker fails here, not on first append
 
@@ -314,7 +329,7 @@ class ShreddingStore(DelegatingStore):
                     continue
                 try:
                     data[name] = unseal(key, body, r.id.bytes, name)
-                except (InvalidTag, UnicodeDecodeError) as exc:
+                except (_invalid_tag(), UnicodeDecodeError) as exc:
                     msg = f"event {r.stream}#{r.seq}: personal field {name!r} was altered at rest"
                     raise EventDecodeError(
                         msg,
