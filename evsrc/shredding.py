@@ -17,21 +17,27 @@ pseudonym that names no one). Why each choice: docs/lifecycle.md,
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from evsrc.errors import ConfigurationError, EventCodecError, EventDecodeError, InvalidEventError
+from evsrc.errors import EventCodecError, EventDecodeError, InvalidEventError
 from evsrc.keys import check_subject
 from evsrc.records import NewEvent
+from evsrc.sealing import (
+    ENVELOPE_KEY,
+    REDACTED_PREFIX,
+    envelope_of,
+    invalid_tag,
+    redacted,
+    require_cipher,
+    seal,
+    unseal,
+)
 from evsrc.store import DelegatingStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
     import pydantic
     from pydantic_core import CoreSchema
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENVELOPE_KEY",
+    "MAX_SCAN_DEPTH",
     "REDACTED_PREFIX",
     "Personal",
     "PersonalField",
@@ -51,27 +58,8 @@ __all__ = [
     "redacted",
 ]
 
-#: The key of the one-entry dict that replaces a personal value at rest.
-ENVELOPE_KEY: Final = "$pii"
-#: What a forgotten personal value decodes to starts with this.
-REDACTED_PREFIX: Final = "[forgotten:"
-_NONCE_BYTES: Final = 12
-
-
-def _aesgcm() -> Any:
-    # Imported on first use, so that models marking fields need no cryptography package.
-    try:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    except ImportError as exc:  # pragma: no cover - the crypto extra is missing
-        msg = "encrypting personal fields needs cryptography: pip install 'evsrc[crypto]'"
-        raise ConfigurationError(msg) from exc
-    return AESGCM
-
-
-def _invalid_tag() -> type[Exception]:
-    from cryptography.exceptions import InvalidTag
-
-    return InvalidTag
+#: How deep in nested dicts a read looks for sealed values (``payload.actor`` is depth 2).
+MAX_SCAN_DEPTH: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +88,11 @@ class Personal:
 
 
 class PersonalField(NamedTuple):
-    """A personal field of a model: its key in the data, and that of its subject."""
+    """A personal field: its path in the data, and that of its subject.
+
+    A path is a key of the data, or dotted keys into nested dicts
+    (``"payload.actor"``).
+    """
 
     name: str
     subject: str
@@ -146,67 +138,20 @@ def personal_fields(model: type[Event]) -> tuple[PersonalField, ...]:
     return result
 
 
-def redacted(key_id: str) -> str:
-    """What a personal value encrypted with the forgotten key ``key_id`` decodes to."""
-    return f"{REDACTED_PREFIX}{key_id[:8]}]"
-
-
-def _associated(event_id: bytes, field: str) -> bytes:
-    return event_id + field.encode()
-
-
-def seal(key_id: str, key: bytes, event_id: bytes, field: str, plaintext: str) -> dict[str, str]:
-    """The envelope of ``plaintext``: deterministic for the same key, event, field and text.
-
-    The nonce is an HMAC of the event id, field and plaintext under the key,
-    so a re-sent append encrypts to the same bytes (the store then recognises
-    it as the same event) and two different plaintexts never share a nonce.
-    """
-    data = plaintext.encode()
-    aad = _associated(event_id, field)
-    nonce = hmac.new(key, b"evsrc-nonce\x00" + aad + b"\x00" + data, hashlib.sha256).digest()
-    nonce = nonce[:_NONCE_BYTES]
-    sealed = nonce + _aesgcm()(key).encrypt(nonce, data, aad)
-    return {ENVELOPE_KEY: key_id + "." + base64.urlsafe_b64encode(sealed).decode()}
-
-
-def envelope_of(value: object) -> tuple[str, bytes] | None:
-    """``(key id, sealed bytes)`` if ``value`` is an envelope :func:`seal` made, else ``None``."""
-    if type(value) is not dict or len(value) != 1:
-        return None
-    token = value.get(ENVELOPE_KEY)
-    if type(token) is not str:
-        return None
-    key_id, dot, body = token.partition(".")
-    if not dot or len(key_id) != 32:
-        return None
-    try:
-        sealed = base64.urlsafe_b64decode(body.encode())
-    except (binascii.Error, ValueError):
-        return None
-    if len(sealed) <= _NONCE_BYTES:
-        return None
-    return key_id, sealed
-
-
-def unseal(key: bytes, sealed: bytes, event_id: bytes, field: str) -> str:
-    """The plaintext of an envelope's sealed bytes; ``InvalidTag`` if they were altered."""
-    nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-    plaintext: bytes = _aesgcm()(key).decrypt(nonce, body, _associated(event_id, field))
-    return plaintext.decode()
-
-
 class ShreddingStore(DelegatingStore):
     """An ``EventStore`` that encrypts personal fields on append and decrypts them on read.
 
     ``registry`` says which fields of which ``(type, version)`` are personal
-    (see :class:`Personal`); events of other types pass unchanged. ``keys``
-    holds one key per subject (``await keys.setup()`` first). Reads decrypt
-    whatever envelope they meet, whatever the registry says, so old versions
-    and upcasters see plaintext too. A value whose key was forgotten reads
-    as :func:`redacted`; an envelope altered at rest raises
-    ``EventDecodeError``. A top-level value shaped like an envelope is
-    refused on append (``InvalidEventError``): ``"$pii"`` is reserved.
+    (see :class:`Personal`); ``paths`` adds, per event type, personal values
+    inside dicts that no model marks, as ``{dotted path: dotted subject
+    path}`` (say ``{"evsrc.outbox": {"payload.actor": "payload.actor"}}``).
+    Events of other types pass unchanged. ``keys`` holds one key per subject
+    (``await keys.setup()`` first). Reads open every sealed value they meet
+    (up to ``MAX_SCAN_DEPTH`` dicts deep), whatever the registry says, so old
+    versions and upcasters see plaintext too. A value whose key was forgotten
+    reads as :func:`redacted`; a sealed value altered at rest raises
+    ``EventDecodeError``. ``{"$pii": …}`` is reserved: appending one raises
+    ``InvalidEventError``.
     """
 
     def __init__(
@@ -215,15 +160,19 @@ class ShreddingStore(DelegatingStore):
         keys: KeyStore,
         registry: EventRegistry,
         *,
+        paths: Mapping[str, Mapping[str, str]] | None = None,
         owns_inner: bool = True,
     ) -> None:
         super().__init__(inner, owns_inner=owns_inner)
         self.keys = keys
         self.registry = registry
-        self._plans: dict[tuple[str, int], tuple[PersonalField, ...]] = {}
-        _aesgcm()  # fail now, not on the first append, if cryptography is missing
+        require_cipher()  # fail now, not on the first append, if cryptography is missing
         for model in registry:
             personal_fields(model)  # a misdeclared marker fails here, not on first append
+        self._extra: dict[str, tuple[PersonalField, ...]] = {}
+        for type_, fields in (paths or {}).items():
+            self._extra[type_] = tuple(PersonalField(p, subj) for p, subj in fields.items())
+        self._plans: dict[tuple[str, int], tuple[PersonalField, ...]] = {}
 
     async def forget(self, subject: str) -> bool:
         """Delete ``subject``'s key (see :meth:`KeyStore.forget`); whether it had one."""
@@ -238,6 +187,7 @@ class ShreddingStore(DelegatingStore):
                 plan = personal_fields(self.registry.model(type_, version))
             except EventCodecError:
                 plan = ()
+            plan += self._extra.get(type_, ())
             self._plans[(type_, version)] = plan
         return plan
 
@@ -245,46 +195,42 @@ class ShreddingStore(DelegatingStore):
         if isinstance(events, str | bytes | dict | NewEvent) or not hasattr(events, "__iter__"):
             return events  # the inner store refuses it with its usual error
         events = list(events)
-        work: list[tuple[int, NewEvent, tuple[PersonalField, ...]]] = []
+        work: list[tuple[int, NewEvent, list[tuple[str, str, str]]]] = []
         subjects: set[str] = set()
         for i, ev in enumerate(events):
             if type(ev) is not NewEvent or type(ev.data) is not dict:
                 continue
-            for name, value in ev.data.items():
-                if type(value) is dict and ENVELOPE_KEY in value:
-                    msg = f"events[{i}].data[{name!r}]: {ENVELOPE_KEY!r} is reserved"
-                    raise InvalidEventError(msg, argument=f"events[{i}].data", value=name)
+            for path, _ in _sealed_values(ev.data, reserved=True):
+                msg = f"events[{i}].data.{path}: {{{ENVELOPE_KEY!r}: …}} is reserved"
+                raise InvalidEventError(msg, argument=f"events[{i}].data", value=path)
             plan = self._plan(ev.type, ev.version) if type(ev.type) is str else ()
-            if not plan:
-                continue
+            todo: list[tuple[str, str, str]] = []
             for f in plan:
-                value = ev.data.get(f.name)
+                value = _get(ev.data, f.name)
                 if value is None:
                     continue
                 if type(value) is not str:
-                    msg = f"events[{i}].data[{f.name!r}] is personal and must be a str or None"
+                    msg = f"events[{i}].data.{f.name} is personal and must be a str or None"
                     raise InvalidEventError(msg, argument=f"events[{i}].data", value=f.name)
-                subject = ev.data.get(f.subject)
+                subject = _get(ev.data, f.subject)
                 if type(subject) is not str or not subject:
                     msg = (
-                        f"events[{i}].data[{f.name!r}] is personal but its subject field "
+                        f"events[{i}].data.{f.name} is personal but its subject field "
                         f"{f.subject!r} holds no subject"
                     )
                     raise InvalidEventError(msg, argument=f"events[{i}].data", value=f.subject)
-                check_subject(subject)
-                subjects.add(subject)
-            work.append((i, ev, plan))
+                subjects.add(check_subject(subject))
+                todo.append((f.name, value, subject))
+            if todo:
+                work.append((i, ev, todo))
         if not work:
             return events
         keys = {s: await self.keys.key_for(s) for s in sorted(subjects)}
-        for i, ev, plan in work:
-            data = dict(ev.data)
-            event_id = ev.id.bytes
-            for f in plan:
-                value = ev.data.get(f.name)
-                if type(value) is str:
-                    key = keys[ev.data[f.subject]]
-                    data[f.name] = seal(key.key_id, key.key, event_id, f.name, value)
+        for i, ev, todo in work:
+            data = ev.data
+            for path, value, subject in todo:
+                key = keys[subject]
+                data = _set(data, path, seal(key.key_id, key.key, ev.id.bytes, path, value))
             events[i] = NewEvent(ev.type, data, ev.metadata, ev.id, ev.version)
         return events
 
@@ -301,36 +247,29 @@ class ShreddingStore(DelegatingStore):
     # -- reads ------------------------------------------------------------------------
 
     async def _open_all(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
-        found: list[tuple[int, dict[str, tuple[str, bytes]]]] = []
+        found: list[tuple[int, list[tuple[str, tuple[str, bytes]]]]] = []
         wanted: set[str] = set()
         for i, r in enumerate(records):
-            sealed: dict[str, tuple[str, bytes]] | None = None
-            for name, value in r.data.items():
-                if type(value) is dict:
-                    env = envelope_of(value)
-                    if env is not None:
-                        if sealed is None:
-                            sealed = {}
-                        sealed[name] = env
-                        wanted.add(env[0])
-            if sealed is not None:
+            sealed = list(_sealed_values(r.data))
+            if sealed:
                 found.append((i, sealed))
+                wanted.update(env[0] for _, env in sealed)
         if not found:
             return records
         keys = await self.keys.keys(wanted)
         out = list(records)
         for i, sealed in found:
             r = records[i]
-            data = dict(r.data)
-            for name, (key_id, body) in sealed.items():
+            data = r.data
+            for path, (key_id, body) in sealed:
                 key = keys.get(key_id)
                 if key is None:
-                    data[name] = redacted(key_id)
+                    data = _set(data, path, redacted(key_id))
                     continue
                 try:
-                    data[name] = unseal(key, body, r.id.bytes, name)
-                except (_invalid_tag(), UnicodeDecodeError) as exc:
-                    msg = f"event {r.stream}#{r.seq}: personal field {name!r} was altered at rest"
+                    data = _set(data, path, unseal(key, body, r.id.bytes, path))
+                except (invalid_tag(), UnicodeDecodeError) as exc:
+                    msg = f"event {r.stream}#{r.seq}: personal field {path!r} was altered at rest"
                     raise EventDecodeError(
                         msg,
                         type=r.type,
@@ -382,3 +321,43 @@ class ShreddingStore(DelegatingStore):
     ) -> AsyncIterator[RecordedEvent]:
         """``subscribe`` with personal fields decrypted (or redacted)."""
         return self._opened(self.inner.subscribe(after, stream_prefix=stream_prefix, types=types))
+
+
+def _get(data: dict[str, Any], path: str) -> Any:
+    value: Any = data
+    for part in path.split("."):
+        if type(value) is not dict:
+            return None
+        value = value.get(part)
+    return value
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with ``path`` set to ``value`` (copying only the dicts on the path)."""
+    head, dot, rest = path.partition(".")
+    out = dict(data)
+    out[head] = _set(data[head], rest, value) if dot else value
+    return out
+
+
+def _sealed_values(
+    data: dict[str, Any], *, reserved: bool = False, prefix: str = "", depth: int = 1
+) -> Iterator[tuple[str, tuple[str, bytes]]]:
+    """``(path, (key id, sealed bytes))`` of every sealed value in ``data``'s nested dicts.
+
+    With ``reserved``, every ``{"$pii": …}`` dict counts, sealed or not (for refusing input).
+    """
+    for name, value in data.items():
+        if type(value) is not dict:
+            continue
+        path = prefix + name
+        if ENVELOPE_KEY in value:
+            env = envelope_of(value)
+            if env is not None:
+                yield path, env
+                continue
+            if reserved:
+                yield path, ("", b"")
+                continue
+        if depth < MAX_SCAN_DEPTH:
+            yield from _sealed_values(value, reserved=reserved, prefix=path + ".", depth=depth + 1)

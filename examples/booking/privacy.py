@@ -7,7 +7,8 @@ name is stored only encrypted with that actor's key. :func:`forget_actor`
 first frees everything the actor holds — a seat, a hold or a waitlist place,
 in every occurrence, through the command handler as a cancellation would —
 and then deletes the key: the name then reads as ``[forgotten:…]`` in every
-event, and projections rebuilt later never see it. See docs/lifecycle.md,
+event (the promotion notices' ``payload.actor`` included), and projections
+rebuilt later never see it. See docs/lifecycle.md,
 "Forgetting a person".
 """
 
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from evsrc.keys import key_store_for
+from evsrc.reactions import OutboxMessage
 from evsrc.shredding import ShreddingStore
 from examples.booking.domain import CancelStatus, check_actor
 from examples.booking.events import STREAM_PREFIX, registry
@@ -28,8 +30,18 @@ if TYPE_CHECKING:
     from evsrc.store import EventStore
     from examples.booking.service import BookingService
 
-__all__ = ["ForgetResult", "Released", "forget_actor", "occurrences_of", "shredded"]
+__all__ = [
+    "PERSONAL_PATHS",
+    "ForgetResult",
+    "Released",
+    "forget_actor",
+    "occurrences_of",
+    "shredded",
+]
 
+#: Personal values no booking model marks: the promotion notice (an outbox message,
+#: examples.booking.reactions) names whom it tells.
+PERSONAL_PATHS: Final = {OutboxMessage.event_type: {"payload.actor": "payload.actor"}}
 #: The event types that give an actor a seat, a hold or a waitlist place.
 _TAKING = ("booking", "waitlisted", "hold", "promotion", "confirmation")
 #: An actor holds at most one place per occurrence; a few more rounds cover races.
@@ -49,7 +61,7 @@ async def shredded(store: EventStore) -> AsyncIterator[ShreddingStore]:
     keys = key_store_for(store)
     await keys.setup()
     async with keys:
-        yield ShreddingStore(store, keys, registry, owns_inner=False)
+        yield ShreddingStore(store, keys, registry, paths=PERSONAL_PATHS, owns_inner=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,3 +172,34 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("EVSRC_DSN", "EVSRC_STORE", "EVSRC_BOOKING_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
+def test_holds_expire_and_notices_are_sealed_then_forgotten(tmp_path: Path) -> None:
+    import time
+
+    db = tmp_path / "holds.db"
+    store = f"sqlite:///{db}"
+    notices = tmp_path / "notices.jsonl"
+    bella = "bella-promoted-person"
+    assert run("schedule", "yoga", "1", "--store", store)[0] == 0
+    assert run("hold", "yoga", ANNA, "--minutes", "0.005", "--store", store)[0] == 0
+    assert run("book", "yoga", bella, "--waitlist", "--store", store)[0] == 0
+    time.sleep(0.5)  # the hold runs out while nothing runs
+    notify = ["--notify-file", str(notices)]
+    code, text = run("react", "--once", "--json", *notify, "--store", store)
+    assert code == 0
+    # The deadline found the hold by its seq (it names no actor) and expired it.
+    assert json.loads(text) == {"expired": 1, "notified": 1}
+    code, text = run("roster", "yoga", "--json", "--store", store)
+    assert json.loads(text)["roster"] == [bella]
+    # The sink was told the name; at rest the notice holds it only sealed.
+    (line,) = notices.read_text().splitlines()
+    assert json.loads(line)["payload"] == {"occurrence": "yoga", "actor": bella}
+    rows = rows_text(db)
+    assert rows.count(bella.encode()) == 1  # the key table's subject row, nothing else
+    assert rows.count(ANNA.encode()) == 1
+    assert run("forget", bella, "--store", store)[0] == 0
+    assert run("forget", ANNA, "--store", store)[0] == 0
+    rows = rows_text(db)
+    assert bella.encode() not in rows
+    assert ANNA.encode() not in rows

@@ -260,3 +260,31 @@ async def test_unmarked_events_and_plaintext_written_before_marking_pass_through
     await shredded.store.append("s-1", [NewEvent("other", {"actor": "anyone"}, id=uuid4())])
     assert [e.data["actor"] for e in await shredded.store.read("s-1")] == ["legacy", "anyone"]
     assert [e.data["actor"] for e in await shredded.raw.read("s-1")] == ["legacy", "anyone"]
+
+
+async def test_nested_paths_of_unmarked_types_are_sealed_too(shredded: Shredded) -> None:
+    s = ShreddingStore(
+        shredded.raw,
+        shredded.keys,
+        registry,
+        paths={"notice": {"payload.to": "payload.to", "payload.note": "payload.to"}},
+        owns_inner=False,
+    )
+    payload = {"to": "alice", "note": "hi", "deep": {"x": 1}}
+    ev = NewEvent("notice", {"topic": "t", "payload": payload})
+    first = await s.append("n-1", [ev])
+    assert await s.append("n-1", [ev]) == first  # re-sent: the same bytes
+    await s.append("n-1", [NewEvent("notice", {"topic": "t", "payload": {"other": 1}})])
+    raw = await shredded.raw.read("n-1")
+    assert "alice" not in _raw_text(raw) and '"hi"' not in _raw_text(raw)
+    assert raw[0].data["payload"]["deep"] == {"x": 1}
+    assert [e.data for e in await s.read("n-1")] == [
+        {"topic": "t", "payload": payload},
+        {"topic": "t", "payload": {"other": 1}},
+    ]
+    with pytest.raises(InvalidEventError):
+        await s.append("n-1", [NewEvent("x", {"a": {"b": {"$pii": "smuggled"}}})])
+    await s.forget("alice")
+    (opened, _) = await s.read("n-1")
+    assert opened.data["payload"]["to"].startswith(REDACTED_PREFIX)
+    assert opened.data["payload"]["note"] == opened.data["payload"]["to"]
