@@ -203,7 +203,9 @@ class ShreddingStore(DelegatingStore):
             for path, _ in _sealed_values(ev.data, reserved=True):
                 msg = f"events[{i}].data.{path}: {{{ENVELOPE_KEY!r}: …}} is reserved"
                 raise InvalidEventError(msg, argument=f"events[{i}].data", value=path)
-            plan = self._plan(ev.type, ev.version) if type(ev.type) is str else ()
+            if type(ev.type) is not str or type(ev.version) is not int:
+                continue  # the inner store refuses it with its usual error
+            plan = self._plan(ev.type, ev.version)
             todo: list[tuple[str, str, str]] = []
             for f in plan:
                 value = _get(ev.data, f.name)

@@ -192,6 +192,9 @@ async def test_bad_input_is_refused_and_nothing_is_written(shredded: Shredded) -
         await s.append("s-1", [no_subject])
     with pytest.raises(InvalidInputError):
         await s.append("s-1", [NewEvent("booked", {"actor": "x" * 300, "seat": 1})])
+    for version in ([1], "1", 0):
+        with pytest.raises(InvalidEventError):
+            await s.append("s-1", [NewEvent("booked", {"actor": "a"}, version=version)])  # type: ignore[arg-type]
     for bad in ("", "a\x00b", 7, "x" * 256):
         with pytest.raises(InvalidInputError):
             await s.forget(bad)  # type: ignore[arg-type]
