@@ -46,6 +46,20 @@ def require_cipher() -> Any:
     return AESGCM
 
 
+_CIPHERS: dict[bytes, Any] = {}
+_MAX_CIPHERS: Final = 1024
+
+
+def _cipher(key: bytes) -> Any:
+    # An AES-GCM object expands its key once; keep a bounded number of them.
+    cipher = _CIPHERS.get(key)
+    if cipher is None:
+        if len(_CIPHERS) >= _MAX_CIPHERS:
+            _CIPHERS.clear()
+        cipher = _CIPHERS[key] = require_cipher()(key)
+    return cipher
+
+
 def invalid_tag() -> type[Exception]:
     """The exception AES-GCM raises for altered data."""
     from cryptography.exceptions import InvalidTag
@@ -75,7 +89,7 @@ def seal(key_id: str, key: bytes, event_id: bytes, field: str, plaintext: str) -
     aad = _associated(event_id, field)
     nonce = hmac.new(key, b"evsrc-nonce\x00" + aad + b"\x00" + data, hashlib.sha256).digest()
     nonce = nonce[:_NONCE_BYTES]
-    sealed = nonce + require_cipher()(key).encrypt(nonce, data, aad)
+    sealed = nonce + _cipher(key).encrypt(nonce, data, aad)
     return {ENVELOPE_KEY: key_id + "." + base64.urlsafe_b64encode(sealed).decode()}
 
 
@@ -101,5 +115,5 @@ def envelope_of(value: object) -> tuple[str, bytes] | None:
 def unseal(key: bytes, sealed: bytes, event_id: bytes, field: str) -> str:
     """The plaintext of an envelope's sealed bytes; ``InvalidTag`` if they were altered."""
     nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-    plaintext: bytes = require_cipher()(key).decrypt(nonce, body, _associated(event_id, field))
+    plaintext: bytes = _cipher(key).decrypt(nonce, body, _associated(event_id, field))
     return plaintext.decode()

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from evsrc.errors import EventCodecError, EventDecodeError, InvalidEventError
-from evsrc.keys import check_subject
 from evsrc.records import NewEvent
 from evsrc.sealing import (
     ENVELOPE_KEY,
@@ -221,7 +220,7 @@ class ShreddingStore(DelegatingStore):
                         f"{f.subject!r} holds no subject"
                     )
                     raise InvalidEventError(msg, argument=f"events[{i}].data", value=f.subject)
-                subjects.add(check_subject(subject))
+                subjects.add(subject)  # checked by key_for, before anything is written
                 todo.append((f.name, value, subject))
             if todo:
                 work.append((i, ev, todo))
@@ -293,8 +292,9 @@ class ShreddingStore(DelegatingStore):
     async def _opened(self, source: AsyncIterator[RecordedEvent]) -> AsyncIterator[RecordedEvent]:
         try:
             async for record in source:
-                (opened,) = await self._open_all([record])
-                yield opened
+                if any(type(v) is dict for v in record.data.values()):
+                    (record,) = await self._open_all([record])
+                yield record
         finally:
             # A consumer that stops early closes this generator; close the store's too.
             aclose = getattr(source, "aclose", None)
