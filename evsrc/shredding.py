@@ -247,7 +247,12 @@ class ShreddingStore(DelegatingStore):
 
     # -- reads ------------------------------------------------------------------------
 
-    async def _open_all(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
+    async def open_events(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
+        """``records`` (read from the inner store) with their sealed values opened.
+
+        For code that reads the inner store itself, such as the exactly-once
+        projection runners, which take the backend's own store.
+        """
         found: list[tuple[int, list[tuple[str, tuple[str, bytes]]]]] = []
         wanted: set[str] = set()
         for i, r in enumerate(records):
@@ -287,13 +292,13 @@ class ShreddingStore(DelegatingStore):
     ) -> list[RecordedEvent]:
         """``read`` with personal fields decrypted (or redacted)."""
         records = await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
-        return await self._open_all(records)
+        return await self.open_events(records)
 
     async def _opened(self, source: AsyncIterator[RecordedEvent]) -> AsyncIterator[RecordedEvent]:
         try:
             async for record in source:
                 if any(type(v) is dict for v in record.data.values()):
-                    (record,) = await self._open_all([record])
+                    (record,) = await self.open_events([record])
                 yield record
         finally:
             # A consumer that stops early closes this generator; close the store's too.

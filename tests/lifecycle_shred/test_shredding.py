@@ -291,3 +291,12 @@ async def test_nested_paths_of_unmarked_types_are_sealed_too(shredded: Shredded)
     (opened, _) = await s.read("n-1")
     assert opened.data["payload"]["to"].startswith(REDACTED_PREFIX)
     assert opened.data["payload"]["note"] == opened.data["payload"]["to"]
+
+
+async def test_events_read_from_the_inner_store_can_be_opened(shredded: Shredded) -> None:
+    await shredded.store.append("s-1", [registry.encode(Booked(actor="alice", seat=1))])
+    raw = await shredded.raw.read("s-1")
+    assert raw[0].data["actor"] != "alice"
+    (opened,) = await shredded.store.open_events(raw)
+    assert opened.data == {"actor": "alice", "seat": 1}
+    assert opened.id == raw[0].id and opened.checkpoint == raw[0].checkpoint
