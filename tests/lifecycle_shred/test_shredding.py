@@ -300,3 +300,43 @@ async def test_events_read_from_the_inner_store_can_be_opened(shredded: Shredded
     (opened,) = await shredded.store.open_events(raw)
     assert opened.data == {"actor": "alice", "seat": 1}
     assert opened.id == raw[0].id and opened.checkpoint == raw[0].checkpoint
+
+
+async def test_a_live_subscription_sees_plaintext_then_the_redacted_value(
+    shredded: Shredded,
+) -> None:
+    s = shredded.store
+    seen: list[str] = []
+    got = anyio.Event()
+
+    async def follow() -> None:
+        async for e in s.subscribe(types=["booked"]):
+            seen.append(e.data["actor"])
+            if len(seen) == 2:
+                got.set()
+                return
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow)
+            await anyio.sleep(0.05)
+            await s.append("s-1", [registry.encode(Booked(actor="alice", seat=1))])
+            await s.append("s-2", [registry.encode(Booked(actor="bob", seat=1))])
+            await got.wait()
+    assert seen == ["alice", "bob"]
+
+
+async def test_shredding_over_compression_on_every_backend(shredded: Shredded) -> None:
+    from evsrc.compression import CompressingStore
+
+    inner = CompressingStore(shredded.raw, types=["noted"], threshold=0, owns_inner=False)
+    s = ShreddingStore(inner, shredded.keys, registry, owns_inner=False)
+    long_note = "remember: " + "x" * 2000
+    await s.append("s-1", [registry.encode(Noted(actor="alice", note=long_note, public="p" * 900))])
+    (at_rest,) = await shredded.raw.read("s-1")
+    assert list(at_rest.data) == ["$z"]
+    (back,) = await s.read("s-1")
+    assert back.data["note"] == long_note and back.data["public"] == "p" * 900
+    await s.forget("alice")
+    (gone,) = await s.read("s-1")
+    assert gone.data["note"].startswith(REDACTED_PREFIX) and gone.data["public"] == "p" * 900
