@@ -11,6 +11,7 @@ from evsrc.aggregate import (
     Rejection as Rejection,
     applies as applies,
 )
+from evsrc.compression import CompressingStore as CompressingStore
 from evsrc.correlation import (
     CAUSATION_ID as CAUSATION_ID,
     CORRELATION_ID as CORRELATION_ID,
@@ -37,6 +38,7 @@ from evsrc.errors import (
     UnknownEventTypeError as UnknownEventTypeError,
 )
 from evsrc.handler import CommandHandler as CommandHandler
+from evsrc.keys import InMemoryKeyStore as InMemoryKeyStore, KeyStore as KeyStore
 from evsrc.models import Event as Event, EventRegistry as EventRegistry
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
 from evsrc.parking import ParkedEvent as ParkedEvent, ParkedEvents as ParkedEvents
@@ -66,6 +68,7 @@ from evsrc.records import (
     RecordedEvent as RecordedEvent,
 )
 from evsrc.retry import RetryPolicy as RetryPolicy
+from evsrc.shredding import Personal as Personal, ShreddingStore as ShreddingStore
 from evsrc.snapshot import (
     EventStreamSnapshotStore as EventStreamSnapshotStore,
     InMemorySnapshotStore as InMemorySnapshotStore,
@@ -98,6 +101,7 @@ __all__ = [
     "CheckpointStore",
     "CommandHandler",
     "Committed",
+    "CompressingStore",
     "ConfigurationError",
     "Conflict",
     "Deadline",
@@ -114,11 +118,13 @@ __all__ = [
     "EvsrcError",
     "FailurePolicy",
     "InMemoryCheckpointStore",
+    "InMemoryKeyStore",
     "InMemorySnapshotStore",
     "InvalidCheckpointError",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidStreamError",
+    "KeyStore",
     "Lag",
     "NewEvent",
     "OutboxDispatcher",
@@ -127,6 +133,7 @@ __all__ = [
     "OutcomeUnknownError",
     "ParkedEvent",
     "ParkedEvents",
+    "Personal",
     "ProcessManager",
     "ProjectionError",
     "ProjectionRunner",
@@ -138,6 +145,7 @@ __all__ = [
     "RetryPolicy",
     "SchemaError",
     "Send",
+    "ShreddingStore",
     "Snapshot",
     "SnapshotStore",
     "StoreClosedError",
