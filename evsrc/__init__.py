@@ -34,9 +34,11 @@ from evsrc.errors import (
     SchemaError as SchemaError,
     StoreClosedError as StoreClosedError,
     StoreUnavailableError as StoreUnavailableError,
+    StreamDeletedError as StreamDeletedError,
     UnknownEventTypeError as UnknownEventTypeError,
 )
 from evsrc.handler import CommandHandler as CommandHandler
+from evsrc.lifecycle import StreamDeleted as StreamDeleted, Sweeper as Sweeper
 from evsrc.models import Event as Event, EventRegistry as EventRegistry
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
 from evsrc.parking import ParkedEvent as ParkedEvent, ParkedEvents as ParkedEvents
@@ -62,8 +64,10 @@ from evsrc.records import (
     Checkpoint as Checkpoint,
     Committed as Committed,
     Conflict as Conflict,
+    Deleted as Deleted,
     NewEvent as NewEvent,
     RecordedEvent as RecordedEvent,
+    StreamMetadata as StreamMetadata,
 )
 from evsrc.retry import RetryPolicy as RetryPolicy
 from evsrc.snapshot import (
@@ -102,6 +106,7 @@ __all__ = [
     "Conflict",
     "Deadline",
     "Deadlines",
+    "Deleted",
     "Decision",
     "DuplicateEventIdError",
     "Event",
@@ -143,6 +148,10 @@ __all__ = [
     "StoreClosedError",
     "StoreUnavailableError",
     "StreamCheckpointStore",
+    "StreamDeleted",
+    "StreamDeletedError",
+    "StreamMetadata",
+    "Sweeper",
     "UnknownEventTypeError",
     "applies",
     "correlated",
