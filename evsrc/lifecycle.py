@@ -10,6 +10,8 @@ guarantees and costs). Here:
 - :func:`check_truncate` and :func:`check_metadata`, the argument checks every
   backend shares.
 - :class:`Sweeper`, a task that calls ``store.sweep()`` every ``interval``.
+- :func:`compact_parked`, which truncates a projection's parked stream before
+  its oldest parked event still waiting for a decision.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "Sweeper",
     "check_metadata",
     "check_truncate",
+    "compact_parked",
 ]
 
 log = logging.getLogger("evsrc.lifecycle")
@@ -121,3 +124,21 @@ class Sweeper:
             except Exception:
                 log.warning("sweep failed; retrying in %ss", self.interval, exc_info=True)
             await anyio.sleep(self.interval)
+
+
+async def compact_parked(store: EventStore, projection: str) -> int:
+    """Truncate ``$parked:<projection>`` before its oldest pending parked event; how many went.
+
+    The parked stream is a log folded into each parked event's state (parked,
+    replay requested, replayed, discarded). Everything before the oldest
+    pending one concerns only events already decided, so it can go; with none
+    pending, everything but the newest event goes.
+    """
+    from evsrc.parking import ParkedEvents
+
+    parked = ParkedEvents(store, projection)
+    pending = [p.number for p in await parked.all() if p.pending]
+    head = await store.last_seq(parked.stream)
+    if head == 0:
+        return 0
+    return await store.truncate_before(parked.stream, min(pending, default=head))

@@ -122,10 +122,9 @@ class InMemoryEventStore(Backend):
         # only when one commits, so idle ones cost appends a string test each.
         self._filtered: dict[EventFilter, list[anyio.Event]] = {}
         self._closed = False
-        # The stream lifecycle: streams whose head is a deletion marker (-> hard),
-        # retention, the first slot of each stream not known to be removed, and
-        # how many slots of the log are removed.
-        self._deleted: dict[str, bool] = {}
+        # The stream lifecycle: tombstoned streams, retention, the first slot of
+        # each stream not known to be removed, how many slots of the log are removed.
+        self._tombstones: set[str] = set()
         self._meta: dict[str, StreamMetadata] = {}
         self._first: dict[str, int] = {}
         self._removed = 0
@@ -144,11 +143,8 @@ class InMemoryEventStore(Backend):
         if rows is None:
             rows = self._streams[stream] = []
         actual = len(rows)
-        if self._deleted and stream in self._deleted:
-            refused = self._reopen(stream, expected)
-            if refused is not None:
-                return refused
-            expected = None
+        if self._tombstones and stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
         if expected is not None and actual != expected:
             return Conflict(stream, expected, actual)
         log = self._log
@@ -212,7 +208,7 @@ class InMemoryEventStore(Backend):
         rows = self._streams.get(stream)
         if not rows:
             return []
-        if stream in self._first or stream in self._meta or stream in self._deleted:
+        if stream in self._first or stream in self._meta or stream in self._tombstones:
             return _events(self._kept(stream, rows, after, limit, backwards))
         selected = rows[after:]
         if backwards:
@@ -223,8 +219,8 @@ class InMemoryEventStore(Backend):
 
     async def _head(self, stream: str) -> int:
         rows = self._streams.get(stream)
-        if self._deleted and stream in self._deleted:
-            return self._deleted_head(stream)
+        if self._tombstones and stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
         return len(rows) if rows else 0
 
     async def _read_global(
@@ -309,34 +305,15 @@ class InMemoryEventStore(Backend):
     # -- the stream lifecycle (docs/lifecycle.md) ----------------------------
     # Like appends, each runs to completion without an await: atomic, no lock.
 
-    def _reopen(self, stream: str, expected: int | None) -> Conflict | None:
-        """Refuse a write to a deleted stream, or mark it live again (a soft delete)."""
-        if self._deleted[stream]:
-            raise StreamDeletedError(stream=stream)
-        if expected is not None and expected != 0:
-            return Conflict(stream, expected, 0)
-        del self._deleted[stream]
-        return None
-
-    def _deleted_head(self, stream: str) -> int:
-        if self._deleted[stream]:
-            raise StreamDeletedError(stream=stream)
-        return 0
-
     def _kept(
         self, stream: str, rows: list[_Row], after: int, limit: int | None, backwards: bool
     ) -> list[_Row]:
-        """The rows a read returns: not removed, not a marker, within retention."""
-        if stream in self._deleted:
-            self._deleted_head(stream)
-            return []
+        """The rows a read returns: not removed, within retention."""
+        if stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
         hidden = self._hidden(stream, rows, _now(UTC))
         start = max(after, self._first.get(stream, 0))
-        selected = [
-            r
-            for r in rows[start:]
-            if r is not _GONE and r[5] != STREAM_DELETED and (hidden is None or not hidden(r))
-        ]
+        selected = [r for r in rows[start:] if r is not _GONE and (hidden is None or not hidden(r))]
         if backwards:
             selected.reverse()
         return selected if limit is None else selected[:limit]
@@ -375,24 +352,22 @@ class InMemoryEventStore(Backend):
         return removed
 
     async def _delete(self, stream: str, hard: bool) -> Deleted:
-        was = self._deleted.get(stream)
-        if was:
+        if stream in self._tombstones:
             raise StreamDeletedError(stream=stream)
         rows = self._streams.get(stream, [])
         head = len(rows)
-        if not hard and (was is not None or head == 0):
-            return Deleted(stream, 0, hard, None)  # nothing live to delete
+        if not hard and (head == 0 or rows[-1][5] == STREAM_DELETED):
+            return Deleted(stream, head, hard, None)  # nothing live to delete
         self._remove(stream, rows, head, lambda _: True)
-        self._deleted.pop(stream, None)
         committed = await self._write_batch(stream, None, [deletion_marker(head, hard=hard)])
         assert isinstance(committed, Committed)
-        self._deleted[stream] = hard
         if hard:
+            self._tombstones.add(stream)
             self._meta.pop(stream, None)
         return Deleted(stream, head, hard, committed.checkpoint)
 
     async def _truncate(self, stream: str, before: int) -> int:
-        if self._deleted.get(stream):
+        if stream in self._tombstones:
             raise StreamDeletedError(stream=stream)
         rows = self._streams.get(stream)
         if not rows:
@@ -400,7 +375,7 @@ class InMemoryEventStore(Backend):
         return self._remove(stream, rows, min(before, len(rows)) - 1, lambda _: True)
 
     async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
-        if self._deleted.get(stream):
+        if stream in self._tombstones:
             raise StreamDeletedError(stream=stream)
         if meta == StreamMetadata():
             self._meta.pop(stream, None)

@@ -863,58 +863,52 @@ class StreamLifecycleContract:
 
     # -- delete ----------------------------------------------------------------
 
-    async def test_soft_delete_reads_as_empty_and_is_recorded(self, store: EventStore) -> None:
+    async def test_soft_delete_reads_as_deleted_and_is_recorded(self, store: EventStore) -> None:
         await store.append_expect("s", 0, [ev(n=1), ev(n=2), ev(n=3)])
         await store.append_expect("other", 0, [ev()])
         d = await store.delete_stream("s")
         assert (d.stream, d.last_seq, d.hard) == ("s", 3, False)
         assert d.checkpoint is not None
-        assert await store.read("s") == []
-        assert await store.read("s", backwards=True, limit=1) == []
-        assert await store.last_seq("s") == 0
+        (marker,) = await store.read("s")
+        assert (marker.stream, marker.seq, marker.type) == ("s", 4, STREAM_DELETED)
+        assert marker.data == {"last_seq": 3, "hard": False}
+        assert marker.checkpoint == d.checkpoint
+        assert StreamDeleted.model_validate(marker.data) == StreamDeleted(last_seq=3, hard=False)
+        assert await store.read("s", backwards=True, limit=1) == [marker]
+        assert await store.last_seq("s") == 4
         log = await everything(store)
         assert [(e.stream, e.type) for e in log] == [("other", "thing"), ("s", STREAM_DELETED)]
-        marker = log[-1]
-        assert marker.checkpoint == d.checkpoint
-        assert marker.seq == 4
-        assert marker.data == {"last_seq": 3, "hard": False}
-        assert StreamDeleted.model_validate(marker.data) == StreamDeleted(last_seq=3, hard=False)
+        assert log[-1] == marker
         assert [e.seq for e in await store.read("other")] == [1]
 
-    async def test_soft_deleted_stream_starts_again_after_its_deletion(
-        self, store: EventStore
-    ) -> None:
-        first = await store.append_expect("s", 0, [ev(n=1), ev(n=2)])
-        assert isinstance(first, Committed)
+    async def test_soft_deleted_stream_goes_on_after_its_deletion(self, store: EventStore) -> None:
+        events = [ev(n=1), ev(n=2)]
+        await store.append_expect("s", 0, events)
         await store.delete_stream("s")
-        # The stream reads as empty, so a writer that still expects its old head conflicts.
-        assert await store.append_expect("s", 2, [ev()]) == Conflict("s", 2, 0)
-        # Re-sending the first append (same ids) after the delete is a fresh start.
-        r = await store.append_expect("s", 0, [ev(n=10)])
+        # Seqs never go back: expected=0 is refused, as is a writer's old head.
+        assert await store.append_expect("s", 0, [ev()]) == Conflict("s", 0, 3)
+        assert await store.append_expect("s", 2, [ev()]) == Conflict("s", 2, 3)
+        # A re-send of the deleted append (same ids, same place) cannot bring it back.
+        assert await store.append_expect("s", 0, events) == Conflict("s", 0, 3)
+        r = await store.append_expect("s", 3, [ev(n=10)])
         assert isinstance(r, Committed)
-        assert (r.first_seq, r.last_seq) == (4, 4)  # numbering continues after the marker
-        assert [(e.seq, e.data) for e in await store.read("s")] == [(4, {"n": 10})]
-        assert await store.last_seq("s") == 4
-        r = await store.append_expect("s", 4, [ev(n=11)])
-        assert isinstance(r, Committed)
-        assert [e.seq for e in await store.read("s")] == [4, 5]
-        assert await store.append_expect("s", 0, [ev()]) == Conflict("s", 0, 5)
-        plain = await store.append("s", [ev()])
-        assert plain.first_seq == 6
-
-    async def test_plain_append_restarts_a_soft_deleted_stream(self, store: EventStore) -> None:
-        await store.append("s", [ev(), ev()])
-        await store.delete_stream("s")
-        r = await store.append("s", [ev(n=1)])
         assert (r.first_seq, r.last_seq) == (4, 4)
-        assert [e.data for e in await store.read("s")] == [{"n": 1}]
+        assert [(e.seq, e.type) for e in await store.read("s")] == [
+            (3, STREAM_DELETED), (4, "thing")
+        ]  # fmt: skip
+        plain = await store.append("s", [ev()])
+        assert plain.first_seq == 5
+        # Deleting it again removes the new life too, deletion event included.
+        d = await store.delete_stream("s")
+        assert d.last_seq == 5
+        assert [(e.seq, e.type) for e in await store.read("s")] == [(6, STREAM_DELETED)]
 
     async def test_soft_delete_without_live_events_writes_nothing(self, store: EventStore) -> None:
         assert await store.delete_stream("nothing") == Deleted("nothing", 0, False, None)
         await store.append("s", [ev()])
         await store.delete_stream("s")
         before = await everything(store)
-        assert await store.delete_stream("s") == Deleted("s", 0, False, None)
+        assert await store.delete_stream("s") == Deleted("s", 2, False, None)
         assert await everything(store) == before
 
     async def test_hard_delete_tombstones_the_stream(self, store: EventStore) -> None:
@@ -1023,7 +1017,9 @@ class StreamLifecycleContract:
         assert info.value.argument == "seq"
         assert [e.seq for e in await store.read("s")] == [1, 2, 3]
 
-    async def test_retry_of_a_kept_append_resolves_after_truncation(self, store: EventStore) -> None:
+    async def test_retry_of_a_kept_append_resolves_after_truncation(
+        self, store: EventStore
+    ) -> None:
         """Truncation keeps ids of what remains: retries of kept appends still resolve."""
         kept = [ev(n=3)]
         await store.append_expect("s", 0, [ev(n=1), ev(n=2)])
