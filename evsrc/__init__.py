@@ -61,6 +61,7 @@ from evsrc.reactions import (
     StreamCheckpointStore as StreamCheckpointStore,
 )
 from evsrc.records import (
+    STREAM_DELETED as STREAM_DELETED,
     Checkpoint as Checkpoint,
     Committed as Committed,
     Conflict as Conflict,
@@ -95,6 +96,7 @@ __all__ = [
     "MAX_EVENT_VERSION",
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
+    "STREAM_DELETED",
     "Accepted",
     "Aggregate",
     "AggregateError",

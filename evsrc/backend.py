@@ -23,9 +23,8 @@ The stream lifecycle primitives (docs/lifecycle.md); a backend without them
 fails their part of the contract suite with ``NotImplementedError``:
 
 - ``_delete(stream, hard)``: in one transaction remove the stream's events
-  and record :func:`deletion_marker` (a ``$stream-deleted`` event) at head + 1.
-  A stream whose head is a soft marker reads as empty and ``_write_batch``
-  restarts it for ``expected`` 0 or ``None``; a hard marker makes every
+  and append :func:`deletion_marker` (a ``$stream-deleted`` event) at head + 1;
+  a soft marker is an ordinary event from then on, a hard one makes every
   primitive of that stream raise ``StreamDeletedError``.
 - ``_truncate(stream, before)``: remove events with seq below
   ``min(before, head)``; return how many.

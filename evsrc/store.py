@@ -383,14 +383,13 @@ class EventStore(ABC):
     # contract suite (evsrc.testing) checks every backend implements them.
 
     async def delete_stream(self, stream: str, *, hard: bool = False) -> Deleted:
-        """Delete ``stream``: its events are removed, a ``$stream-deleted`` event is recorded.
+        """Delete ``stream``: its events go, a ``$stream-deleted`` event is appended to it.
 
-        Soft (the default): the stream then reads as empty (``read`` returns
-        ``[]``, ``last_seq`` 0) and may start again: an append with
-        ``expected=0`` (or a plain ``append``) continues its numbering after
-        the deletion. Hard: the stream is tombstoned; every later read or
-        write of it raises ``StreamDeletedError``. Deleting a hard-deleted
-        stream raises it too.
+        Soft (the default): that event (``STREAM_DELETED``) is the stream's
+        head and what ``read`` returns; the stream may go on after it
+        (``append_expect`` with its seq; ``expected=0`` is a ``Conflict``).
+        Hard: the stream is tombstoned; every later read or write of it raises
+        ``StreamDeletedError``. See docs/lifecycle.md.
         """
         raise unsupported(self, "delete_stream")
 
