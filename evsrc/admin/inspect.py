@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from evsrc.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
+from evsrc.parking import PARKED_PREFIX
 from evsrc.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -86,7 +87,10 @@ async def _pg_status(store: PostgresEventStore) -> dict[str, Any]:
             for name, text in await conn.fetch(
                 f"SELECT name, checkpoint FROM {checkpoints} ORDER BY name"
             ):
-                projections.append(await _projection(conn, events_table, name, text))
+                # A handled parked replay is remembered as a marker row in the same table
+                # (``$parked:<name>#<n>``); it is not a projection.
+                if not name.startswith(PARKED_PREFIX):
+                    projections.append(await _projection(conn, events_table, name, text))
         oldest = await conn.fetchrow(
             "SELECT pid, datname, usename, state, xact_start::text AS xact_start,"
             " (now() - xact_start)::text AS age, left(query, 200) AS query"

@@ -9,12 +9,14 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import logging
+import math
 import random
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from evsrc.errors import StoreUnavailableError
+from evsrc.errors import EvsrcError, StoreUnavailableError
 from evsrc.postgres import _rows
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from evsrc.records import RecordedEvent
     from evsrc.store import EncodedEvent, EventFilter
 
-__all__ = ["FEED_KEEP", "PAGE", "RETRY_MAX", "Feed", "jittered"]
+__all__ = ["FEED_KEEP", "HELD_BACK_WARNING", "PAGE", "RETRY_MAX", "Feed", "HeldBack", "jittered"]
 
 #: Longest pause of a subscriber retrying through an outage, in seconds.
 RETRY_MAX: Final = 2.0
@@ -34,12 +36,49 @@ RETRY_MAX: Final = 2.0
 FEED_KEEP: Final = 4 * 500
 #: Rows per page of read_all / subscribe.
 PAGE: Final = 500
+#: Seconds readers may be held back by an open transaction before a warning.
+HELD_BACK_WARNING: Final = 10.0
+_log = logging.getLogger("evsrc.postgres")
 
 
 def jittered(failures: int) -> float:
     """Capped exponential backoff with jitter, for retries through an outage."""
     ceiling = min(RETRY_MAX, 0.05 * 2.0 ** min(failures, 16))
     return ceiling * random.uniform(0.5, 1.0)
+
+
+class HeldBack:
+    """Warns (once per stall) when an open transaction holds a store's global order back."""
+
+    def __init__(
+        self, *, schema: str, fetch: Callable[..., Awaitable[list[asyncpg.Record]]], query: str
+    ) -> None:
+        self._schema = schema
+        self._fetch = fetch
+        self._query = query
+        self._since: float | None = None
+
+    async def note(self, complete: bool) -> None:
+        """Note a page read: all ready (``complete``) or stopped at a held-back row."""
+        if complete:
+            self._since = None
+            return
+        now = asyncio.get_running_loop().time()
+        since = self._since
+        if since is None:
+            self._since = now
+        elif now - since > HELD_BACK_WARNING:
+            self._since = math.inf  # warned; reset by the next complete page
+            culprit = None
+            with contextlib.suppress(EvsrcError):
+                culprit = await self._fetch(self._query)
+            _log.warning(
+                "readers of %s have waited %.0f s for an open transaction to end "
+                "(oldest: %s); see idle_in_transaction_session_timeout in docs/postgres.md",
+                self._schema,
+                HELD_BACK_WARNING,
+                dict(culprit[0]) if culprit else "unknown",
+            )
 
 
 class Feed:

@@ -8,19 +8,32 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
+import asyncpg
+
 from evsrc.errors import SchemaError
-from evsrc.postgres import _sql
+from evsrc.postgres import _errors, _sql
 
 if TYPE_CHECKING:
-    import asyncpg
+    from collections.abc import Callable
 
     from evsrc.postgres._sql import Queries
 
-__all__ = ["migrate"]
+__all__ = ["migrate", "setup"]
 
 _log = logging.getLogger("evsrc.postgres")
 #: Serialises concurrent setup() calls (any constant; transaction-scoped).
 _SETUP_LOCK: Final = 0x65767372635F7375  # "evsrc_su"
+#: What setup() maps (other errors are bugs and pass through).
+_SETUP_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def setup(
+    pool: asyncpg.Pool, schema: str, queries: Queries, *, closed: Callable[[], bool]
+) -> bool:
+    """``PostgresEventStore.setup``: :func:`migrate` in a transaction, errors mapped."""
+    with _errors.mapped(closed=closed, only=_SETUP_ERRORS):
+        async with pool.acquire() as conn, conn.transaction():
+            return await migrate(conn, schema, queries)
 
 
 async def migrate(conn: asyncpg.pool.PoolConnectionProxy, schema: str, queries: Queries) -> bool:
@@ -73,7 +86,7 @@ async def _repair_order(
 
     Old events keep their relative order, new ones sort after them, saved
     checkpoints move along; checkpoints from before, kept elsewhere, are
-    refused by ``PostgresEventStore._check_restored``.
+    refused by ``GlobalLog._check_restored`` (_global.py).
     """
     events = _sql.qualified(schema, "evsrc_events")
     checkpoints = _sql.qualified(schema, "evsrc_checkpoints")

@@ -30,16 +30,10 @@ import anyio
 import asyncpg
 from asyncpg import exceptions as pgexc
 
-from evsrc.errors import ProjectionError, SchemaError, StoreUnavailableError
+from evsrc.errors import SchemaError, StoreUnavailableError
 from evsrc.parking import PARKED_PREFIX
 from evsrc.postgres import _sql
-from evsrc.projection import (
-    FailurePolicy,
-    ProjectionRunner,
-    Projector,
-    _LeaseLostError,
-    overrides_handle_batch,
-)
+from evsrc.projection import FailurePolicy, ProjectionRunner, Projector
 from evsrc.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -196,9 +190,9 @@ class PostgresProjectionRunner(ProjectionRunner):
             parked_poll=parked_poll,
         )
         self.pg_store = store
-        self._lock_key = f"{store.schema}\x1f{self.name}"
-        self._lease: Any = None
-        self._lost = False
+        #: The runner's lease: a session advisory lock.
+        self.pg_lease = AdvisoryLockLease(self)
+        self.lease = self.pg_lease
 
     async def setup(self) -> None:
         """Create the schema and checkpoint table: ``store.setup()``."""
@@ -207,20 +201,12 @@ class PostgresProjectionRunner(ProjectionRunner):
     @property
     def lease_pid(self) -> int | None:
         """The server process id of the connection holding the lock while active, else ``None``."""
-        conn = self._lease
-        if conn is None or self._lost:
-            return None
-        try:
-            pid: int = conn.get_server_pid()
-        except asyncpg.InterfaceError:  # the connection died and went back to the pool
-            return None
-        return pid
+        return self.pg_lease.pid
 
     # -- batches -------------------------------------------------------------------
 
     async def _process_batch(self, events: list[RecordedEvent]) -> None:
         last = events[-1].checkpoint
-        batch = overrides_handle_batch(self.projector)
         async with self.pg_store.pool.acquire() as conn, conn.transaction():
             # The checkpoint first: a runner that lost its turn stops here, before
             # any read-model write, and a concurrent one waits on the row lock.
@@ -231,18 +217,8 @@ class PostgresProjectionRunner(ProjectionRunner):
             except pgexc.UndefinedTableError as exc:
                 raise _missing(exc, self.pg_checkpoints.table) from exc
             if not moved:
-                raise _LeaseLostError
-            if batch:
-                try:
-                    await self.projector.handle_batch(events, conn)
-                except Exception as exc:
-                    raise self._pg_error(exc, events[0], conn) from exc
-            else:
-                for recorded in events:
-                    try:
-                        await self.projector.handle(recorded, conn)
-                    except Exception as exc:
-                        raise self._pg_error(exc, recorded, conn) from exc
+                raise self._turn_taken()
+            await self._apply(events, conn)
         self._saved = self.checkpoint = last
 
     async def _process(self, recorded: RecordedEvent) -> None:
@@ -255,10 +231,7 @@ class PostgresProjectionRunner(ProjectionRunner):
         async with self.pg_store.pool.acquire() as conn, conn.transaction():
             if not await self.pg_checkpoints.compare_and_save(key, None, recorded.checkpoint, conn):
                 return  # replayed before a crash kept it from being recorded
-            if overrides_handle_batch(self.projector):
-                await self.projector.handle_batch([recorded], conn)
-            else:
-                await self.projector.handle(recorded, conn)
+            await self._hand_over([recorded], conn)
 
     async def head(self) -> Checkpoint | None:
         """The checkpoint of the last committed event this projection reads: one look-up."""
@@ -284,51 +257,79 @@ class PostgresProjectionRunner(ProjectionRunner):
             if not await self.pg_checkpoints.compare_and_save(
                 self.name, self._saved, checkpoint, conn
             ):
-                raise _LeaseLostError
+                raise self._turn_taken()
         self._saved = checkpoint
 
-    def _pg_error(self, exc: Exception, recorded: RecordedEvent, conn: Any) -> Exception:
-        if isinstance(exc, (ProjectionError, _LeaseLostError)):
+    def _handler_error(self, exc: Exception, recorded: RecordedEvent, context: Any) -> Exception:
+        # A handler that failed because the connection went away met a fault, not a bug.
+        if context.is_closed():
             return exc
-        if self._is_fault(exc) or conn.is_closed():
-            return exc
-        return ProjectionError(projection=self.name, event=recorded, cause=exc)
+        return super()._handler_error(exc, recorded, context)
 
     def _is_fault(self, exc: BaseException) -> bool:
         return super()._is_fault(exc) or isinstance(exc, _TRANSIENT)
 
-    # -- the lease: a session advisory lock --------------------------------------------
 
-    async def _acquire_lease(self) -> bool:
-        pool = self.pg_store.pool
+class AdvisoryLockLease:
+    """The lease of a PostgreSQL runner: a session advisory lock keyed by schema and name.
+
+    Held on a pool connection kept while active; a dropped connection loses it
+    (noticed by a termination listener, and by a ``SELECT 1`` every
+    ``standby_interval``). Standby runners try for it every ``standby_interval``
+    seconds, jittered.
+    """
+
+    def __init__(self, runner: PostgresProjectionRunner) -> None:
+        self._runner = runner
+        self._key = f"{runner.pg_store.schema}\x1f{runner.name}"
+        #: The connection holding the lock while active.
+        self.conn: Any = None
+        self._lost = False
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id of the connection holding the lock while active, else ``None``."""
+        conn = self.conn
+        if conn is None or self._lost:
+            return None
+        try:
+            pid: int = conn.get_server_pid()
+        except asyncpg.InterfaceError:  # the connection died and went back to the pool
+            return None
+        return pid
+
+    async def acquire(self) -> bool:
+        """Try for the lock on a pool connection, kept while it is held; whether it was got."""
+        pool = self._runner.pg_store.pool
         conn = await pool.acquire()
         try:
-            got = await conn.fetchval(_TRY_LOCK, self._lock_key)
+            got = await conn.fetchval(_TRY_LOCK, self._key)
         except BaseException:
             await _release(pool, conn)
             raise
         if not got:
             await _release(pool, conn)
             return False
-        self._lease = conn
+        self.conn = conn
         self._lost = False
-        conn.add_termination_listener(self._on_lease_lost)
+        conn.add_termination_listener(self._on_lost)
         return True
 
-    def _on_lease_lost(self, conn: object) -> None:
+    def _on_lost(self, conn: object) -> None:
         self._lost = True
-        self._interrupt()
+        self._runner.waits.interrupt()
 
-    async def _release_lease(self) -> None:
-        conn, self._lease = self._lease, None
+    async def release(self) -> None:
+        """Unlock and give the connection back (a connection that will not unlock is closed)."""
+        conn, self.conn = self.conn, None
         if conn is None:
             return
-        pool = self.pg_store.pool
+        pool = self._runner.pg_store.pool
         with contextlib.suppress(Exception):
-            conn.remove_termination_listener(self._on_lease_lost)
+            conn.remove_termination_listener(self._on_lost)
         try:
             with anyio.fail_after(5):
-                await conn.fetchval(_UNLOCK, self._lock_key)
+                await conn.fetchval(_UNLOCK, self._key)
         except Exception:
             # The lock goes with the session. A connection that died is already
             # back in the pool (asyncpg returns it), and its methods raise.
@@ -336,29 +337,30 @@ class PostgresProjectionRunner(ProjectionRunner):
                 conn.terminate()
         await _release(pool, conn)
 
-    def _lease_lost(self) -> bool:
+    def lost(self) -> bool:
+        """Whether the lock's connection dropped while active."""
         return self._lost
 
-    async def _watch_lease(self) -> None:
+    async def watch(self) -> None:
         """Check the lock's connection every ``standby_interval``; a dead one loses the lease."""
-        conn = self._lease
+        conn = self.conn
         if conn is None:
             return
+        interval = self._runner.standby_interval
         while not self._lost:
-            await anyio.sleep(self.standby_interval)
+            await anyio.sleep(interval)
             try:
-                with anyio.fail_after(max(self.standby_interval, 1.0)):
+                with anyio.fail_after(max(interval, 1.0)):
                     await conn.fetchval("SELECT 1")
             except Exception:
                 self._lost = True
-                self._interrupt()
+                self._runner.waits.interrupt()
 
-    async def _standby_wait(self) -> None:
-        await self._follow_active()
-        await self._pause(self._backoff_standby())
-
-    def _backoff_standby(self) -> float:
-        return self.standby_interval * (0.75 + 0.5 * _jitter())
+    async def standby_wait(self) -> None:
+        """Follow the active runner's checkpoint, then wait about ``standby_interval``."""
+        r = self._runner
+        await r.progress.follow_active()
+        await r.waits.pause(r.standby_interval * (0.75 + 0.5 * _jitter()))
 
 
 def _jitter() -> float:

@@ -24,9 +24,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from evsrc.errors import ProjectionError
 from evsrc.parking import PARKED_PREFIX
-from evsrc.projection import ProjectionRunner, Projector, _LeaseLostError, overrides_handle_batch
+from evsrc.projection import ProjectionRunner, Projector
 from evsrc.records import Checkpoint
 from evsrc.sqlite import _sql
 
@@ -157,24 +156,11 @@ class SqliteProjectionRunner(ProjectionRunner):
 
     async def _process_batch(self, events: list[RecordedEvent]) -> None:
         last = events[-1].checkpoint
-        batch = overrides_handle_batch(self.projector)
         async with self.sqlite_store.transaction() as conn:
             # The checkpoint first: a runner whose turn another took stops here.
             if not _compare_and_save(conn, self.name, self._saved, last):
-                raise _LeaseLostError
-            if batch:
-                try:
-                    await self.projector.handle_batch(events, conn)
-                except Exception as exc:
-                    raise self._projection_error(exc, events[0]) from exc
-            else:
-                for recorded in events:
-                    try:
-                        await self.projector.handle(recorded, conn)
-                    except ProjectionError:
-                        raise
-                    except Exception as exc:
-                        raise self._projection_error(exc, recorded) from exc
+                raise self._turn_taken()
+            await self._apply(events, conn)
         self._saved = self.checkpoint = last
 
     async def _process(self, recorded: RecordedEvent) -> None:
@@ -187,8 +173,5 @@ class SqliteProjectionRunner(ProjectionRunner):
         async with self.sqlite_store.transaction() as conn:
             if _load(conn, key) is not None:
                 return  # replayed before a crash kept it from being recorded
-            if overrides_handle_batch(self.projector):
-                await self.projector.handle_batch([recorded], conn)
-            else:
-                await self.projector.handle(recorded, conn)
+            await self._hand_over([recorded], conn)
             _save(conn, key, recorded.checkpoint)

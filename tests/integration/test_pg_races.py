@@ -206,9 +206,9 @@ async def test_read_all_waits_for_commits_held_back_and_warns(
     pg_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An open older transaction holds back a newer commit; read_all waits, never skips."""
-    from evsrc.postgres import store as store_module
+    from evsrc.postgres import _feed
 
-    monkeypatch.setattr(store_module, "_HELD_BACK_WARNING", 0.05)
+    monkeypatch.setattr(_feed, "HELD_BACK_WARNING", 0.05)
     old = await asyncpg.connect(pg_dsn)
     try:
         async with open_store(pg_dsn) as store:

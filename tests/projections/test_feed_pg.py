@@ -38,14 +38,14 @@ async def test_fifty_idle_subscribers_share_one_feed(pg_dsn: str) -> None:
             feed = store._feed
             assert feed is not None and feed.subscribers == 51
             reads = 0
-            fetch = store._fetch
+            fetch = store._global.fetch
 
             async def counting(query: str, *args: Any) -> Any:
                 nonlocal reads
                 reads += 1
                 return await fetch(query, *args)
 
-            store._fetch = counting  # type: ignore[method-assign]
+            store._global.fetch = counting
             with anyio.fail_after(20):
                 for i in range(100):  # nobody reads these: no read at all, but polls
                     await store.append(f"other:{i % 5}", [NewEvent("t")])

@@ -19,7 +19,7 @@ from evsrc import (
     SchemaError,
     StoreClosedError,
 )
-from evsrc.sqlite import SqliteEventStore, _sql
+from evsrc.sqlite import SqliteEventStore, _sql, _writer
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -234,7 +234,9 @@ def test_runs_under_trio(tmp_path: Path) -> None:
     assert anyio.run(main, backend="trio") == [1, 2, 1]
 
 
-async def test_one_bad_append_in_a_group_commit_spares_the_others(store: SqliteEventStore) -> None:
+async def test_one_bad_append_in_a_group_commit_spares_the_others(
+    store: SqliteEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     taken = NewEvent("t", {"n": 0})
     await store.append("a", [taken])
     results: dict[str, object] = {}
@@ -246,13 +248,13 @@ async def test_one_bad_append_in_a_group_commit_spares_the_others(store: SqliteE
             results[name] = exc
 
     sizes: list[int] = []
-    batch = store._append_batch
+    batch = _writer.append_batch
 
-    def counting(conn, items):
+    def counting(connector, conn, items):
         sizes.append(len(items))
-        return batch(conn, items)
+        return batch(connector, conn, items)
 
-    store._append_batch = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(_writer, "append_batch", counting)
     # Started together, the appends queue behind the writer and commit together, in order.
     async with anyio.create_task_group() as tg:
         tg.start_soon(run, "first", store.append("s", [NewEvent("t", {"n": 1})]))
