@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from evsrc.errors import EvsrcError, StoreUnavailableError
+from evsrc.errors import EvsrcError, StoreUnavailableError, StreamDeletedError
 from evsrc.sqlite import _errors, _rows, _sql, _threads
 from evsrc.sqlite._connect import now
 
@@ -166,8 +166,11 @@ def append_batch(connector: Connector, conn: sqlite3.Connection, batch: list[Pen
                 conn.execute("SAVEPOINT evsrc_append")
             head = 0
             try:
-                head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
-                if expected is not None and head != expected:
+                row = conn.execute(_Q_HEAD, (stream,)).fetchone()
+                head = 0 if row is None else row[0]
+                if row is not None and row[1]:  # a tombstone (docs/lifecycle.md)
+                    item.error = StreamDeletedError(stream=stream)
+                elif expected is not None and head != expected:
                     # A conflict, or a retry of an append that already committed.
                     item.written = _rows.Written(head, None, 0, _rows.find_ids(conn, encoded))
                 else:
