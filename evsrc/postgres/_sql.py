@@ -125,6 +125,13 @@ class Queries:
     ready_head: str
     head: str
     head_types: str
+    delete_stream: str
+    truncate: str
+    get_metadata: str
+    set_metadata: str
+    clear_metadata: str
+    retained_streams: str
+    sweep_stream: str
 
     @classmethod
     def of(cls, quoted_schema: str) -> Self:

@@ -20,18 +20,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from evsrc.backend import Backend
-from evsrc.errors import InvalidInputError, StoreClosedError
-from evsrc.postgres import _errors, _global, _pool, _rows, _schema, _sql, _wakeups, _write
+from evsrc.errors import InvalidInputError, StoreClosedError, StreamDeletedError
+from evsrc.postgres import (
+    _errors,
+    _global,
+    _lifecycle,
+    _pool,
+    _rows,
+    _schema,
+    _sql,
+    _wakeups,
+    _write,
+)
 
 if TYPE_CHECKING:
     import uuid
     from collections.abc import AsyncGenerator, Mapping, Sequence
+    from datetime import datetime
 
     import asyncpg
 
     from evsrc.backend import Place
     from evsrc.postgres._feed import Feed
-    from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
+    from evsrc.records import (
+        Checkpoint,
+        Committed,
+        Conflict,
+        Deleted,
+        RecordedEvent,
+        StreamMetadata,
+    )
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore", "translate_error"]
@@ -110,6 +128,9 @@ class PostgresEventStore(Backend):
             fetch=self._fetch,
             head=self._head,
             committed=self._committed,
+        )
+        self._lifecycle = _lifecycle.Lifecycle(
+            queries=self._q, fetch=self._fetch, head=self._head, committed=self._deleted
         )
 
     @classmethod
@@ -257,11 +278,37 @@ class PostgresEventStore(Backend):
             min(after, _rows.MAX_POSITION),
             limit if limit is None else min(limit, _rows.MAX_POSITION),
         )
+        # One row per event and the head's tombstone flag; a row of NULLs when
+        # nothing matched; no row for a stream without events (docs/lifecycle.md).
+        if rows and rows[0][9]:
+            raise StreamDeletedError(stream=stream)
+        if not rows or rows[0][0] is None:
+            return []
         return _rows.stream_events(stream, rows)
 
     async def _head(self, stream: str) -> int:
-        value: int = await self._fetchval(self._q.last_seq, stream)
-        return value
+        rows = await self._fetch(self._q.last_seq, stream)
+        seq, tombstoned = rows[0]
+        if tombstoned:
+            raise StreamDeletedError(stream=stream)
+        return 0 if seq is None else int(seq)
+
+    # -- the stream lifecycle (_lifecycle.Lifecycle) ------------------------------------
+
+    async def _delete(self, stream: str, hard: bool) -> Deleted:
+        return await self._lifecycle.delete(stream, hard)
+
+    async def _truncate(self, stream: str, before: int) -> int:
+        return await self._lifecycle.truncate(stream, before)
+
+    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
+        await self._lifecycle.write_metadata(stream, meta)
+
+    async def _read_metadata(self, stream: str) -> StreamMetadata:
+        return await self._lifecycle.read_metadata(stream)
+
+    async def _sweep(self, now: datetime) -> int:
+        return await self._lifecycle.sweep(now)
 
     # -- the global log (_global.GlobalLog) ---------------------------------------------
 
@@ -281,6 +328,11 @@ class PostgresEventStore(Backend):
 
     def _wake(self) -> None:
         self._global.wake()
+
+    def _deleted(self) -> None:
+        # A deletion appended its event: wake subscribers as an append does.
+        self._global.wake()
+        self._wakeups.committed()
 
     def _committed(self, stream: str, encoded: list[EncodedEvent]) -> None:
         self._global.committed(stream, encoded)

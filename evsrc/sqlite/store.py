@@ -31,7 +31,7 @@ import anyio.to_thread
 
 from evsrc.backend import Backend
 from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
-from evsrc.sqlite import _connect, _lifecycle, _rows, _sql
+from evsrc.sqlite import _connect, _lifecycle, _rows
 from evsrc.sqlite._connect import SYNCHRONOUS, Connector
 from evsrc.sqlite._follow import Follower
 from evsrc.sqlite._reads import Readers, read_global
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["SYNCHRONOUS", "SqliteEventStore"]
-
-_Q = _sql.queries()
 
 
 class SqliteEventStore(Backend):

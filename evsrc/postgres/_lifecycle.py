@@ -1,0 +1,101 @@
+"""The stream lifecycle on PostgreSQL (docs/lifecycle.md): delete, truncate, retention, sweep.
+
+Deletion and truncation are SQL functions (``evsrc_delete_stream``,
+``evsrc_truncate``, migration 0006) that queue on the stream's append lock, so
+a deletion's ``$stream-deleted`` event is ordered after every event of the
+stream exactly as an append would be (docs/postgres.md, "Appends"). The sweep
+deletes in batches, one short transaction each.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from evsrc.backend import deletion_marker
+from evsrc.errors import StreamDeletedError
+from evsrc.records import Checkpoint, Deleted, StreamMetadata
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from datetime import datetime
+
+    import asyncpg
+
+    from evsrc.postgres._sql import Queries
+
+__all__ = ["SWEEP_BATCH", "Lifecycle"]
+
+#: Most events one sweep transaction deletes.
+SWEEP_BATCH: Final = 5000
+_STREAMS_PAGE: Final = 500
+
+
+class Lifecycle:
+    """A store's lifecycle operations; ``fetch`` is the store's (closed check, error mapping)."""
+
+    def __init__(
+        self,
+        *,
+        queries: Queries,
+        fetch: Callable[..., Awaitable[list[asyncpg.Record]]],
+        head: Callable[[str], Awaitable[int]],
+        committed: Callable[[], None],
+    ) -> None:
+        self._q = queries
+        self._fetch = fetch
+        self._head = head
+        self._committed = committed
+
+    async def delete(self, stream: str, hard: bool) -> Deleted:
+        """``Backend._delete``."""
+        marker = deletion_marker(0, hard=hard)
+        (row,) = await self._fetch(self._q.delete_stream, stream, hard, marker.id)
+        last_seq, position, commit, tombstoned = row
+        if tombstoned:
+            raise StreamDeletedError(stream=stream)
+        if position is None:
+            return Deleted(stream, last_seq, hard, None)
+        self._committed()
+        return Deleted(stream, last_seq, hard, Checkpoint(commit, position))
+
+    async def truncate(self, stream: str, before: int) -> int:
+        """``Backend._truncate``."""
+        (row,) = await self._fetch(self._q.truncate, stream, before)
+        removed: int = row[0]
+        if removed < 0:
+            raise StreamDeletedError(stream=stream)
+        return removed
+
+    async def write_metadata(self, stream: str, meta: StreamMetadata) -> None:
+        """``Backend._write_metadata``: a tombstone refuses it."""
+        await self._head(stream)
+        if meta == StreamMetadata():
+            await self._fetch(self._q.clear_metadata, stream)
+        else:
+            await self._fetch(self._q.set_metadata, stream, meta.max_count, meta.max_age)
+
+    async def read_metadata(self, stream: str) -> StreamMetadata:
+        """``Backend._read_metadata``."""
+        rows = await self._fetch(self._q.get_metadata, stream)
+        return StreamMetadata(rows[0][0], rows[0][1]) if rows else StreamMetadata()
+
+    async def sweep(self, now: datetime) -> int:
+        """``Backend._sweep``: stream by stream, batch by batch."""
+        removed, after = 0, ""
+        while True:
+            page = await self._fetch(self._q.retained_streams, after, _STREAMS_PAGE)
+            streams = [r[0] for r in page]
+            for stream in streams:
+                while True:
+                    n = await self._sweep_batch(stream, now)
+                    removed += n
+                    if n < SWEEP_BATCH:
+                        break
+            if len(streams) < _STREAMS_PAGE:
+                return removed
+            after = streams[-1]
+
+    async def _sweep_batch(self, stream: str, now: datetime) -> int:
+        (row,) = await self._fetch(self._q.sweep_stream, stream, now, SWEEP_BATCH)
+        removed: int = row[0]
+        return removed
