@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 
     from evsrc.postgres._sql import Queries
 
-__all__ = ["SWEEP_BATCH", "Lifecycle"]
+__all__ = ["STREAMS_PAGE", "SWEEP_BATCH", "Lifecycle"]
 
 #: Most events one sweep transaction deletes.
 SWEEP_BATCH: Final = 5000
-_STREAMS_PAGE: Final = 500
+#: Retained streams listed per query by the sweep.
+STREAMS_PAGE: Final = 500
 
 
 class Lifecycle:
@@ -80,22 +81,28 @@ class Lifecycle:
         return StreamMetadata(rows[0][0], rows[0][1]) if rows else StreamMetadata()
 
     async def sweep(self, now: datetime) -> int:
-        """``Backend._sweep``: stream by stream, batch by batch."""
+        """``Backend._sweep``: stream by stream, an index range at a time."""
         removed, after = 0, ""
         while True:
-            page = await self._fetch(self._q.retained_streams, after, _STREAMS_PAGE)
+            page = await self._fetch(self._q.retained_streams, after, STREAMS_PAGE)
             streams = [r[0] for r in page]
             for stream in streams:
-                while True:
-                    n = await self._sweep_batch(stream, now)
-                    removed += n
-                    if n < SWEEP_BATCH:
-                        break
-            if len(streams) < _STREAMS_PAGE:
+                removed += await self._sweep_stream(stream, now)
+            if len(streams) < STREAMS_PAGE:
                 return removed
             after = streams[-1]
 
-    async def _sweep_batch(self, stream: str, now: datetime) -> int:
-        (row,) = await self._fetch(self._q.sweep_stream, stream, now, SWEEP_BATCH)
-        removed: int = row[0]
-        return removed
+    async def _sweep_stream(self, stream: str, now: datetime) -> int:
+        # What retention hides is a prefix of the stream (older seqs; recorded_at
+        # grows with seq up to lock waits): the sweep stops at the first range
+        # with nothing to remove, or at the head.
+        removed, seq = 0, 0
+        while True:
+            (row,) = await self._fetch(self._q.sweep_stream, stream, now, seq, SWEEP_BATCH)
+            gone: int = row[0]
+            last: int | None = row[1]
+            scanned: int = row[2]
+            removed += gone
+            if gone == 0 or scanned < SWEEP_BATCH or last is None:
+                return removed
+            seq = last

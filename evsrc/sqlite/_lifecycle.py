@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from evsrc.sqlite._connect import Connector
 
 __all__ = [
+    "STREAMS_PAGE",
     "SWEEP_BATCH",
     "delete_stream",
     "head_row",
@@ -38,6 +39,8 @@ __all__ = [
 
 #: Most events one sweep transaction removes (the writer lock is held that long).
 SWEEP_BATCH: Final = 5000
+#: Retained streams listed per query by the sweep.
+STREAMS_PAGE: Final = 500
 
 _Q: Final = _sql.queries()
 

@@ -224,7 +224,7 @@ class SqliteEventStore(Backend):
         return meta
 
     async def _sweep(self, now: datetime) -> int:
-        removed, after, page = 0, "", 500
+        removed, after, page = 0, "", _lifecycle.STREAMS_PAGE
         while True:
             streams: list[str] = await self._readers.read(_lifecycle.retained_streams, after, page)
             for stream in streams:

@@ -251,22 +251,28 @@ SELECT stream FROM {schema}.evsrc_stream_metadata
 WHERE stream > $1 ORDER BY stream LIMIT $2;
 
 -- name: sweep_stream
--- One batch (at most $3 rows) of the events of stream $1 that its retention
--- hides as of $2; never the head. One short transaction per batch; how many went.
+-- One batch of stream $1's events that its retention hides as of $2, among the
+-- $4 events after seq $3 (an index range, never the head). One short
+-- transaction per batch: global readers wait for a writing transaction to end.
+-- Returns how many went, the last seq of the range and the range's size.
 WITH h AS (
     SELECT x.seq FROM {schema}.evsrc_events x
     WHERE x.stream = $1 ORDER BY x.seq DESC LIMIT 1
-), doomed AS (
-    SELECT x.seq
-    FROM {schema}.evsrc_events x, h, {schema}.evsrc_stream_metadata m
-    WHERE m.stream = $1 AND x.stream = $1 AND x.seq < h.seq
-      AND (x.seq <= h.seq - m.max_count OR x.recorded_at < $2::timestamptz - m.max_age)
+), scanned AS (
+    SELECT x.seq, x.recorded_at FROM {schema}.evsrc_events x
+    WHERE x.stream = $1 AND x.seq > $3
     ORDER BY x.seq
-    LIMIT $3
+    LIMIT $4
+), doomed AS (
+    SELECT r.seq
+    FROM scanned r, h, {schema}.evsrc_stream_metadata m
+    WHERE m.stream = $1 AND r.seq < h.seq
+      AND (r.seq <= h.seq - m.max_count OR r.recorded_at < $2::timestamptz - m.max_age)
 ), gone AS (
     DELETE FROM {schema}.evsrc_events e
     USING doomed d
     WHERE e.stream = $1 AND e.seq = d.seq
     RETURNING 1
 )
-SELECT count(*) FROM gone;
+SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM scanned),
+       (SELECT count(*) FROM scanned);
