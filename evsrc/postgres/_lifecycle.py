@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from evsrc.backend import deletion_marker
+from evsrc.backend import Backend, deletion_marker
 from evsrc.errors import StreamDeletedError
 from evsrc.records import Checkpoint, Deleted, StreamMetadata
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from evsrc.postgres._sql import Queries
 
-__all__ = ["STREAMS_PAGE", "SWEEP_BATCH", "Lifecycle"]
+__all__ = ["STREAMS_PAGE", "SWEEP_BATCH", "Lifecycle", "Primitives"]
 
 #: Most events one sweep transaction deletes.
 SWEEP_BATCH: Final = 5000
@@ -106,3 +106,24 @@ class Lifecycle:
             if gone == 0 or scanned < SWEEP_BATCH or last is None:
                 return removed
             seq = last
+
+
+class Primitives(Backend):
+    """The lifecycle primitives of ``Backend``, forwarded to the store's :class:`Lifecycle`."""
+
+    _lifecycle: Lifecycle
+
+    async def _delete(self, stream: str, hard: bool) -> Deleted:
+        return await self._lifecycle.delete(stream, hard)
+
+    async def _truncate(self, stream: str, before: int) -> int:
+        return await self._lifecycle.truncate(stream, before)
+
+    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
+        await self._lifecycle.write_metadata(stream, meta)
+
+    async def _read_metadata(self, stream: str) -> StreamMetadata:
+        return await self._lifecycle.read_metadata(stream)
+
+    async def _sweep(self, now: datetime) -> int:
+        return await self._lifecycle.sweep(now)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from evsrc.backend import Backend
 from evsrc.errors import InvalidInputError, StoreClosedError, StreamDeletedError
 from evsrc.postgres import (
     _errors,
@@ -36,7 +35,6 @@ from evsrc.postgres import (
 if TYPE_CHECKING:
     import uuid
     from collections.abc import AsyncGenerator, Mapping, Sequence
-    from datetime import datetime
 
     import asyncpg
 
@@ -46,9 +44,7 @@ if TYPE_CHECKING:
         Checkpoint,
         Committed,
         Conflict,
-        Deleted,
         RecordedEvent,
-        StreamMetadata,
     )
     from evsrc.store import EncodedEvent, EventFilter
 
@@ -65,7 +61,7 @@ def _checked_poll_interval(value: object) -> float:
     return float(value)
 
 
-class PostgresEventStore(Backend):
+class PostgresEventStore(_lifecycle.Primitives):
     """An event store in PostgreSQL, owning (or borrowing) an asyncpg pool.
 
     Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
@@ -292,23 +288,6 @@ class PostgresEventStore(Backend):
         if tombstoned:
             raise StreamDeletedError(stream=stream)
         return 0 if seq is None else int(seq)
-
-    # -- the stream lifecycle (_lifecycle.Lifecycle) ------------------------------------
-
-    async def _delete(self, stream: str, hard: bool) -> Deleted:
-        return await self._lifecycle.delete(stream, hard)
-
-    async def _truncate(self, stream: str, before: int) -> int:
-        return await self._lifecycle.truncate(stream, before)
-
-    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
-        await self._lifecycle.write_metadata(stream, meta)
-
-    async def _read_metadata(self, stream: str) -> StreamMetadata:
-        return await self._lifecycle.read_metadata(stream)
-
-    async def _sweep(self, now: datetime) -> int:
-        return await self._lifecycle.sweep(now)
 
     # -- the global log (_global.GlobalLog) ---------------------------------------------
 
