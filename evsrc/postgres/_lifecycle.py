@@ -93,19 +93,25 @@ class Lifecycle:
             after = streams[-1]
 
     async def _sweep_stream(self, stream: str, now: datetime) -> int:
-        # What retention hides is a prefix of the stream (older seqs; recorded_at
-        # grows with seq up to lock waits): the sweep stops at the first range
-        # with nothing to remove, or at the head.
-        removed, seq = 0, 0
-        while True:
-            (row,) = await self._fetch(self._q.sweep_stream, stream, now, seq, SWEEP_BATCH)
+        # What retention hides is the oldest part of a stream (recorded_at grows
+        # with seq, up to lock waits): ranges of SWEEP_BATCH seqs from the first,
+        # below the head, until a range with nothing to remove.
+        rows = await self._fetch(self._q.sweep_bounds, stream)
+        if not rows or rows[0][0] is None:
+            return 0
+        first, head, max_count, max_age = rows[0]
+        floor = 0 if max_count is None else head - max_count
+        cutoff = None if max_age is None else now - max_age
+        removed, low = 0, first - 1
+        while low < head - 1:
+            high = min(low + SWEEP_BATCH, head - 1)
+            (row,) = await self._fetch(self._q.sweep_range, stream, low, high, floor, cutoff)
             gone: int = row[0]
-            last: int | None = row[1]
-            scanned: int = row[2]
             removed += gone
-            if gone == 0 or scanned < SWEEP_BATCH or last is None:
-                return removed
-            seq = last
+            if gone == 0:
+                break
+            low = high
+        return removed
 
 
 class Primitives(Backend):

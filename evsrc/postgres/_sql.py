@@ -131,7 +131,8 @@ class Queries:
     set_metadata: str
     clear_metadata: str
     retained_streams: str
-    sweep_stream: str
+    sweep_bounds: str
+    sweep_range: str
 
     @classmethod
     def of(cls, quoted_schema: str) -> Self:

@@ -250,29 +250,23 @@ DELETE FROM {schema}.evsrc_stream_metadata WHERE stream = $1;
 SELECT stream FROM {schema}.evsrc_stream_metadata
 WHERE stream > $1 ORDER BY stream LIMIT $2;
 
--- name: sweep_stream
--- One batch of stream $1's events that its retention hides as of $2, among the
--- $4 events after seq $3 (an index range, never the head). One short
--- transaction per batch: global readers wait for a writing transaction to end.
--- Returns how many went, the last seq of the range and the range's size.
-WITH h AS (
-    SELECT x.seq FROM {schema}.evsrc_events x
-    WHERE x.stream = $1 ORDER BY x.seq DESC LIMIT 1
-), scanned AS (
-    SELECT x.seq, x.recorded_at FROM {schema}.evsrc_events x
-    WHERE x.stream = $1 AND x.seq > $3
-    ORDER BY x.seq
-    LIMIT $4
-), doomed AS (
-    SELECT r.seq
-    FROM scanned r, h, {schema}.evsrc_stream_metadata m
-    WHERE m.stream = $1 AND r.seq < h.seq
-      AND (r.seq <= h.seq - m.max_count OR r.recorded_at < $2::timestamptz - m.max_age)
-), gone AS (
+-- name: sweep_bounds
+-- The first and last seq of stream $1 and its retention, for the sweep.
+SELECT (SELECT min(x.seq) FROM {schema}.evsrc_events x WHERE x.stream = $1),
+       (SELECT max(x.seq) FROM {schema}.evsrc_events x WHERE x.stream = $1),
+       m.max_count, m.max_age
+FROM {schema}.evsrc_stream_metadata m
+WHERE m.stream = $1;
+
+-- name: sweep_range
+-- Of stream $1's events with $2 < seq <= $3 (a range of the primary key, below
+-- the head), those at or below the max_count floor $4 or recorded before $5:
+-- one batch of the sweep, one short transaction (global readers wait for a
+-- writing transaction to end). How many went.
+WITH gone AS (
     DELETE FROM {schema}.evsrc_events e
-    USING doomed d
-    WHERE e.stream = $1 AND e.seq = d.seq
+    WHERE e.stream = $1 AND e.seq > $2 AND e.seq <= $3
+      AND (e.seq <= $4 OR e.recorded_at < $5::timestamptz)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM scanned),
-       (SELECT count(*) FROM scanned);
+SELECT count(*) FROM gone;
