@@ -336,7 +336,10 @@ class EventStore(ABC):
         """The stream's last seq; 0 for a stream with no events."""
 
     async def count(self, stream: str) -> int:
-        """How many events the stream holds (streams are gapless: its last seq)."""
+        """How many events were ever appended to the stream: its last seq.
+
+        Truncation, retention and soft deletion do not lower it (seqs never go back).
+        """
         return await self.last_seq(stream)
 
     @abstractmethod
