@@ -35,10 +35,12 @@ from evsrc.errors import (
     SchemaError as SchemaError,
     StoreClosedError as StoreClosedError,
     StoreUnavailableError as StoreUnavailableError,
+    StreamDeletedError as StreamDeletedError,
     UnknownEventTypeError as UnknownEventTypeError,
 )
 from evsrc.handler import CommandHandler as CommandHandler
 from evsrc.keys import InMemoryKeyStore as InMemoryKeyStore, KeyStore as KeyStore
+from evsrc.lifecycle import StreamDeleted as StreamDeleted, Sweeper as Sweeper
 from evsrc.models import Event as Event, EventRegistry as EventRegistry
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
 from evsrc.parking import ParkedEvent as ParkedEvent, ParkedEvents as ParkedEvents
@@ -61,11 +63,14 @@ from evsrc.reactions import (
     StreamCheckpointStore as StreamCheckpointStore,
 )
 from evsrc.records import (
+    STREAM_DELETED as STREAM_DELETED,
     Checkpoint as Checkpoint,
     Committed as Committed,
     Conflict as Conflict,
+    Deleted as Deleted,
     NewEvent as NewEvent,
     RecordedEvent as RecordedEvent,
+    StreamMetadata as StreamMetadata,
 )
 from evsrc.retry import RetryPolicy as RetryPolicy
 from evsrc.shredding import Personal as Personal, ShreddingStore as ShreddingStore
@@ -94,6 +99,7 @@ __all__ = [
     "MAX_EVENT_VERSION",
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
+    "STREAM_DELETED",
     "Accepted",
     "Aggregate",
     "AggregateError",
@@ -107,6 +113,7 @@ __all__ = [
     "Deadline",
     "Deadlines",
     "Decision",
+    "Deleted",
     "DuplicateEventIdError",
     "Event",
     "EventCodecError",
@@ -151,6 +158,10 @@ __all__ = [
     "StoreClosedError",
     "StoreUnavailableError",
     "StreamCheckpointStore",
+    "StreamDeleted",
+    "StreamDeletedError",
+    "StreamMetadata",
+    "Sweeper",
     "UnknownEventTypeError",
     "applies",
     "correlated",

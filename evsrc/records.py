@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, uuid4
 
 from evsrc.errors import InvalidCheckpointError
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
 __all__ = [
+    "STREAM_DELETED",
     "Checkpoint",
     "Committed",
     "Conflict",
+    "Deleted",
     "NewEvent",
     "RecordedEvent",
+    "StreamMetadata",
     "recorded",
     "retried",
 ]
+
+#: The type of the event that ``delete_stream`` records at the deleted stream's
+#: head, in the global order; reserved (an append of this type is refused).
+STREAM_DELETED: Final = "$stream-deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,3 +206,27 @@ class Conflict(NamedTuple):
     stream: str
     expected: int
     actual: int
+
+
+class Deleted(NamedTuple):
+    """A stream was deleted: its events ``1 … last_seq`` are gone.
+
+    ``checkpoint`` is that of the ``$stream-deleted`` event recorded in the
+    global order (a projector that has passed it has seen the deletion);
+    ``None`` when nothing was written (the stream had no live events).
+    """
+
+    stream: str
+    last_seq: int
+    hard: bool
+    checkpoint: Checkpoint | None
+
+
+class StreamMetadata(NamedTuple):
+    """A stream's retention: its newest ``max_count`` events, those younger than ``max_age``.
+
+    ``None`` means no limit. Retention never removes a stream's newest event.
+    """
+
+    max_count: int | None = None
+    max_age: timedelta | None = None

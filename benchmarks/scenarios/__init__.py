@@ -31,6 +31,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "Process-manager reactions per second and the delay from event to reaction",
         "reactions:run_reactions",
     ),
+    "lifecycle": (
+        "Stream lifecycle on PostgreSQL: sweeping and deleting a large stream",
+        "lifecycle:run_lifecycle",
+    ),
     "telemetry": (
         "OpenTelemetry on the hot paths: instrumented beside not",
         "telemetry:run_telemetry",

@@ -125,6 +125,14 @@ class Queries:
     ready_head: str
     head: str
     head_types: str
+    delete_stream: str
+    truncate: str
+    get_metadata: str
+    set_metadata: str
+    clear_metadata: str
+    retained_streams: str
+    sweep_bounds: str
+    sweep_range: str
 
     @classmethod
     def of(cls, quoted_schema: str) -> Self:

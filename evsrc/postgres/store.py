@@ -21,9 +21,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from evsrc.backend import Backend
-from evsrc.errors import InvalidInputError, StoreClosedError
-from evsrc.postgres import _errors, _global, _pool, _rows, _schema, _sql, _wakeups, _write
+from evsrc.errors import InvalidInputError, StoreClosedError, StreamDeletedError
+from evsrc.postgres import (
+    _errors,
+    _global,
+    _lifecycle,
+    _pool,
+    _rows,
+    _schema,
+    _sql,
+    _wakeups,
+    _write,
+)
 
 if TYPE_CHECKING:
     import uuid
@@ -33,7 +42,12 @@ if TYPE_CHECKING:
 
     from evsrc.backend import Place
     from evsrc.postgres._feed import Feed
-    from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
+    from evsrc.records import (
+        Checkpoint,
+        Committed,
+        Conflict,
+        RecordedEvent,
+    )
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore", "translate_error"]
@@ -49,7 +63,7 @@ def _checked_poll_interval(value: object) -> float:
     return float(value)
 
 
-class PostgresEventStore(Backend):
+class PostgresEventStore(_lifecycle.Primitives):
     """An event store in PostgreSQL, owning (or borrowing) an asyncpg pool.
 
     Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
@@ -112,6 +126,9 @@ class PostgresEventStore(Backend):
             fetch=self._fetch,
             head=self._head,
             committed=self._committed,
+        )
+        self._lifecycle = _lifecycle.Lifecycle(
+            queries=self._q, fetch=self._fetch, head=self._head, committed=self._deleted
         )
 
     @classmethod
@@ -259,11 +276,20 @@ class PostgresEventStore(Backend):
             min(after, _rows.MAX_POSITION),
             limit if limit is None else min(limit, _rows.MAX_POSITION),
         )
+        # One row per event and the head's tombstone flag; a row of NULLs when
+        # nothing matched; no row for a stream without events (docs/lifecycle.md).
+        if rows and rows[0][9]:
+            raise StreamDeletedError(stream=stream)
+        if not rows or rows[0][0] is None:
+            return []
         return _rows.stream_events(stream, rows)
 
     async def _head(self, stream: str) -> int:
-        value: int = await self._fetchval(self._q.last_seq, stream)
-        return value
+        rows = await self._fetch(self._q.last_seq, stream)
+        seq, tombstoned = rows[0]
+        if tombstoned:
+            raise StreamDeletedError(stream=stream)
+        return 0 if seq is None else int(seq)
 
     # -- the global log (_global.GlobalLog) ---------------------------------------------
 
@@ -283,6 +309,11 @@ class PostgresEventStore(Backend):
 
     def _wake(self) -> None:
         self._global.wake()
+
+    def _deleted(self) -> None:
+        # A deletion appended its event: wake subscribers as an append does.
+        self._global.wake()
+        self._wakeups.committed()
 
     def _committed(self, stream: str, encoded: list[EncodedEvent]) -> None:
         self._global.committed(stream, encoded)

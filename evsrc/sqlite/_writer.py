@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.lowlevel
 
-from evsrc.errors import EvsrcError, StoreUnavailableError
+from evsrc.errors import EvsrcError, StoreUnavailableError, StreamDeletedError
 from evsrc.sqlite import _errors, _rows, _sql, _threads
 from evsrc.sqlite._connect import now
 
@@ -249,11 +249,14 @@ def write_batch(conn: sqlite3.Connection, batch: list[Pending]) -> None:
             head = 0
             try:
                 if last is None:
-                    head, last = conn.execute(_Q_HEAD_LAST, (stream,)).fetchone()
+                    head, tombstoned, last = conn.execute(_Q_HEAD_LAST, (stream,)).fetchone()
                 else:
-                    head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
+                    row = conn.execute(_Q_HEAD, (stream,)).fetchone()
+                    head, tombstoned = (0, 0) if row is None else row
                 assert last is not None
-                if expected is not None and head != expected:
+                if tombstoned:  # a hard-deleted stream (docs/lifecycle.md)
+                    item.error = StreamDeletedError(stream=stream)
+                elif expected is not None and head != expected:
                     # A conflict, or a retry of an append that already committed.
                     item.written = _rows.Written(head, None, 0, _rows.find_ids(conn, encoded))
                 else:

@@ -32,7 +32,7 @@ import anyio.to_thread
 
 from evsrc.backend import Backend
 from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
-from evsrc.sqlite import _connect, _rows, _sql
+from evsrc.sqlite import _connect, _lifecycle, _rows
 from evsrc.sqlite._connect import SYNCHRONOUS, Connector
 from evsrc.sqlite._follow import Follower
 from evsrc.sqlite._reads import Readers, read_global
@@ -43,17 +43,15 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import AsyncGenerator, Callable, Mapping
     from contextlib import AbstractAsyncContextManager
+    from datetime import datetime
     from uuid import UUID
 
     from evsrc.backend import Place
     from evsrc.errors import StoreClosedError
+    from evsrc.records import Deleted, StreamMetadata
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["SYNCHRONOUS", "SqliteEventStore"]
-
-_Q = _sql.queries()
-_Q_READ_FORWARD = _Q["read_forward"]
-_Q_READ_BACKWARD = _Q["read_backward"]
 
 
 class SqliteEventStore(Backend):
@@ -192,13 +190,13 @@ class SqliteEventStore(Backend):
     async def _read_stream(
         self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
-        args = (
+        events: list[RecordedEvent] = await self._readers.read(
+            _lifecycle.read_kept,
             stream,
             min(after, _rows.MAX_INT),
             -1 if limit is None else min(limit, _rows.MAX_INT),
+            backwards,
         )
-        query = _Q_READ_BACKWARD if backwards else _Q_READ_FORWARD
-        events: list[RecordedEvent] = await self._readers.read(_rows.read_stream, query, args)
         return events
 
     async def _head(self, stream: str) -> int:
@@ -213,6 +211,43 @@ class SqliteEventStore(Backend):
         self, start: Checkpoint | None, flt: EventFilter
     ) -> AsyncGenerator[RecordedEvent, None]:
         return self._follower.follow(start, flt)
+
+    # -- the stream lifecycle (_lifecycle; docs/lifecycle.md) -------------------------
+
+    async def _delete(self, stream: str, hard: bool) -> Deleted:
+        deleted: Deleted = await self._writer.run(
+            _lifecycle.delete_stream, self._connector, stream, hard
+        )
+        if deleted.checkpoint is not None:
+            self._follower.wake()
+        return deleted
+
+    async def _truncate(self, stream: str, before: int) -> int:
+        removed: int = await self._writer.run(_lifecycle.truncate, self._connector, stream, before)
+        return removed
+
+    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
+        await self._writer.run(_lifecycle.write_metadata, self._connector, stream, meta)
+
+    async def _read_metadata(self, stream: str) -> StreamMetadata:
+        meta: StreamMetadata = await self._readers.read(_lifecycle.read_metadata, stream)
+        return meta
+
+    async def _sweep(self, now: datetime) -> int:
+        removed, after, page = 0, "", _lifecycle.STREAMS_PAGE
+        while True:
+            streams: list[str] = await self._readers.read(_lifecycle.retained_streams, after, page)
+            for stream in streams:
+                while True:
+                    n: int = await self._writer.run(
+                        _lifecycle.sweep_stream, self._connector, stream, now
+                    )
+                    removed += n
+                    if n < _lifecycle.SWEEP_BATCH:
+                        break
+            if len(streams) < page:
+                return removed
+            after = streams[-1]
 
     # -- transactions for code that builds on the same file ---------------------------
 

@@ -42,21 +42,55 @@ FROM {schema}.evsrc_events
 WHERE id = ANY ($1::uuid[]);
 
 -- name: last_seq
-SELECT coalesce(max(seq), 0) FROM {schema}.evsrc_events WHERE stream = $1;
+SELECT h.seq, h.tombstoned FROM {schema}.evsrc_head($1) h;
 
 -- name: read_forward
-SELECT seq, position, commit, id, type, version, data, metadata, recorded_at
-FROM {schema}.evsrc_events
-WHERE stream = $1 AND seq > $2
-ORDER BY seq
-LIMIT $3;
+SELECT e.seq, e.position, e.commit, e.id, e.type, e.version, e.data, e.metadata,
+       e.recorded_at, h.tombstoned
+FROM (
+    SELECT x.seq, CASE WHEN x.type = '$stream-deleted'
+                       THEN coalesce((x.data ->> 'hard')::boolean, false) ELSE false END
+                  AS tombstoned
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1
+    ORDER BY x.seq DESC
+    LIMIT 1
+) h
+LEFT JOIN {schema}.evsrc_stream_metadata m ON m.stream = $1
+LEFT JOIN LATERAL (
+    SELECT x.seq, x.position, x.commit, x.id, x.type, x.version, x.data, x.metadata,
+           x.recorded_at
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1 AND x.seq > $2 AND NOT h.tombstoned
+      AND (m.max_count IS NULL OR x.seq > h.seq - m.max_count)
+      AND (m.max_age IS NULL OR x.recorded_at >= now() - m.max_age OR x.seq = h.seq)
+    ORDER BY x.seq
+    LIMIT $3
+) e ON true;
 
 -- name: read_backward
-SELECT seq, position, commit, id, type, version, data, metadata, recorded_at
-FROM {schema}.evsrc_events
-WHERE stream = $1 AND seq > $2
-ORDER BY seq DESC
-LIMIT $3;
+SELECT e.seq, e.position, e.commit, e.id, e.type, e.version, e.data, e.metadata,
+       e.recorded_at, h.tombstoned
+FROM (
+    SELECT x.seq, CASE WHEN x.type = '$stream-deleted'
+                       THEN coalesce((x.data ->> 'hard')::boolean, false) ELSE false END
+                  AS tombstoned
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1
+    ORDER BY x.seq DESC
+    LIMIT 1
+) h
+LEFT JOIN {schema}.evsrc_stream_metadata m ON m.stream = $1
+LEFT JOIN LATERAL (
+    SELECT x.seq, x.position, x.commit, x.id, x.type, x.version, x.data, x.metadata,
+           x.recorded_at
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1 AND x.seq > $2 AND NOT h.tombstoned
+      AND (m.max_count IS NULL OR x.seq > h.seq - m.max_count)
+      AND (m.max_age IS NULL OR x.recorded_at >= now() - m.max_age OR x.seq = h.seq)
+    ORDER BY x.seq DESC
+    LIMIT $3
+) e ON true;
 
 -- name: read_all
 -- One page of the global order after ($1, $2), of transactions below $4.
@@ -215,3 +249,52 @@ FROM unnest($1::text[]) AS t (type),
      ) x
 ORDER BY x.commit DESC, x.position DESC
 LIMIT 1;
+
+-- STREAM LIFECYCLE (docs/lifecycle.md). A stream read also fetches the stream's
+-- head row (is it a tombstone? where does max_count count from?) and its
+-- retention row, in the same statement: two index probes per read, not per event.
+
+-- name: delete_stream
+SELECT last_seq, last_position, commit_id, tombstoned
+FROM {schema}.evsrc_delete_stream($1, $2, $3);
+
+-- name: truncate
+SELECT {schema}.evsrc_truncate($1, $2);
+
+-- name: get_metadata
+SELECT max_count, max_age FROM {schema}.evsrc_stream_metadata WHERE stream = $1;
+
+-- name: set_metadata
+INSERT INTO {schema}.evsrc_stream_metadata AS m (stream, max_count, max_age)
+VALUES ($1, $2, $3)
+ON CONFLICT (stream) DO UPDATE
+SET max_count = excluded.max_count, max_age = excluded.max_age, updated_at = now();
+
+-- name: clear_metadata
+DELETE FROM {schema}.evsrc_stream_metadata WHERE stream = $1;
+
+-- name: retained_streams
+-- A page of the streams that have retention settings, after $1, for the sweep.
+SELECT stream FROM {schema}.evsrc_stream_metadata
+WHERE stream > $1 ORDER BY stream LIMIT $2;
+
+-- name: sweep_bounds
+-- The first and last seq of stream $1 and its retention, for the sweep.
+SELECT (SELECT min(x.seq) FROM {schema}.evsrc_events x WHERE x.stream = $1),
+       (SELECT max(x.seq) FROM {schema}.evsrc_events x WHERE x.stream = $1),
+       m.max_count, m.max_age
+FROM {schema}.evsrc_stream_metadata m
+WHERE m.stream = $1;
+
+-- name: sweep_range
+-- Of stream $1's events with $2 < seq <= $3 (a range of the primary key, below
+-- the head), those at or below the max_count floor $4 or recorded before $5:
+-- one batch of the sweep, one short transaction (global readers wait for a
+-- writing transaction to end). How many went.
+WITH gone AS (
+    DELETE FROM {schema}.evsrc_events e
+    WHERE e.stream = $1 AND e.seq > $2 AND e.seq <= $3
+      AND (e.seq <= $4 OR e.recorded_at < $5::timestamptz)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;

@@ -84,6 +84,8 @@ CREATE FUNCTION {schema}.evsrc_append(
 )
 LANGUAGE plpgsql
 AS $fn$
+DECLARE
+    tombstoned boolean;
 BEGIN
     -- Writers of one stream queue on a transaction-scoped advisory lock keyed by
     -- the stream, taken BEFORE this transaction has an id. Two consequences:
@@ -97,11 +99,19 @@ BEGIN
     -- makes two streams queue together; it is never incorrect).
     PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 5308));
 
-    SELECT e.seq INTO head
+    SELECT e.seq,
+           CASE WHEN e.type = '$stream-deleted'
+                THEN coalesce((e.data ->> 'hard')::boolean, false) ELSE false END
+    INTO head, tombstoned
     FROM {schema}.evsrc_events e
     WHERE e.stream = p_stream
     ORDER BY e.seq DESC
     LIMIT 1;
+    IF tombstoned THEN
+        -- A hard-deleted stream (docs/lifecycle.md): never written again.
+        RAISE EXCEPTION USING ERRCODE = 'EV001', MESSAGE = 'evsrc: stream is deleted',
+            DETAIL = p_stream;
+    END IF;
     head := coalesce(head, 0);
 
     IF p_expected IS NOT NULL AND head <> p_expected THEN
@@ -138,3 +148,100 @@ CREATE TABLE IF NOT EXISTS {schema}.evsrc_checkpoints (
     checkpoint text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The stream lifecycle (migration 0006, docs/lifecycle.md).
+
+CREATE TABLE IF NOT EXISTS {schema}.evsrc_stream_metadata (
+    stream text PRIMARY KEY,
+    max_count bigint,
+    max_age interval,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT evsrc_stream_metadata_max_count_check CHECK (max_count >= 1),
+    CONSTRAINT evsrc_stream_metadata_max_age_check CHECK (max_age > interval '0')
+);
+
+-- The stream's head row: its seq, and whether it is a tombstone (a hard
+-- $stream-deleted event). NULL seq: no events.
+CREATE FUNCTION {schema}.evsrc_head(p_stream text, OUT seq bigint, OUT tombstoned boolean)
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT e.seq,
+           CASE WHEN e.type = '$stream-deleted'
+                THEN coalesce((e.data ->> 'hard')::boolean, false) ELSE false END
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = p_stream
+    ORDER BY e.seq DESC
+    LIMIT 1
+$fn$;
+
+-- Delete a stream: remove its events and append a $stream-deleted event at head + 1,
+-- in one transaction, queued on the stream's append lock like an append (so the
+-- deletion orders after every event of the stream; docs/postgres.md, "Appends").
+-- tombstoned: the stream was hard-deleted already (nothing done). A soft delete of
+-- a stream with nothing after its last deletion writes nothing (last_position NULL).
+CREATE FUNCTION {schema}.evsrc_delete_stream(
+    p_stream text,
+    p_hard boolean,
+    p_id uuid,
+    OUT last_seq bigint,
+    OUT last_position bigint,
+    OUT commit_id xid8,
+    OUT tombstoned boolean
+)
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    head_type text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 5308));
+    SELECT e.seq, e.type,
+           CASE WHEN e.type = '$stream-deleted'
+                THEN coalesce((e.data ->> 'hard')::boolean, false) ELSE false END
+    INTO last_seq, head_type, tombstoned
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = p_stream
+    ORDER BY e.seq DESC
+    LIMIT 1;
+    last_seq := coalesce(last_seq, 0);
+    tombstoned := coalesce(tombstoned, false);
+    IF tombstoned OR (NOT p_hard AND (last_seq = 0 OR head_type = '$stream-deleted')) THEN
+        RETURN;
+    END IF;
+    commit_id := pg_current_xact_id();
+    DELETE FROM {schema}.evsrc_events e WHERE e.stream = p_stream;
+    INSERT INTO {schema}.evsrc_events (stream, seq, commit, id, type, version, data, metadata)
+    VALUES (p_stream, last_seq + 1, commit_id, p_id, '$stream-deleted', 1,
+            jsonb_build_object('last_seq', last_seq, 'hard', p_hard), '{}'::jsonb)
+    RETURNING position INTO last_position;
+    IF p_hard THEN
+        DELETE FROM {schema}.evsrc_stream_metadata m WHERE m.stream = p_stream;
+    END IF;
+END;
+$fn$;
+
+-- Remove the events of a stream with a seq below least(p_before, head): the head
+-- stays. -1 for a tombstoned stream (nothing done), else how many went.
+CREATE FUNCTION {schema}.evsrc_truncate(p_stream text, p_before bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    head bigint;
+    tomb boolean;
+    removed bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 5308));
+    SELECT h.seq, h.tombstoned INTO head, tomb FROM {schema}.evsrc_head(p_stream) h;
+    IF tomb THEN
+        RETURN -1;
+    END IF;
+    IF head IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM {schema}.evsrc_events e
+    WHERE e.stream = p_stream AND e.seq < least(p_before, head);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END;
+$fn$;
