@@ -21,7 +21,6 @@ from evsrc.errors import (
     SchemaError,
     StoreClosedError,
     StoreUnavailableError,
-    StreamDeletedError,
 )
 from evsrc.urls import redact_url
 
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["DRIVER_ERRORS", "SeqTakenError", "mapped", "redacted", "scrub", "translate"]
 
 _ID_KEY: Final = "evsrc_events_id_key"
-#: What evsrc_append raises for a tombstoned stream (docs/lifecycle.md).
-STREAM_DELETED_STATE: Final = "EV001"
 _SEQ_KEY: Final = "evsrc_events_pkey"
 _UUID_RE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -75,8 +72,6 @@ def translate(
     """
     if isinstance(exc, EvsrcError):
         return exc
-    if getattr(exc, "sqlstate", None) == STREAM_DELETED_STATE:
-        return StreamDeletedError(stream=stream or getattr(exc, "detail", None))
     if isinstance(exc, pgexc.UniqueViolationError):
         if exc.constraint_name == _ID_KEY:
             m = _UUID_RE.search(exc.detail or "")

@@ -1,10 +1,13 @@
 """The stream lifecycle on PostgreSQL (docs/lifecycle.md): delete, truncate, retention, sweep.
 
-Deletion and truncation are SQL functions (``evsrc_delete_stream``,
-``evsrc_truncate``, migration 0006) that queue on the stream's append lock, so
-a deletion's ``$stream-deleted`` event is ordered after every event of the
-stream exactly as an append would be (docs/postgres.md, "Appends"). The sweep
-deletes in batches, one short transaction each.
+Deletion, truncation and each batch of the sweep are SQL functions
+(``evsrc_delete_stream``, ``evsrc_truncate``, ``evsrc_sweep_range``, migration
+0005) that first wait out the appends in flight (appends take no lock; see
+schema.sql, WHY EVERY REMOVAL...), so a deletion's ``$stream-deleted`` event is
+ordered after every event of the stream exactly as an append would be
+(docs/postgres.md, "Appending"), and no append that read an older head can land
+where rows were removed. The sweep deletes in batches, one short transaction
+each.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The write path of a PostgreSQL store: appends, and the lookups behind idempotent retries.
 
 An append is one statement (``append`` in ``queries.sql``; docs/postgres.md,
-"Appending"); its row is a ``Committed``, a ``Conflict``, or says that ids are
-already stored, whose places ``Backend`` resolves into the original result or
-an error. Other writes of the store belong here too, beside the append.
+"Appending"); its row is a ``Committed``, a ``Conflict``, a tombstone
+(``StreamDeletedError``), or says that ids are already stored, whose places
+``Backend`` resolves into the original result or an error. Other writes of the
+store belong here too, beside the append.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from evsrc.errors import (
     EventIdReusedError,
     EvsrcError,
     StoreUnavailableError,
+    StreamDeletedError,
 )
 from evsrc.postgres import _errors, _pool, _rows
 from evsrc.records import Checkpoint, Committed, Conflict
@@ -89,7 +91,9 @@ class Writer:
                     )
                     raise StoreUnavailableError(msg) from error
                 continue
-            head, last_position, commit, retried = row
+            head, last_position, commit, retried, tombstoned = row
+            if tombstoned:  # a hard-deleted stream is never written again
+                raise StreamDeletedError(stream=stream)
             if last_position is not None:
                 self._committed(stream, encoded)
                 return Committed(

@@ -1,7 +1,8 @@
 """Real faults during deletions on PostgreSQL: killed backends, cancelled tasks, waiting readers.
 
-A second connection blocks the deleter (the stream's append lock, or a row
-lock on one of the events it removes) and kills its backend with
+A second connection blocks the deleter (an append in flight: the ROW EXCLUSIVE
+lock on the events table every append holds, which a removal waits out; or a
+row lock on one of the events it removes) and kills its backend with
 ``pg_terminate_backend`` or cancels its task. A deletion is all or nothing, the
 pool heals, and global readers that waited for it miss nothing.
 """
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.postgres
 
-LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 5308))"
+#: What an append in flight holds (from before its snapshot to its commit).
+APPENDING = "LOCK TABLE evsrc_events IN ROW EXCLUSIVE MODE"
 
 
 @pytest.fixture
@@ -60,9 +62,9 @@ async def test_a_delete_killed_while_it_waits_for_the_stream_changes_nothing(
     async with open_store(pg_dsn, max_size=1) as store:
         await store.append("s", [ev(i) for i in range(50)])
         async with other.transaction():
-            await other.execute(LOCK_KEY, "s")  # an append of "s" in progress
+            await other.execute(APPENDING)  # an append in progress
             task = asyncio.ensure_future(store.delete_stream("s", hard=hard))
-            pid = await waiting_backend(other, "advisory")
+            pid = await waiting_backend(other, "relation")
             assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
             with pytest.raises(StoreUnavailableError):
                 await task
@@ -96,9 +98,9 @@ async def test_a_cancelled_delete_changes_nothing(pg_dsn: str, other: asyncpg.Co
     async with open_store(pg_dsn, max_size=1) as store:
         await store.append("s", [ev(i) for i in range(10)])
         async with other.transaction():
-            await other.execute(LOCK_KEY, "s")
+            await other.execute(APPENDING)
             task = asyncio.ensure_future(store.delete_stream("s"))
-            await waiting_backend(other, "advisory")
+            await waiting_backend(other, "relation")
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -107,10 +109,10 @@ async def test_a_cancelled_delete_changes_nothing(pg_dsn: str, other: asyncpg.Co
         assert (await store.delete_stream("s")).last_seq == 10
 
 
-async def test_readers_wait_for_a_slow_delete_then_miss_nothing(
+async def test_appends_wait_for_a_slow_delete_then_readers_miss_nothing(
     pg_dsn: str, other: asyncpg.Connection
 ) -> None:
-    """Appends to other streams commit while a delete is stuck; a subscriber sees all, in order."""
+    """Appends to other streams wait for a stuck delete; a subscriber then sees all, in order."""
     async with open_store(pg_dsn, max_size=4) as store:
         await store.append("s", [ev(i) for i in range(50)])
         seen: list[RecordedEvent] = []
@@ -127,12 +129,17 @@ async def test_readers_wait_for_a_slow_delete_then_miss_nothing(
                 )
                 deleting = asyncio.ensure_future(store.delete_stream("s"))
                 await waiting_backend(other, "transactionid")
-                # Later transactions commit while the deletion's is open.
-                for k in range(5):
-                    await store.append(f"other-{k}", [ev(k)])
+                # The deletion holds the events table against appends (it waited
+                # out those in flight): later appends queue until it commits.
+                appending = [
+                    asyncio.ensure_future(store.append(f"other-{k}", [ev(k)])) for k in range(5)
+                ]
+                await anyio.sleep(0.3)
+                assert not any(a.done() for a in appending)
             d = await deleting
+            await asyncio.gather(*appending)
             with anyio.fail_after(30):
-                while not seen or seen[-1].stream != "other-4":
+                while sum(e.stream.startswith("other-") for e in seen) < 5:
                     await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
         checkpoints = [e.checkpoint for e in seen]
@@ -140,9 +147,8 @@ async def test_readers_wait_for_a_slow_delete_then_miss_nothing(
         assert len(set(checkpoints)) == len(checkpoints)
         marker = next(e for e in seen if e.type == STREAM_DELETED)
         assert marker.checkpoint == d.checkpoint
-        # The deletion committed after the appends but began before them: readers
-        # held back until it ended, then got everything in (commit, position) order.
+        # The appends got their ids after the deletion committed: they follow it.
         after = [e.stream for e in seen if e.checkpoint > marker.checkpoint]
-        assert after == [f"other-{k}" for k in range(5)]
+        assert sorted(after) == [f"other-{k}" for k in range(5)]
         stored = [e.id async for e in store.read_all()]
         assert set(stored) <= {e.id for e in seen}

@@ -6,17 +6,27 @@
 -- name: append
 -- One append, one statement, no lock (docs/postgres.md, "Appending"): read the
 -- stream's head and insert the events after it iff it is $2 ($2 null: any
--- head). Two writers that read the same head both try the same (stream, seq):
--- the unique key makes the later one wait for the earlier and fail if it
--- commits. At READ COMMITTED the statement's snapshot is taken before its
--- transaction gets an id, so a writer that saw the stream's previous writer
+-- head) and it is not a tombstone (a hard $stream-deleted event,
+-- docs/lifecycle.md). Two writers that read the same head both try the same
+-- (stream, seq): the unique key makes the later one wait for the earlier and
+-- fail if it commits. At READ COMMITTED the statement's snapshot is taken before
+-- its transaction gets an id, so a writer that saw the stream's previous writer
 -- committed has a larger id: (commit, position) keeps every stream in seq order.
--- No row: the head was not $2; "retried" says whether any of the ids is stored
--- (an idempotent retry: the caller looks them up), evaluated only then.
+-- Removals wait for appends in flight (schema.sql, WHY EVERY REMOVAL...).
+-- No row inserted: the head was not $2, or "tombstoned"; "retried" says whether
+-- any of the ids is stored (an idempotent retry: the caller looks them up),
+-- evaluated only on a conflict.
 WITH h AS (
-    SELECT coalesce(max(e.seq), 0) AS head
-    FROM {schema}.evsrc_events e
-    WHERE e.stream = $1::text
+    SELECT coalesce(t.seq, 0) AS head, coalesce(t.tombstoned, false) AS tombstoned
+    FROM (SELECT) one
+    LEFT JOIN LATERAL (
+        SELECT e.seq, e.type = '$stream-deleted'
+                      AND coalesce((e.data ->> 'hard')::boolean, false) AS tombstoned
+        FROM {schema}.evsrc_events e
+        WHERE e.stream = $1::text
+        ORDER BY e.seq DESC
+        LIMIT 1
+    ) t ON true
 ), inserted AS (
     INSERT INTO {schema}.evsrc_events
         (stream, seq, commit, id, type, version, data, metadata)
@@ -25,14 +35,15 @@ WITH h AS (
     FROM h,
          unnest($3::uuid[], $4::text[], $5::integer[], $6::text[], $7::text[])
          WITH ORDINALITY AS u (id, type, version, data, metadata, ord)
-    WHERE $2::bigint IS NULL OR h.head = $2::bigint
+    WHERE ($2::bigint IS NULL OR h.head = $2::bigint) AND NOT h.tombstoned
     ORDER BY u.ord
     RETURNING position, commit
 )
 SELECT h.head, i.position, i.commit,
-       CASE WHEN i.position IS NULL THEN EXISTS (
+       CASE WHEN i.position IS NULL AND NOT h.tombstoned THEN EXISTS (
            SELECT 1 FROM {schema}.evsrc_events e WHERE e.id = ANY ($3::uuid[])
-       ) END AS retried
+       ) END AS retried,
+       h.tombstoned
 FROM h
 LEFT JOIN (SELECT position, commit FROM inserted ORDER BY position DESC LIMIT 1) i ON true;
 
@@ -287,14 +298,5 @@ FROM {schema}.evsrc_stream_metadata m
 WHERE m.stream = $1;
 
 -- name: sweep_range
--- Of stream $1's events with $2 < seq <= $3 (a range of the primary key, below
--- the head), those at or below the max_count floor $4 or recorded before $5:
--- one batch of the sweep, one short transaction (global readers wait for a
--- writing transaction to end). How many went.
-WITH gone AS (
-    DELETE FROM {schema}.evsrc_events e
-    WHERE e.stream = $1 AND e.seq > $2 AND e.seq <= $3
-      AND (e.seq <= $4 OR e.recorded_at < $5::timestamptz)
-    RETURNING 1
-)
-SELECT count(*) FROM gone;
+-- One batch of the sweep (evsrc_sweep_range, migration 0005): how many went.
+SELECT {schema}.evsrc_sweep_range($1, $2, $3, $4, $5::timestamptz);

@@ -84,8 +84,6 @@ CREATE FUNCTION {schema}.evsrc_append(
 )
 LANGUAGE plpgsql
 AS $fn$
-DECLARE
-    tombstoned boolean;
 BEGIN
     -- Writers of one stream queue on a transaction-scoped advisory lock keyed by
     -- the stream, taken BEFORE this transaction has an id. Two consequences:
@@ -99,19 +97,11 @@ BEGIN
     -- makes two streams queue together; it is never incorrect).
     PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 5308));
 
-    SELECT e.seq,
-           CASE WHEN e.type = '$stream-deleted'
-                THEN coalesce((e.data ->> 'hard')::boolean, false) ELSE false END
-    INTO head, tombstoned
+    SELECT e.seq INTO head
     FROM {schema}.evsrc_events e
     WHERE e.stream = p_stream
     ORDER BY e.seq DESC
     LIMIT 1;
-    IF tombstoned THEN
-        -- A hard-deleted stream (docs/lifecycle.md): never written again.
-        RAISE EXCEPTION USING ERRCODE = 'EV001', MESSAGE = 'evsrc: stream is deleted',
-            DETAIL = p_stream;
-    END IF;
     head := coalesce(head, 0);
 
     IF p_expected IS NOT NULL AND head <> p_expected THEN
@@ -149,7 +139,7 @@ CREATE TABLE IF NOT EXISTS {schema}.evsrc_checkpoints (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The stream lifecycle (migration 0006, docs/lifecycle.md).
+-- The stream lifecycle (migration 0005, docs/lifecycle.md).
 
 CREATE TABLE IF NOT EXISTS {schema}.evsrc_stream_metadata (
     stream text PRIMARY KEY,
@@ -175,11 +165,24 @@ AS $fn$
     LIMIT 1
 $fn$;
 
--- Delete a stream: remove its events and append a $stream-deleted event at head + 1,
--- in one transaction, queued on the stream's append lock like an append (so the
--- deletion orders after every event of the stream; docs/postgres.md, "Appends").
--- tombstoned: the stream was hard-deleted already (nothing done). A soft delete of
--- a stream with nothing after its last deletion writes nothing (last_position NULL).
+-- WHY EVERY REMOVAL FIRST WAITS OUT THE APPENDS IN FLIGHT. Appends take no lock
+-- (queries.sql, "append"): one that read head h inserts at h + 1 and relies on
+-- the unique (stream, seq) key to fail if another writer got there first. A
+-- row that was committed at h + 1 after that append's snapshot and then
+-- removed is a dead tuple, which the key no longer counts: the late append
+-- would land below the head, or behind a tombstone. So a removal locks the
+-- events table in SHARE ROW EXCLUSIVE mode before it reads anything: that
+-- waits for every append in flight (each holds ROW EXCLUSIVE from before its
+-- snapshot to its commit), and appends that start meanwhile wait for the
+-- removal to commit and then read the new head. Reads are not blocked.
+-- Removals queue on each other (the mode conflicts with itself). The lock is
+-- taken before this transaction has an id, so a deletion's event orders after
+-- every event of the stream, as an append's does (docs/postgres.md).
+
+-- Delete a stream: remove its events and append a $stream-deleted event at
+-- head + 1, in one transaction. tombstoned: the stream was hard-deleted already
+-- (nothing done). A soft delete of a stream with nothing after its last
+-- deletion writes nothing (last_position NULL).
 CREATE FUNCTION {schema}.evsrc_delete_stream(
     p_stream text,
     p_hard boolean,
@@ -194,7 +197,7 @@ AS $fn$
 DECLARE
     head_type text;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 5308));
+    LOCK TABLE {schema}.evsrc_events IN SHARE ROW EXCLUSIVE MODE;
     SELECT e.seq, e.type,
            CASE WHEN e.type = '$stream-deleted'
                 THEN coalesce((e.data ->> 'hard')::boolean, false) ELSE false END
@@ -231,7 +234,7 @@ DECLARE
     tomb boolean;
     removed bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 5308));
+    LOCK TABLE {schema}.evsrc_events IN SHARE ROW EXCLUSIVE MODE;
     SELECT h.seq, h.tombstoned INTO head, tomb FROM {schema}.evsrc_head(p_stream) h;
     IF tomb THEN
         RETURN -1;
@@ -241,6 +244,29 @@ BEGIN
     END IF;
     DELETE FROM {schema}.evsrc_events e
     WHERE e.stream = p_stream AND e.seq < least(p_before, head);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END;
+$fn$;
+
+-- One batch of the sweep: of stream p_stream's events with p_low < seq <= p_high
+-- (a range of the primary key), those at or below the max_count floor p_floor or
+-- recorded before p_cutoff, never the head. How many went.
+CREATE FUNCTION {schema}.evsrc_sweep_range(
+    p_stream text, p_low bigint, p_high bigint, p_floor bigint, p_cutoff timestamptz
+)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    head bigint;
+    removed bigint;
+BEGIN
+    LOCK TABLE {schema}.evsrc_events IN SHARE ROW EXCLUSIVE MODE;
+    SELECT max(e.seq) INTO head FROM {schema}.evsrc_events e WHERE e.stream = p_stream;
+    DELETE FROM {schema}.evsrc_events e
+    WHERE e.stream = p_stream AND e.seq > p_low AND e.seq <= least(p_high, head - 1)
+      AND (e.seq <= p_floor OR e.recorded_at < p_cutoff);
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN removed;
 END;
