@@ -1,4 +1,4 @@
-"""The stream lifecycle contract on SQLite: a fresh file per test."""
+"""The stream lifecycle contract on SQLite: a fresh file per test, appends inline or not."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ if TYPE_CHECKING:
 
 
 class TestSqliteLifecycle(StreamLifecycleContract):
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[SqliteEventStore]:
-        async with await SqliteEventStore.connect(tmp_path / "events.db") as store:
+    @pytest.fixture(params=[False, True], ids=["thread", "inline"])
+    async def store(
+        self, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> AsyncIterator[SqliteEventStore]:
+        inline: bool = request.param
+        async with await SqliteEventStore.connect(
+            tmp_path / "events.db", inline_appends=inline
+        ) as store:
             await store.setup()
             yield store
