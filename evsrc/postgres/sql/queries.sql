@@ -36,6 +36,30 @@ SELECT h.head, i.position, i.commit,
 FROM h
 LEFT JOIN (SELECT position, commit FROM inserted ORDER BY position DESC LIMIT 1) i ON true;
 
+-- name: append_one
+-- The append of one event, the common case: the same as "append" without the
+-- arrays and the row that reports a conflict — just the insert. No row: the
+-- head was not $2; the caller asks "append_refused" why.
+INSERT INTO {schema}.evsrc_events
+    (stream, seq, commit, id, type, version, data, metadata)
+SELECT $1::text, h.head + 1, pg_current_xact_id(), $3::uuid, $4::text, $5::integer,
+       $6::text::jsonb, $7::text::jsonb
+FROM (
+    SELECT coalesce(max(e.seq), 0) AS head
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = $1::text
+) h
+WHERE $2::bigint IS NULL OR h.head = $2::bigint
+RETURNING seq, position, commit;
+
+-- name: append_refused
+-- After append_one inserted nothing: the stream's head now, and whether the
+-- event's id is stored (an idempotent retry: the caller looks it up).
+SELECT coalesce(max(e.seq), 0) AS head,
+       EXISTS (SELECT 1 FROM {schema}.evsrc_events x WHERE x.id = $2::uuid) AS retried
+FROM {schema}.evsrc_events e
+WHERE e.stream = $1::text;
+
 -- name: find_ids
 SELECT id, stream, seq, position, commit
 FROM {schema}.evsrc_events
