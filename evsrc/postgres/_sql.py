@@ -103,6 +103,8 @@ class Queries:
     """The named queries of ``queries.sql`` for one schema, one attribute each."""
 
     append: str
+    append_one: str
+    append_refused: str
     find_ids: str
     last_seq: str
     read_forward: str

@@ -69,13 +69,19 @@ class Writer:
         """``Backend._write_batch``: write iff the head is ``expected``, or say where ids are."""
         if expected is not None and expected > _rows.MAX_POSITION:  # beyond bigint: ahead of any
             return Conflict(stream, expected, await self._head(stream))
-        # EncodedEvent is a NamedTuple: transpose into the five array parameters.
-        ids, types, versions, data, metadata = zip(*encoded, strict=True)
-        args = (self._q.append, stream, expected, ids, types, versions, data, metadata)
+        if len(encoded) == 1:
+            one = encoded[0]
+            args: tuple[Any, ...] = (self._q.append_one, stream, expected, *one)
+        else:
+            # EncodedEvent is a NamedTuple: transpose into the five array parameters.
+            ids, types, versions, data, metadata = zip(*encoded, strict=True)
+            args = (self._q.append, stream, expected, ids, types, versions, data, metadata)
         taken = 0
         while True:
             try:
                 row = await self._fetchrow(stream, args)
+                if len(encoded) == 1:
+                    row = await self._one_result(stream, expected, encoded[0], row)
             except DuplicateEventIdError as error:
                 return await self._find_ids(encoded, error)
             except _errors.SeqTakenError as error:
@@ -90,6 +96,8 @@ class Writer:
                         f"{taken} writers committed there first"
                     )
                     raise StoreUnavailableError(msg) from error
+                continue
+            if row is None:  # the head reached ``expected`` since the insert: try again
                 continue
             head, last_position, commit, retried, tombstoned = row
             if tombstoned:  # a hard-deleted stream is never written again
@@ -107,6 +115,26 @@ class Writer:
                 return await self._find_ids(encoded, None)
             assert expected is not None
             return Conflict(stream, expected, head)
+
+    async def _one_result(
+        self, stream: str, expected: int | None, event: EncodedEvent, row: Any
+    ) -> Any:
+        """``append_one``'s row in the shape of ``append``'s.
+
+        (head, position, commit, retried, tombstoned). No row: it inserted
+        nothing, and a second statement says why (the conflict and tombstone
+        paths only); ``None`` if the head is back at ``expected``.
+        """
+        if row is not None:
+            seq, position, commit = row
+            return (seq - 1, position, commit, None, False)
+        q = self._q.append_refused
+        head, tombstoned, retried = await self._fetchrow(stream, (q, stream, event.id))
+        if tombstoned:
+            return (head, None, None, None, True)
+        if head == expected and not retried:
+            return None  # an append filled the gap to ``expected`` meanwhile
+        return (head, None, None, retried, False)
 
     async def _fetchrow(self, stream: str, args: tuple[Any, ...]) -> Any:
         """One row of one statement on a pooled connection; errors mapped as an append's.

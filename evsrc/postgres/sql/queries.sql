@@ -47,6 +47,42 @@ SELECT h.head, i.position, i.commit,
 FROM h
 LEFT JOIN (SELECT position, commit FROM inserted ORDER BY position DESC LIMIT 1) i ON true;
 
+-- name: append_one
+-- The append of one event, the common case: the same as "append" without the
+-- arrays and the row that reports a conflict — just the insert. No row: the
+-- head was not $2, or is a tombstone; the caller asks "append_refused" why.
+INSERT INTO {schema}.evsrc_events
+    (stream, seq, commit, id, type, version, data, metadata)
+SELECT $1::text, coalesce(h.seq, 0) + 1, pg_current_xact_id(), $3::uuid, $4::text,
+       $5::integer, $6::text::jsonb, $7::text::jsonb
+FROM (SELECT) one
+LEFT JOIN LATERAL (
+    SELECT e.seq, e.type = '$stream-deleted'
+                  AND coalesce((e.data ->> 'hard')::boolean, false) AS tombstoned
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = $1::text
+    ORDER BY e.seq DESC
+    LIMIT 1
+) h ON true
+WHERE ($2::bigint IS NULL OR coalesce(h.seq, 0) = $2::bigint) AND h.tombstoned IS NOT TRUE
+RETURNING seq, position, commit;
+
+-- name: append_refused
+-- After append_one inserted nothing: the stream's head now, whether it is a
+-- tombstone, and whether the event's id is stored (an idempotent retry: the
+-- caller looks it up).
+SELECT coalesce(h.seq, 0) AS head, coalesce(h.tombstoned, false) AS tombstoned,
+       EXISTS (SELECT 1 FROM {schema}.evsrc_events x WHERE x.id = $2::uuid) AS retried
+FROM (SELECT) one
+LEFT JOIN LATERAL (
+    SELECT e.seq, e.type = '$stream-deleted'
+                  AND coalesce((e.data ->> 'hard')::boolean, false) AS tombstoned
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = $1::text
+    ORDER BY e.seq DESC
+    LIMIT 1
+) h ON true;
+
 -- name: find_ids
 SELECT id, stream, seq, position, commit
 FROM {schema}.evsrc_events
