@@ -1,31 +1,23 @@
 -- Named queries of PostgresEventStore. Each starts at a "-- name: <name>" line.
 -- {schema} is replaced once, when the store is created, by the quoted schema
 -- name; every value is a bind parameter. asyncpg prepares each one per
--- connection on first use and keeps it in its statement cache.
+-- connection on first use and keeps it in its statement cache. Comments are
+-- sent too, and pg_stat_activity shows a statement's first 1024 bytes: keep
+-- those above a write short enough that its INSERT/DELETE shows there.
 
 -- name: append
--- One append, one statement, no lock (docs/postgres.md, "Appending"): read the
--- stream's head and insert the events after it iff it is $2 ($2 null: any
--- head) and it is not a tombstone (a hard $stream-deleted event,
--- docs/lifecycle.md). Two writers that read the same head both try the same
--- (stream, seq): the unique key makes the later one wait for the earlier and
--- fail if it commits. At READ COMMITTED the statement's snapshot is taken before
--- its transaction gets an id, so a writer that saw the stream's previous writer
--- committed has a larger id: (commit, position) keeps every stream in seq order.
--- Removals wait for appends in flight (schema.sql, WHY EVERY REMOVAL...).
--- No row inserted: the head was not $2, or "tombstoned"; "retried" says whether
--- any of the ids is stored (an idempotent retry: the caller looks them up),
--- evaluated only on a conflict.
+-- One statement, no lock (docs/postgres.md, "Appending"): read the head row, and
+-- insert after it iff it is $2 ($2 null: any) and not a tombstone. A race on
+-- the same head is the unique (stream, seq) key's: the later writer waits, then
+-- fails. The snapshot precedes the transaction id, so (commit, position) keeps
+-- seq order. No insert: "retried" says whether an id is stored.
 WITH h AS (
-    SELECT coalesce(t.seq, 0) AS head, coalesce(t.tombstoned, false) AS tombstoned
-    FROM (SELECT) one
-    LEFT JOIN LATERAL (
+    SELECT coalesce(t.seq, 0) AS head, coalesce(t.dead, false) AS tombstoned
+    FROM (SELECT) one LEFT JOIN LATERAL (
         SELECT e.seq, e.type = '$stream-deleted'
-                      AND coalesce((e.data ->> 'hard')::boolean, false) AS tombstoned
-        FROM {schema}.evsrc_events e
-        WHERE e.stream = $1::text
-        ORDER BY e.seq DESC
-        LIMIT 1
+                      AND coalesce((e.data ->> 'hard')::boolean, false) AS dead
+        FROM {schema}.evsrc_events e WHERE e.stream = $1::text
+        ORDER BY e.seq DESC LIMIT 1
     ) t ON true
 ), inserted AS (
     INSERT INTO {schema}.evsrc_events
