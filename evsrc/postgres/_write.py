@@ -1,10 +1,10 @@
 """The write path of a PostgreSQL store: appends, and the lookups behind idempotent retries.
 
-An append is one statement (``append`` in ``queries.sql``; docs/postgres.md,
-"Appending"); its row is a ``Committed``, a ``Conflict``, a tombstone
-(``StreamDeletedError``), or says that ids are already stored, whose places
-``Backend`` resolves into the original result or an error. Other writes of the
-store belong here too, beside the append.
+An append is one statement (``append_one`` or ``append`` in ``queries.sql``;
+docs/postgres.md, "Appending"); its row is a ``Committed``, a ``Conflict``, a
+tombstone (``StreamDeletedError``), or says that ids are already stored, whose
+places ``Backend`` resolves into the original result or an error. Other writes
+of the store belong here too, beside the append.
 """
 
 from __future__ import annotations

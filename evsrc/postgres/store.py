@@ -2,7 +2,7 @@
 
 How it keeps the contract, in short (``docs/postgres.md`` has the long form):
 
-* An append is one statement (``append`` in ``queries.sql``), one round trip
+* An append is one statement (``append_one``, ``append`` in ``queries.sql``), one round trip
   whatever the number of events, with no lock: it reads the stream's head and
   inserts every event after it iff the head is the one expected. The unique
   ``(stream, seq)`` key turns a race between writers of one head into a failed
