@@ -54,6 +54,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-pg", action="store_true", help="skip PostgreSQL (memory only)")
     p.add_argument("--in-process", action="store_true", help="run scenarios in this process")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="instead of the scenarios: grow a PostgreSQL store to --scale-to events and "
+        "report what grows with it (benchmarks/scale.py; not in CI, ~30 min at 10^7)",
+    )
+    p.add_argument("--scale-to", type=int, default=10_000_000, help="--scale: final size")
+    p.add_argument("--scale-db", default="evsrc_scale", help="--scale: the database it creates")
+    p.add_argument(
+        "--scale-chart", default="docs/scale.png", help="--scale: chart path ('' for none)"
+    )
     p.add_argument("--child-json", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -125,6 +136,10 @@ def run_child(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (1 if any check failed or a scenario errored)."""
     args = parse_args(argv)
+    if args.scale:
+        from benchmarks import scale
+
+        return scale.main(args)
     names = list(SCENARIOS) if not args.scenario or "all" in args.scenario else args.scenario
     names = list(dict.fromkeys(names))
     progress = Progress(quiet=args.quiet)

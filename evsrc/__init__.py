@@ -11,6 +11,7 @@ from evsrc.aggregate import (
     Rejection as Rejection,
     applies as applies,
 )
+from evsrc.compression import CompressingStore as CompressingStore
 from evsrc.correlation import (
     CAUSATION_ID as CAUSATION_ID,
     CORRELATION_ID as CORRELATION_ID,
@@ -34,9 +35,12 @@ from evsrc.errors import (
     SchemaError as SchemaError,
     StoreClosedError as StoreClosedError,
     StoreUnavailableError as StoreUnavailableError,
+    StreamDeletedError as StreamDeletedError,
     UnknownEventTypeError as UnknownEventTypeError,
 )
 from evsrc.handler import CommandHandler as CommandHandler
+from evsrc.keys import InMemoryKeyStore as InMemoryKeyStore, KeyStore as KeyStore
+from evsrc.lifecycle import StreamDeleted as StreamDeleted, Sweeper as Sweeper
 from evsrc.models import Event as Event, EventRegistry as EventRegistry
 from evsrc.outcome import Accepted as Accepted, Outcome as Outcome, Rejected as Rejected
 from evsrc.parking import ParkedEvent as ParkedEvent, ParkedEvents as ParkedEvents
@@ -59,13 +63,17 @@ from evsrc.reactions import (
     StreamCheckpointStore as StreamCheckpointStore,
 )
 from evsrc.records import (
+    STREAM_DELETED as STREAM_DELETED,
     Checkpoint as Checkpoint,
     Committed as Committed,
     Conflict as Conflict,
+    Deleted as Deleted,
     NewEvent as NewEvent,
     RecordedEvent as RecordedEvent,
+    StreamMetadata as StreamMetadata,
 )
 from evsrc.retry import RetryPolicy as RetryPolicy
+from evsrc.shredding import Personal as Personal, ShreddingStore as ShreddingStore
 from evsrc.snapshot import (
     EventStreamSnapshotStore as EventStreamSnapshotStore,
     InMemorySnapshotStore as InMemorySnapshotStore,
@@ -91,6 +99,7 @@ __all__ = [
     "MAX_EVENT_VERSION",
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
+    "STREAM_DELETED",
     "Accepted",
     "Aggregate",
     "AggregateError",
@@ -98,11 +107,13 @@ __all__ = [
     "CheckpointStore",
     "CommandHandler",
     "Committed",
+    "CompressingStore",
     "ConfigurationError",
     "Conflict",
     "Deadline",
     "Deadlines",
     "Decision",
+    "Deleted",
     "DuplicateEventIdError",
     "Event",
     "EventCodecError",
@@ -114,11 +125,13 @@ __all__ = [
     "EvsrcError",
     "FailurePolicy",
     "InMemoryCheckpointStore",
+    "InMemoryKeyStore",
     "InMemorySnapshotStore",
     "InvalidCheckpointError",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidStreamError",
+    "KeyStore",
     "Lag",
     "NewEvent",
     "OutboxDispatcher",
@@ -127,6 +140,7 @@ __all__ = [
     "OutcomeUnknownError",
     "ParkedEvent",
     "ParkedEvents",
+    "Personal",
     "ProcessManager",
     "ProjectionError",
     "ProjectionRunner",
@@ -138,11 +152,16 @@ __all__ = [
     "RetryPolicy",
     "SchemaError",
     "Send",
+    "ShreddingStore",
     "Snapshot",
     "SnapshotStore",
     "StoreClosedError",
     "StoreUnavailableError",
     "StreamCheckpointStore",
+    "StreamDeleted",
+    "StreamDeletedError",
+    "StreamMetadata",
+    "Sweeper",
     "UnknownEventTypeError",
     "applies",
     "correlated",

@@ -44,6 +44,7 @@ from evsrc._annotated import Deferred, caller_namespace, events_of
 from evsrc.decision import Decision, Rejection, normalize_decision
 from evsrc.errors import AggregateError
 from evsrc.models import Event, EventRegistry
+from evsrc.records import STREAM_DELETED
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -269,7 +270,11 @@ class Aggregate:
         appliers = type(self)._appliers
         if appliers is None:  # a fold's annotation is still unresolved
             appliers = type(self)._folds()
-        for klass in type(event).__mro__:
+        name = appliers.get(type(event))  # the usual case: a fold of the event's own model
+        if name is not None:
+            getattr(self, name)(event)
+            return
+        for klass in type(event).__mro__[1:]:
             name = appliers.get(klass)
             if name is not None:
                 getattr(self, name)(event)
@@ -281,10 +286,17 @@ class Aggregate:
         """Decode and apply one stored event; ``False`` (and nothing done) if already folded.
 
         The event must be the next one (``self.seq + 1``): a gap is an
-        ``AggregateError``, never a silent skip.
+        ``AggregateError``, never a silent skip. A ``$stream-deleted`` event (a
+        soft delete, docs/lifecycle.md) follows events that are gone: it resets
+        the state to a fresh instance's, at its seq.
         """
         if recorded.seq <= self.seq:
             return False
+        if recorded.type == STREAM_DELETED:
+            vars(self).clear()
+            vars(self).update(vars(type(self)()))
+            self.seq = recorded.seq
+            return True
         if recorded.seq != self.seq + 1:
             msg = (
                 f"{type(self).__qualname__} at seq {self.seq} cannot fold "

@@ -18,34 +18,59 @@ The primitives:
   up to what was committed when the read got there.
 - ``_follow(start, flt)``: the same, then live; never ends while the store is open.
 - ``close()``: set ``_closed`` and release resources.
+
+The stream lifecycle primitives (docs/lifecycle.md); a backend without them
+fails their part of the contract suite with ``NotImplementedError``:
+
+- ``_delete(stream, hard)``: in one transaction remove the stream's events
+  and append :func:`deletion_marker` (a ``$stream-deleted`` event) at head + 1;
+  a soft marker is an ordinary event from then on, a hard one makes every
+  primitive of that stream raise ``StreamDeletedError``.
+- ``_truncate(stream, before)``: remove events with seq below
+  ``min(before, head)``; return how many.
+- ``_write_metadata(stream, meta)`` / ``_read_metadata(stream)``: retention,
+  enforced by ``_read_stream``.
+- ``_sweep(now)``: remove every event that retention hides; return how many.
 """
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
+from uuid import uuid4
 
 from evsrc._json import same_json_text
-from evsrc.errors import DuplicateEventIdError, EventIdReusedError, StoreClosedError
-from evsrc.records import Checkpoint, Committed, Conflict
+from evsrc.errors import (
+    DuplicateEventIdError,
+    EventIdReusedError,
+    InvalidInputError,
+    StoreClosedError,
+)
+from evsrc.lifecycle import check_metadata, check_truncate
+from evsrc.records import STREAM_DELETED, Checkpoint, Committed, Conflict, retried
 from evsrc.store import (
+    EncodedEvent,
     EventStore,
     check_checkpoint,
     check_filter,
     check_read_args,
     check_stream,
     prepare_append,
+    unsupported,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+    from datetime import timedelta
     from uuid import UUID
 
-    from evsrc.records import NewEvent, RecordedEvent
-    from evsrc.store import EncodedEvent, EventFilter
+    from evsrc.records import Deleted, NewEvent, RecordedEvent, StreamMetadata
+    from evsrc.store import EventFilter
 
-__all__ = ["Backend", "Place", "check_global_read", "resolve_retry"]
+__all__ = ["Backend", "Place", "check_global_read", "deletion_marker", "resolve_retry"]
 
 
 class Place(NamedTuple):
@@ -82,7 +107,7 @@ def resolve_retry(
     encoded: Sequence[EncodedEvent],
     found: Mapping[UUID, Place],
 ) -> Committed:
-    """The original ``Committed`` if every id sits exactly where this append would put it.
+    """The original ``Committed``, marked ``retried``, if every id sits where this append puts it.
 
     Otherwise ``DuplicateEventIdError`` naming the first id found; when the ids
     sit in place but a ``Place`` with content holds another event,
@@ -102,8 +127,10 @@ def resolve_retry(
                 raise EventIdReusedError(event_id=e.id, stream=stream, seq=p.seq)
         last = places[-1]
         assert last is not None
-        return Committed(
-            stream, base + 1, last.seq, last.position, Checkpoint(last.commit, last.position)
+        return retried(
+            Committed(
+                stream, base + 1, last.seq, last.position, Checkpoint(last.commit, last.position)
+            )
         )
     # Some ids exist elsewhere, or only part of the append exists: not a retry.
     e, where = next((e, w) for e, w in zip(encoded, places, strict=True) if w is not None)
@@ -118,6 +145,12 @@ def check_global_read(
     if limit is not None and (type(limit) is not int or limit < 0):
         check_read_args("-", 0, limit)
     return start, check_filter(stream_prefix, types)
+
+
+def deletion_marker(last_seq: int, *, hard: bool) -> EncodedEvent:
+    """The ``$stream-deleted`` event that records a deletion of events ``1 … last_seq``."""
+    data = json.dumps({"last_seq": last_seq, "hard": hard}, separators=(",", ":"))
+    return EncodedEvent(uuid4(), STREAM_DELETED, 1, data, "{}")
 
 
 class Backend(EventStore):
@@ -172,6 +205,28 @@ class Backend(EventStore):
         self, start: Checkpoint | None, flt: EventFilter
     ) -> AsyncGenerator[RecordedEvent, None]:
         """The global log after ``start`` that passes ``flt``, then live."""
+
+    # -- the stream lifecycle primitives (see the module docs) ----------------
+
+    async def _delete(self, stream: str, hard: bool) -> Deleted:
+        """Remove the stream's events and record a deletion marker, atomically."""
+        raise unsupported(self, "delete_stream")
+
+    async def _truncate(self, stream: str, before: int) -> int:
+        """Remove events with seq below ``min(before, head)``."""
+        raise unsupported(self, "truncate_before")
+
+    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
+        """Store the stream's retention (all ``None``: forget it)."""
+        raise unsupported(self, "set_stream_metadata")
+
+    async def _read_metadata(self, stream: str) -> StreamMetadata:
+        """The stream's retention."""
+        raise unsupported(self, "stream_metadata")
+
+    async def _sweep(self, now: datetime) -> int:
+        """Remove every event retention hides as of ``now``."""
+        raise unsupported(self, "sweep")
 
     # -- the public contract ---------------------------------------------------
 
@@ -254,3 +309,46 @@ class Backend(EventStore):
         async with aclosing(self._follow(start, flt)) as events:
             async for event in events:
                 yield event
+
+    # -- the stream lifecycle ------------------------------------------------------
+
+    async def delete_stream(self, stream: str, *, hard: bool = False) -> Deleted:
+        """See ``EventStore.delete_stream``."""
+        check_stream(stream)
+        if type(hard) is not bool:
+            msg = f"hard must be a bool, got {hard!r}"
+            raise InvalidInputError(msg, argument="hard", value=hard)
+        if self._closed:
+            raise self._closed_error()
+        return await self._delete(stream, hard)
+
+    async def truncate_before(self, stream: str, seq: int) -> int:
+        """See ``EventStore.truncate_before``."""
+        before = check_truncate(stream, seq)
+        if self._closed:
+            raise self._closed_error()
+        return await self._truncate(stream, before)
+
+    async def set_stream_metadata(
+        self, stream: str, *, max_count: int | None = None, max_age: timedelta | None = None
+    ) -> StreamMetadata:
+        """See ``EventStore.set_stream_metadata``."""
+        check_stream(stream)
+        meta = check_metadata(max_count, max_age)
+        if self._closed:
+            raise self._closed_error()
+        await self._write_metadata(stream, meta)
+        return meta
+
+    async def stream_metadata(self, stream: str) -> StreamMetadata:
+        """See ``EventStore.stream_metadata``."""
+        check_stream(stream)
+        if self._closed:
+            raise self._closed_error()
+        return await self._read_metadata(stream)
+
+    async def sweep(self) -> int:
+        """See ``EventStore.sweep``."""
+        if self._closed:
+            raise self._closed_error()
+        return await self._sweep(datetime.now(UTC))

@@ -107,7 +107,7 @@ def stamp(
     causation id and the correlation id (it starts a conversation).
     """
     if metadata is None and correlation_id is None and causation_id is None:
-        command = new_id()  # the usual case, kept cheap
+        command = f"{_prefix}-{next(_counter):x}"  # new_id(), inline: the usual case
         current = _current.get()
         return {CAUSATION_ID: command, CORRELATION_ID: command if current is None else current}
     md: dict[str, Any] = {} if metadata is None else dict(metadata)

@@ -8,13 +8,14 @@ copy of the state), and gathers the events of one append.
 from __future__ import annotations
 
 import copy
+from asyncio import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID, uuid5
 
 from evsrc.aggregate import Aggregate, Rejection, normalize_decision
 from evsrc.errors import AggregateError, RetriesExhaustedError
-from evsrc.outcome import Outcome, outcome
+from evsrc.outcome import Accepted, Outcome, Rejected, outcome
 from evsrc.records import Committed
 
 if TYPE_CHECKING:
@@ -25,10 +26,26 @@ if TYPE_CHECKING:
     from evsrc.models import Event, EventRegistry
     from evsrc.records import NewEvent
 
-__all__ = ["Attempt", "Command", "Decided", "decide_batch", "decide_one"]
+_tuple_new = tuple.__new__
+
+__all__ = ["Attempt", "Command", "Decided", "Wake", "decide_batch", "decide_one", "wake_up"]
+
+#: What a waiting caller waits on.
+Wake: TypeAlias = "Future[None] | anyio.Event"
 
 
-@dataclass(eq=False)
+def wake_up(wake: Wake | None) -> None:
+    """Wake the caller waiting on ``wake`` (if any, and not already woken or cancelled)."""
+    if wake is None:
+        return
+    if isinstance(wake, Future):
+        if not wake.done():
+            wake.set_result(None)
+    else:
+        wake.set()
+
+
+@dataclass(eq=False, slots=True)
 class Command:
     """One caller's command while it is queued, decided and appended."""
 
@@ -41,14 +58,13 @@ class Command:
     lead: bool = False
     #: Set by whoever gives this caller its outcome or the lead; created only
     #: when the caller has to wait (a caller that leads at once never does).
-    wake: anyio.Event | None = None
+    #: Under asyncio a bare future (the cheapest wake-up), else an anyio Event.
+    wake: Wake | None = None
     #: Events get ids ``uuid5(id_seed, "<index>")`` when set (deterministic ids).
     id_seed: UUID | None = None
-
-    @property
-    def done(self) -> bool:
-        """True once the command has its outcome or its error."""
-        return self.outcome is not None or self.error is not None
+    #: True once the command has its outcome or its error (set by :meth:`finish`;
+    #: a plain attribute, read several times per command).
+    done: bool = False
 
     def finish(self, outcome: Outcome[Any, Any] | None, error: BaseException | None = None) -> None:
         """Give the caller its outcome (or error) and wake it; the first answer wins."""
@@ -56,11 +72,12 @@ class Command:
             return
         self.outcome = outcome
         self.error = error
+        self.done = outcome is not None or error is not None
         if self.wake is not None:
-            self.wake.set()
+            wake_up(self.wake)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Decided:
     """A command's decision within one attempt."""
 
@@ -71,7 +88,7 @@ class Decided:
     rejection: Rejection[Any] | None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Attempt:
     """One decide+append round for a batch: the decisions, their events, the state seen."""
 
@@ -89,17 +106,29 @@ class Attempt:
 
     def deliver(self, stream: str, committed: Committed) -> list[Event]:
         """Give each command its outcome once the attempt committed; returns all its events."""
+        decided = self.decided
+        if len(decided) == 1:
+            # The append was this command's alone: its Committed is the append's.
+            d = decided[0]
+            c = d.command
+            c.finish(outcome(stream, c.attempts, d.events, d.result, d.rejection, committed))
+            return d.events
         seq = self.expected
-        for d in self.decided:
+        position, checkpoint = committed.position, committed.checkpoint
+        for d in decided:
             c = d.command
             mine: Committed | None = None
-            if d.new:
-                mine = Committed(
-                    stream, seq + 1, seq + len(d.new), committed.position, committed.checkpoint
-                )
-                seq += len(d.new)
-            c.finish(outcome(stream, c.attempts, d.events, d.result, d.rejection, mine))
-        return [e for d in self.decided for e in d.events]
+            n = len(d.new)
+            if n:
+                mine = _tuple_new(Committed, (stream, seq + 1, seq + n, position, checkpoint))
+                seq += n
+            rejection = d.rejection
+            c.finish(
+                Accepted(stream, c.attempts, d.events, d.result, None, mine)
+                if rejection is None
+                else Rejected(stream, c.attempts, d.events, None, rejection, mine)
+            )
+        return [e for d in decided for e in d.events]
 
     def after_conflict(self, stream: str, max_attempts: int) -> list[Command]:
         """Commands to decide again after a conflict; the others exhausted their attempts."""
@@ -128,7 +157,11 @@ def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> De
     events, result, rejection = normalize_decision(value)
     seed = command.id_seed
     if seed is None:
-        new = [registry.encode(e, metadata=command.metadata) for e in events]
+        md = command.metadata
+        if len(events) == 1:  # the usual decision: no comprehension frame
+            new = [registry.encode(events[0], metadata=md)]
+        else:
+            new = [registry.encode(e, metadata=md) for e in events]
     else:
         new = [
             registry.encode(e, metadata=command.metadata, id=uuid5(seed, str(i)))
@@ -167,16 +200,14 @@ def decide_batch(
     for i, command in enumerate(commands):
         command.attempts += 1
         target = work if work is not None else state
-        if provisional:
-            try:
-                d: Decided | None = _decision(registry, command, target)
-            except Exception:
+        try:
+            d = _decision(registry, command, target)
+        except Exception as exc:
+            if provisional:
                 for c in commands[: i + 1]:
                     c.attempts -= 1
                 return None
-        else:
-            d = decide_one(registry, command, target)
-        if d is None:
+            command.finish(None, exc)
             continue
         if d.events and i < last:
             # Later commands must see these events: apply them to a private copy.

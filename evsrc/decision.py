@@ -70,19 +70,30 @@ def normalize_decision(value: object) -> tuple[list[Event], Any, Rejection | Non
     Raises ``AggregateError`` for anything that is not a sequence of events,
     a :class:`Decision` or a :class:`Rejection`.
     """
-    if isinstance(value, Rejection):
-        return [], None, value
     result: Any = None
     events: object = value
-    if isinstance(value, Decision):
+    if type(value) is Decision:
         events, result = value.events, value.result
-    if isinstance(events, Event) or not isinstance(events, Sequence) or isinstance(events, str):
+    elif type(value) is not list:
+        if isinstance(value, Rejection):
+            return [], None, value
+        if isinstance(value, Decision):
+            events, result = value.events, value.result
+    kind = type(events)
+    # A list or tuple is a sequence of something: no need for the Sequence ABC's check.
+    if (
+        kind is not list
+        and kind is not tuple
+        and (
+            isinstance(events, Event) or not isinstance(events, Sequence) or isinstance(events, str)
+        )
+    ):
         msg = (
             "a decision must return a sequence of events, a Decision or a Rejection, "
             f"got {type(value).__name__}"
         )
         raise AggregateError(msg)
-    out = list(events)
+    out: list[Event] = list(events)  # type: ignore[call-overload]
     for i, e in enumerate(out):
         if not isinstance(e, Event):
             msg = f"a decision returned events[{i}] = {e!r}, which is not an Event"

@@ -12,6 +12,7 @@ outcome of a race and comes back as a value. Everything below is raised::
     │   └── EventIdReusedError      an event id re-sent to its own position with different content
     ├── ConfigurationError          the store is misconfigured (bad URL or DSN, unknown database
     │                               or role, bad password, missing privilege): fix, don't retry
+    ├── StreamDeletedError          the stream was hard-deleted (tombstoned): no reads, no writes
     ├── StoreClosedError            the store was closed
     ├── StoreUnavailableError       the backend cannot be reached (connection refused, pool closed)
     │   └── OutcomeUnknownError     an append was interrupted; it may or may not have committed.
@@ -54,6 +55,7 @@ __all__ = [
     "SchemaError",
     "StoreClosedError",
     "StoreUnavailableError",
+    "StreamDeletedError",
     "UnknownEventTypeError",
 ]
 
@@ -143,6 +145,22 @@ class EventIdReusedError(DuplicateEventIdError):
 
 class ConfigurationError(EvsrcError):
     """The store is misconfigured; retrying will not help until the configuration is fixed."""
+
+
+class StreamDeletedError(EvsrcError):
+    """The stream was hard-deleted: its name is tombstoned; nothing was read or written.
+
+    A tombstone is forever: the stream cannot be read, appended to or started
+    again (a retry of an append whose events were deleted cannot bring them
+    back). Use another stream name.
+    """
+
+    stream: str | None
+
+    def __init__(self, message: str | None = None, *, stream: str | None = None) -> None:
+        if message is None and stream is not None:
+            message = f"stream {stream!r} was hard-deleted; it can never be read or written again"
+        super().__init__(message, stream=stream)
 
 
 class StoreClosedError(EvsrcError):

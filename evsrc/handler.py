@@ -32,7 +32,7 @@ from evsrc.aggregate import Aggregate, Decision, Rejection
 from evsrc.cache import StateCache
 from evsrc.correlation import stamp
 from evsrc.deciding import Attempt, Command, decide_batch, decide_one, finish_all
-from evsrc.errors import InvalidInputError
+from evsrc.errors import AggregateError, InvalidInputError, StoreUnavailableError
 from evsrc.lanes import Lanes
 from evsrc.outcome import Accepted, Outcome, Rejected, outcome
 from evsrc.records import Committed, Conflict
@@ -54,6 +54,9 @@ A = TypeVar("A", bound=Aggregate)
 #: A decision's result and rejection detail: ``None`` when the decision has none.
 R = DefaultTypeVar("R", default=None)
 D = DefaultTypeVar("D", default=None)
+
+
+_DEFAULT_STREAM_NAME = Aggregate.stream_name.__func__  # type: ignore[attr-defined]
 
 
 def _check_int(name: str, value: object, low: int) -> None:
@@ -144,6 +147,13 @@ class CommandHandler(Generic[A]):
             snapshot_every=snapshot_every,
         )
         self._lanes = Lanes(max_batch, self._run, self._settle)
+        # "<prefix>:" when the aggregate names its streams the default way (a fast path).
+        self._stream_head: str | None = None
+        if getattr(aggregate.stream_name, "__func__", None) is _DEFAULT_STREAM_NAME:
+            try:
+                self._stream_head = aggregate.stream_name("k")[:-1]
+            except AggregateError:
+                pass  # no stream_prefix: execute() raises it
 
     @property
     def cache(self) -> StateCache[A]:
@@ -176,16 +186,27 @@ class CommandHandler(Generic[A]):
         that re-running the same command after a crash can never append its
         events twice (the store refuses an id it already holds).
         """
-        stream = self.aggregate.stream_name(key)
-        command = _command(decide, metadata, correlation_id, causation_id, event_ids)
+        head = self._stream_head
+        if head is not None and type(key) is str and key:
+            stream = head + key
+        else:
+            stream = self.aggregate.stream_name(key)
+        if metadata is None and correlation_id is None and causation_id is None:
+            if event_ids is None:
+                command = Command(decide, stamp(None, None, None))
+            else:
+                command = _command(decide, None, None, None, event_ids)
+        else:
+            command = _command(decide, metadata, correlation_id, causation_id, event_ids)
         if self.batching:
             await self._lanes.execute(stream, command)
         else:
             await self._run(stream, [command], None)
         if command.error is not None:
             raise command.error
-        assert isinstance(command.outcome, (Accepted, Rejected))
-        return command.outcome
+        out = command.outcome
+        assert out is not None
+        return out  # type: ignore[return-value]
 
     async def load(self, key: str) -> A:
         """The current state of ``key``, caught up; a copy, safe to keep or mutate."""
@@ -282,6 +303,10 @@ class CommandHandler(Generic[A]):
                         # The stream moved: that round does not count as an attempt.
                         unconfirmed.uncount()
                         unconfirmed = None
+                    if lane is not None and lane.queue:
+                        # Commands queued while the read was out: decide them now,
+                        # on the state just read, rather than in another round trip.
+                        live = self._lanes.absorb(lane, live)
                 att = decide_batch(self.registry, live, state, provisional=provisional)
                 if att is None or (provisional and not att.new):
                     # Nothing to append means nothing confirms the cached state:
@@ -294,7 +319,14 @@ class CommandHandler(Generic[A]):
                     return
                 appending = True
                 try:
-                    r = await self._append(stream, att.expected, att.new)
+                    # The store first, the retry policy only once it failed (the
+                    # usual append then costs one coroutine less).
+                    try:
+                        r = await self.store.append_expect(stream, att.expected, att.new)
+                    except StoreUnavailableError as exc:
+                        r = await self.retry.append(
+                            self.store, stream, att.expected, att.new, failed=exc
+                        )
                 except Exception as exc:
                     finish_all([d.command for d in att.decided], exc)
                     return

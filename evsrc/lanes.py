@@ -15,21 +15,25 @@ other caller still gets its real outcome.
 
 from __future__ import annotations
 
+from asyncio import get_running_loop
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
+
+from evsrc.deciding import wake_up
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from evsrc.deciding import Attempt, Command
 
 __all__ = ["Lane", "Lanes"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Lane:
     """A stream's queue of commands waiting for the append in flight."""
 
@@ -62,6 +66,7 @@ class Lanes:
         self._run = run
         self._settle = settle
         self._lanes: dict[str, Lane] = {}
+        self._spare: Lane | None = None
 
     def __len__(self) -> int:
         """How many streams have a lane (commands queued or in flight)."""
@@ -71,7 +76,12 @@ class Lanes:
         """Queue ``command`` on its stream's lane and return once it is done."""
         lane = self._lanes.get(stream)
         if lane is None:
-            lane = self._lanes[stream] = Lane()
+            lane = self._spare
+            if lane is None:
+                lane = Lane()
+            else:
+                self._spare = None
+            self._lanes[stream] = lane
         lane.queue.append(command)
         if not lane.busy:
             lane.busy = True
@@ -83,8 +93,13 @@ class Lanes:
                 else:
                     # No await between queueing and here: nobody can have
                     # tried to wake this caller before its event exists.
-                    wake = command.wake = anyio.Event()
-                    await wake.wait()
+                    try:
+                        fut = command.wake = get_running_loop().create_future()
+                    except RuntimeError:  # not asyncio (trio)
+                        event = command.wake = anyio.Event()
+                        await event.wait()
+                    else:
+                        await fut
                     command.wake = None
         except BaseException:
             self._abandon(lane, command)
@@ -93,6 +108,8 @@ class Lanes:
             if not lane.busy and not lane.queue and lane.inflight is None:
                 if self._lanes.get(stream) is lane:
                     del self._lanes[stream]
+                    # An idle lane is as new: keep one for the next idle stream.
+                    self._spare = lane
 
     def _abandon(self, lane: Lane, command: Command) -> None:
         """A cancelled caller: leave the queue, and pass on the lead if it had it."""
@@ -105,18 +122,27 @@ class Lanes:
             command.lead = False
             self._hand_off(lane)
 
+    def absorb(self, lane: Lane, batch: list[Command]) -> list[Command]:
+        """``batch`` plus the lane's queued commands, up to ``max_batch`` in all."""
+        queue = lane.queue
+        out = list(batch)
+        while queue and len(out) < self.max_batch:
+            c = queue.popleft()
+            if not c.done and not c.abandoned:
+                out.append(c)
+        return out
+
     @staticmethod
     def _hand_off(lane: Lane) -> None:
         """Make a waiting caller the stream's leader, or mark the stream idle."""
-        candidates: list[Command] = []
+        candidates: Iterable[Command] = lane.queue
         if lane.inflight is not None:
             candidates = [d.command for d in lane.inflight.decided]
-        candidates.extend(lane.queue)
+            candidates.extend(lane.queue)
         for c in candidates:
             if not c.done and not c.abandoned:
                 c.lead = True
-                if c.wake is not None:
-                    c.wake.set()
+                wake_up(c.wake)
                 return
         lane.inflight = None
         lane.busy = False
@@ -130,15 +156,18 @@ class Lanes:
                     lane.inflight = None
                     await self._settle(stream, lane, att)
                     continue
-                batch: list[Command] = []
-                while lane.queue and len(batch) < self.max_batch:
-                    c = lane.queue.popleft()
-                    if not c.done and not c.abandoned:
-                        batch.append(c)
+                batch = self.absorb(lane, [])
                 if not batch:  # pragma: no cover - me is always queued or inflight
                     msg = "command neither queued nor in flight"
                     raise AssertionError(msg)
                 await self._run(stream, batch, lane)
+                if me.done and len(batch) > 1:
+                    # Contended: the callers just answered usually come straight
+                    # back with their next command. Holding the lead for one pass
+                    # of the event loop queues them here, so the next batch takes
+                    # them all, instead of the first back committing alone while
+                    # the others queue behind it. Shielded: the outcome is ours.
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
         except BaseException:
             me.abandoned = True
             raise

@@ -10,18 +10,28 @@ the same data is accepted and refused as on PostgreSQL.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from uuid import UUID, SafeUUID
 
 import anyio
 import anyio.lowlevel
 
-from evsrc.backend import Backend, Place
-from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent, recorded
+from evsrc.backend import Backend, Place, deletion_marker
+from evsrc.errors import StreamDeletedError
+from evsrc.records import (
+    STREAM_DELETED,
+    Checkpoint,
+    Committed,
+    Conflict,
+    Deleted,
+    RecordedEvent,
+    StreamMetadata,
+    recorded,
+)
 from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
     from evsrc.store import EncodedEvent, EventFilter
 
@@ -41,6 +51,10 @@ _Row = tuple[str, int, int, int, int, str, int, str, str, datetime]
 
 #: How many events a read decodes at a time (one json.loads per page).
 _PAGE = 1024
+
+# What a removed event's slot holds (in its stream's rows and in the log), so
+# that a row's index stays its seq - 1 and its position - 1.
+_GONE: Final[_Row] = ("", 0, 0, 0, 0, "", 0, "", "", datetime.min.replace(tzinfo=UTC))
 
 
 if set(getattr(UUID, "__slots__", ())) >= {"int", "is_safe"}:
@@ -74,6 +88,8 @@ def _matching(
     while index < stop and len(out) < want:
         r = log[index]
         index += 1
+        if r is _GONE:
+            continue
         if (prefix is None or r[0].startswith(prefix)) and (types is None or r[5] in types):
             out.append(r)
     return out, index
@@ -93,7 +109,112 @@ def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
     ]
 
 
-class InMemoryEventStore(Backend):
+class _Lifecycle(Backend):
+    """The stream lifecycle primitives of :class:`InMemoryEventStore` (docs/lifecycle.md).
+
+    Like appends, each runs to completion without an await: atomic, no lock.
+    """
+
+    _streams: dict[str, list[_Row]]
+    _log: list[_Row]
+    _ids: dict[int, tuple[str, int]]
+    _tombstones: set[str]
+    _meta: dict[str, StreamMetadata]
+    _first: dict[str, int]
+    _removed: int
+
+    def _kept(
+        self, stream: str, rows: list[_Row], after: int, limit: int | None, backwards: bool
+    ) -> list[_Row]:
+        """The rows a read returns: not removed, within retention."""
+        if stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
+        hidden = self._hidden(stream, rows, _now(UTC))
+        start = max(after, self._first.get(stream, 0))
+        selected = [r for r in rows[start:] if r is not _GONE and (hidden is None or not hidden(r))]
+        if backwards:
+            selected.reverse()
+        return selected if limit is None else selected[:limit]
+
+    def _hidden(
+        self, stream: str, rows: list[_Row], now: datetime
+    ) -> Callable[[_Row], bool] | None:
+        """What the stream's retention hides (never its head), or ``None``."""
+        meta = self._meta.get(stream)
+        if meta is None:
+            return None
+        head = len(rows)
+        floor = 0 if meta.max_count is None else head - meta.max_count
+        cutoff = None if meta.max_age is None else now - meta.max_age
+        return lambda r: r[1] != head and (r[1] <= floor or (cutoff is not None and r[9] < cutoff))
+
+    def _remove(
+        self, stream: str, rows: list[_Row], end: int, which: Callable[[_Row], bool]
+    ) -> int:
+        """Remove the rows of ``rows[:end]`` that ``which`` picks; return how many."""
+        first = self._first.get(stream, 0)
+        log = self._log
+        ids = self._ids
+        removed = 0
+        for i in range(first, end):
+            r = rows[i]
+            if r is not _GONE and which(r):
+                rows[i] = _GONE
+                log[r[2] - 1] = _GONE
+                del ids[r[4]]
+                removed += 1
+        while first < len(rows) and rows[first] is _GONE:
+            first += 1
+        self._first[stream] = first
+        self._removed += removed
+        return removed
+
+    async def _delete(self, stream: str, hard: bool) -> Deleted:
+        if stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
+        rows = self._streams.get(stream, [])
+        head = len(rows)
+        if not hard and (head == 0 or rows[-1][5] == STREAM_DELETED):
+            return Deleted(stream, head, hard, None)  # nothing live to delete
+        self._remove(stream, rows, head, lambda _: True)
+        committed = await self._write_batch(stream, None, [deletion_marker(head, hard=hard)])
+        assert isinstance(committed, Committed)
+        if hard:
+            self._tombstones.add(stream)
+            self._meta.pop(stream, None)
+        return Deleted(stream, head, hard, committed.checkpoint)
+
+    async def _truncate(self, stream: str, before: int) -> int:
+        if stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
+        rows = self._streams.get(stream)
+        if not rows:
+            return 0
+        return self._remove(stream, rows, min(before, len(rows)) - 1, lambda _: True)
+
+    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
+        if stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
+        if meta == StreamMetadata():
+            self._meta.pop(stream, None)
+        else:
+            self._meta[stream] = meta
+
+    async def _read_metadata(self, stream: str) -> StreamMetadata:
+        return self._meta.get(stream, StreamMetadata())
+
+    async def _sweep(self, now: datetime) -> int:
+        removed = 0
+        for stream in list(self._meta):
+            rows = self._streams.get(stream)
+            hidden = self._hidden(stream, rows, now) if rows else None
+            if rows and hidden is not None:
+                removed += self._remove(stream, rows, len(rows) - 1, hidden)
+            await anyio.lowlevel.checkpoint()
+        return removed
+
+
+class InMemoryEventStore(_Lifecycle):
     """An event store held in memory; checkpoints are ``commit:position`` counters."""
 
     def __init__(self) -> None:
@@ -106,6 +227,12 @@ class InMemoryEventStore(Backend):
         # only when one commits, so idle ones cost appends a string test each.
         self._filtered: dict[EventFilter, list[anyio.Event]] = {}
         self._closed = False
+        # The stream lifecycle: tombstoned streams, retention, the first slot of
+        # each stream not known to be removed, how many slots of the log are removed.
+        self._tombstones: set[str] = set()
+        self._meta: dict[str, StreamMetadata] = {}
+        self._first: dict[str, int] = {}
+        self._removed = 0
 
     # -- writing -----------------------------------------------------------
 
@@ -121,6 +248,8 @@ class InMemoryEventStore(Backend):
         if rows is None:
             rows = self._streams[stream] = []
         actual = len(rows)
+        if self._tombstones and stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
         if expected is not None and actual != expected:
             return Conflict(stream, expected, actual)
         log = self._log
@@ -184,6 +313,8 @@ class InMemoryEventStore(Backend):
         rows = self._streams.get(stream)
         if not rows:
             return []
+        if stream in self._first or stream in self._meta or stream in self._tombstones:
+            return _events(self._kept(stream, rows, after, limit, backwards))
         selected = rows[after:]
         if backwards:
             selected.reverse()
@@ -193,6 +324,8 @@ class InMemoryEventStore(Backend):
 
     async def _head(self, stream: str) -> int:
         rows = self._streams.get(stream)
+        if self._tombstones and stream in self._tombstones:
+            raise StreamDeletedError(stream=stream)
         return len(rows) if rows else 0
 
     async def _read_global(
@@ -201,7 +334,7 @@ class InMemoryEventStore(Backend):
         index = self._start_index(start)
         end = len(self._log)
         log = self._log
-        if flt.everything:
+        if flt.everything and not self._removed:
             if limit is not None:
                 end = min(end, index + limit)
             while index < end:
@@ -229,7 +362,7 @@ class InMemoryEventStore(Backend):
             if self._closed:
                 raise self._closed_error()
             while index < len(log):
-                if flt.everything:
+                if flt.everything and not self._removed:
                     page = _events(log[index : index + _PAGE])
                     index += len(page)
                 else:

@@ -17,21 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from uuid import UUID, uuid4
 
 import pydantic
 
+from evsrc._ids import uuid4 as new_id
 from evsrc.errors import EventCodecError, EventDecodeError, UnknownEventTypeError
 from evsrc.records import NewEvent
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from uuid import UUID
 
     from evsrc.records import RecordedEvent
 
 __all__ = ["Event", "EventRegistry", "Upcaster"]
 
 E = TypeVar("E", bound="Event")
+_BASE_DUMP = pydantic.BaseModel.model_dump
 
 #: An upcaster takes the stored ``data`` of version ``n`` and returns that of ``n + 1``.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -84,6 +86,9 @@ class EventRegistry:
 
     def __init__(self, *models: type[Event]) -> None:
         self._models: dict[tuple[str, int], type[Event]] = {}
+        #: Per registered model: its type, its version, and whether it keeps
+        #: pydantic's own model_dump (then encode calls the serializer directly).
+        self._encoding: dict[type[Event], tuple[str, int, bool]] = {}
         self._current: dict[str, int] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         for model in models:
@@ -109,6 +114,7 @@ class EventRegistry:
             )
             raise EventCodecError(msg)
         self._models[key] = model
+        self._encoding[model] = (key[0], key[1], model.model_dump is _BASE_DUMP)
         if key[1] > self._current.get(key[0], 0):
             self._current[key[0]] = key[1]
         return model
@@ -168,25 +174,34 @@ class EventRegistry:
     ) -> NewEvent:
         """Turn a registered event model into a ``NewEvent`` ready to append."""
         cls = type(event)
-        key = _declared(cls) if isinstance(event, Event) else None
-        if key is None or self._models.get(key) is not cls:
-            if key is None:
-                name = cls.__qualname__
-                msg = f"{name} is not an event type (declare it as Event with type=...)"
-                raise UnknownEventTypeError(msg)
-            msg = (
-                f"{cls.__qualname__} (type {key[0]!r} version {key[1]}) "
-                "is not registered in this registry"
-            )
-            raise UnknownEventTypeError(msg, type=key[0], version=key[1])
-        data = event.model_dump(mode="json", by_alias=True)
+        found = self._encoding.get(cls)
+        if found is None:
+            raise self._not_registered(event, cls.__dict__.get("__evsrc_declared__"))
+        if found[2]:
+            # What model_dump does, without its Python wrapper (a hot path).
+            data = cls.__pydantic_serializer__.to_python(event, mode="json", by_alias=True)
+        else:
+            data = event.model_dump(mode="json", by_alias=True)
         return NewEvent(
-            type=key[0],
-            data=data,
-            metadata=dict(metadata) if metadata else {},
-            id=id if id is not None else uuid4(),
-            version=key[1],
+            found[0],
+            data,
+            dict(metadata) if metadata else {},
+            id if id is not None else new_id(),
+            found[1],
         )
+
+    @staticmethod
+    def _not_registered(event: object, key: tuple[str, int] | None) -> UnknownEventTypeError:
+        cls = type(event)
+        if key is None or not isinstance(event, Event):
+            name = cls.__qualname__
+            msg = f"{name} is not an event type (declare it as Event with type=...)"
+            return UnknownEventTypeError(msg)
+        msg = (
+            f"{cls.__qualname__} (type {key[0]!r} version {key[1]}) "
+            "is not registered in this registry"
+        )
+        return UnknownEventTypeError(msg, type=key[0], version=key[1])
 
     def decode(self, recorded: RecordedEvent) -> Event:
         """Turn a stored event into its model, upcasting older versions first.

@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, uuid4
 
 from evsrc.errors import InvalidCheckpointError
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
-__all__ = ["Checkpoint", "Committed", "Conflict", "NewEvent", "RecordedEvent", "recorded"]
+__all__ = [
+    "STREAM_DELETED",
+    "Checkpoint",
+    "Committed",
+    "Conflict",
+    "Deleted",
+    "NewEvent",
+    "RecordedEvent",
+    "StreamMetadata",
+    "recorded",
+    "retried",
+]
+
+#: The type of the event that ``delete_stream`` records at the deleted stream's
+#: head, in the global order; reserved (an append of this type is refused).
+STREAM_DELETED: Final = "$stream-deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +160,10 @@ class Committed(NamedTuple):
     ``position`` and ``checkpoint`` are those of the last event appended;
     a projector that has passed ``checkpoint`` has seen this append.
     An immutable named tuple, like every value an append or a read returns.
+
+    ``retried`` (not a field) is true when this append was an idempotent
+    re-send: its event ids were already committed there, nothing was written,
+    and this is the original result.
     """
 
     stream: str
@@ -152,6 +171,30 @@ class Committed(NamedTuple):
     last_seq: int
     position: int
     checkpoint: Checkpoint
+
+    @property
+    def retried(self) -> bool:
+        """Whether the events were already committed by an earlier send (nothing written now)."""
+        return False
+
+
+class _RetriedCommitted(Committed):
+    # A subclass rather than a sixth field: a retry still equals, unpacks and
+    # hashes like the original result, as the idempotency contract promises.
+    __slots__ = ()
+
+    @property
+    def retried(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        fields = super().__repr__().partition("(")[2]
+        return f"Committed({fields[:-1]}, retried=True)"
+
+
+def retried(committed: Committed) -> Committed:
+    """``committed`` marked as the result of an idempotent re-send (``retried`` true)."""
+    return _tuple_new(_RetriedCommitted, tuple(committed))
 
 
 class Conflict(NamedTuple):
@@ -163,3 +206,27 @@ class Conflict(NamedTuple):
     stream: str
     expected: int
     actual: int
+
+
+class Deleted(NamedTuple):
+    """A stream was deleted: its events ``1 … last_seq`` are gone.
+
+    ``checkpoint`` is that of the ``$stream-deleted`` event recorded in the
+    global order (a projector that has passed it has seen the deletion);
+    ``None`` when nothing was written (the stream had no live events).
+    """
+
+    stream: str
+    last_seq: int
+    hard: bool
+    checkpoint: Checkpoint | None
+
+
+class StreamMetadata(NamedTuple):
+    """A stream's retention: its newest ``max_count`` events, those younger than ``max_age``.
+
+    ``None`` means no limit. Retention never removes a stream's newest event.
+    """
+
+    max_count: int | None = None
+    max_age: timedelta | None = None

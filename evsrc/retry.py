@@ -82,33 +82,43 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
     async def append(
-        self, store: EventStore, stream: str, expected: int, events: Sequence[NewEvent]
+        self,
+        store: EventStore,
+        stream: str,
+        expected: int,
+        events: Sequence[NewEvent],
+        *,
+        failed: StoreUnavailableError | None = None,
     ) -> Committed | Conflict:
         """``append_expect``, re-sending the same events while the store is unavailable.
 
         Re-sending is safe whether or not an earlier try committed: the event
         ids make it idempotent. If any try's outcome was unknown, giving up
         raises ``OutcomeUnknownError`` even when the last try failed cleanly.
+        ``failed``: the error of a first try the caller already made.
         """
         tries = 0
         unknown: OutcomeUnknownError | None = None
         while True:
-            try:
-                return await store.append_expect(stream, expected, events)
-            except StoreUnavailableError as exc:
-                if isinstance(exc, OutcomeUnknownError):
-                    unknown = exc
-                tries += 1
-                if tries > self.unknown_retries:
-                    if unknown is not None and unknown is not exc:
-                        msg = (
-                            f"an append to {stream!r} was interrupted and re-sending it "
-                            f"failed {tries - 1} times; it may have committed ({exc})"
-                        )
-                        raise OutcomeUnknownError(msg, stream=stream) from exc
-                    raise
-                log.info("append to %r failed (%s); re-sending (%d)", stream, exc, tries)
-                await anyio.sleep(self.pause(tries))
+            if failed is None:
+                try:
+                    return await store.append_expect(stream, expected, events)
+                except StoreUnavailableError as first:
+                    failed = first
+            exc, failed = failed, None
+            if isinstance(exc, OutcomeUnknownError):
+                unknown = exc
+            tries += 1
+            if tries > self.unknown_retries:
+                if unknown is not None and unknown is not exc:
+                    msg = (
+                        f"an append to {stream!r} was interrupted and re-sending it "
+                        f"failed {tries - 1} times; it may have committed ({exc})"
+                    )
+                    raise OutcomeUnknownError(msg, stream=stream) from exc
+                raise exc
+            log.info("append to %r failed (%s); re-sending (%d)", stream, exc, tries)
+            await anyio.sleep(self.pause(tries))
 
     async def read(self, store: EventStore, stream: str, after: int) -> list[RecordedEvent]:
         """``read(stream, after=after)``, retried while the store is unavailable."""

@@ -20,13 +20,20 @@ from evsrc.errors import (
     InvalidInputError,
     InvalidStreamError,
 )
-from evsrc.records import Checkpoint, Committed, Conflict, NewEvent
+from evsrc.records import (
+    STREAM_DELETED,
+    Checkpoint,
+    Committed,
+    Conflict,
+    NewEvent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
+    from datetime import timedelta
     from types import TracebackType
 
-    from evsrc.records import RecordedEvent
+    from evsrc.records import Deleted, RecordedEvent, StreamMetadata
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -44,6 +51,7 @@ __all__ = [
     "decode_metadata",
     "decode_objects",
     "prepare_append",
+    "unsupported",
 ]
 
 #: Longest stream name, in characters.
@@ -152,6 +160,9 @@ def prepare_append(
                 f"characters of valid Unicode without NUL, got {t!r}"
             )
             raise InvalidEventError(msg, argument=f"events[{i}].type", value=t)
+        if t == STREAM_DELETED:
+            msg = f"events[{i}].type {t!r} is reserved: use delete_stream()"
+            raise InvalidEventError(msg, argument=f"events[{i}].type", value=t)
         version = ev.version
         if type(version) is not int or not 1 <= version <= MAX_EVENT_VERSION:
             msg = (
@@ -194,6 +205,11 @@ def check_read_args(stream: object, after: object, limit: object) -> None:
     if limit is not None and (type(limit) is not int or limit < 0):
         msg = f"limit must be None or an int >= 0, got {limit!r}"
         raise InvalidInputError(msg, argument="limit", value=limit)
+
+
+def unsupported(store: object, what: str) -> NotImplementedError:
+    """The error a store that lacks an optional operation (``what``) raises."""
+    return NotImplementedError(f"{type(store).__name__} does not support {what}")
 
 
 def check_checkpoint(after: object) -> Checkpoint | None:
@@ -320,7 +336,10 @@ class EventStore(ABC):
         """The stream's last seq; 0 for a stream with no events."""
 
     async def count(self, stream: str) -> int:
-        """How many events the stream holds (streams are gapless: its last seq)."""
+        """How many events were ever appended to the stream: its last seq.
+
+        Truncation, retention and soft deletion do not lower it (seqs never go back).
+        """
         return await self.last_seq(stream)
 
     @abstractmethod
@@ -361,6 +380,46 @@ class EventStore(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release the store's resources. Idempotent."""
+
+    # -- stream lifecycle (docs/lifecycle.md) ----------------------------------
+    # Not abstract, so that stores written before these existed still load; the
+    # contract suite (evsrc.testing) checks every backend implements them.
+
+    async def delete_stream(self, stream: str, *, hard: bool = False) -> Deleted:
+        """Delete ``stream``: its events go, a ``$stream-deleted`` event is appended to it.
+
+        Soft (the default): that event (``STREAM_DELETED``) is the stream's
+        head and what ``read`` returns; the stream may go on after it
+        (``append_expect`` with its seq; ``expected=0`` is a ``Conflict``).
+        Hard: the stream is tombstoned; every later read or write of it raises
+        ``StreamDeletedError``. See docs/lifecycle.md.
+        """
+        raise unsupported(self, "delete_stream")
+
+    async def truncate_before(self, stream: str, seq: int) -> int:
+        """Remove the events of ``stream`` with a seq below ``seq``; return how many.
+
+        The newest event is always kept, so the stream's head and ``last_seq``
+        do not change and ``append_expect`` with the head works as before.
+        """
+        raise unsupported(self, "truncate_before")
+
+    async def set_stream_metadata(
+        self, stream: str, *, max_count: int | None = None, max_age: timedelta | None = None
+    ) -> StreamMetadata:
+        """Set (replace) the retention of ``stream``; ``None`` means no limit.
+
+        Enforced by ``read`` at once; ``sweep`` removes what it hides.
+        """
+        raise unsupported(self, "set_stream_metadata")
+
+    async def stream_metadata(self, stream: str) -> StreamMetadata:
+        """The retention of ``stream`` (no limits if never set)."""
+        raise unsupported(self, "stream_metadata")
+
+    async def sweep(self) -> int:
+        """Remove the events that retention hides from reads; return how many."""
+        raise unsupported(self, "sweep")
 
     async def __aenter__(self) -> Self:
         return self
@@ -425,6 +484,28 @@ class DelegatingStore(EventStore):
     ) -> AsyncIterator[RecordedEvent]:
         """``subscribe`` of the wrapped store."""
         return self.inner.subscribe(after, stream_prefix=stream_prefix, types=types)
+
+    async def delete_stream(self, stream: str, *, hard: bool = False) -> Deleted:
+        """``delete_stream`` of the wrapped store."""
+        return await self.inner.delete_stream(stream, hard=hard)
+
+    async def truncate_before(self, stream: str, seq: int) -> int:
+        """``truncate_before`` of the wrapped store."""
+        return await self.inner.truncate_before(stream, seq)
+
+    async def set_stream_metadata(
+        self, stream: str, *, max_count: int | None = None, max_age: timedelta | None = None
+    ) -> StreamMetadata:
+        """``set_stream_metadata`` of the wrapped store."""
+        return await self.inner.set_stream_metadata(stream, max_count=max_count, max_age=max_age)
+
+    async def stream_metadata(self, stream: str) -> StreamMetadata:
+        """``stream_metadata`` of the wrapped store."""
+        return await self.inner.stream_metadata(stream)
+
+    async def sweep(self) -> int:
+        """``sweep`` of the wrapped store."""
+        return await self.inner.sweep()
 
     async def close(self) -> None:
         """Close the wrapped store if this wrapper owns it."""

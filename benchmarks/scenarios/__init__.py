@@ -18,6 +18,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "read": ("Reading: a 10,000-event stream, read_all, projector catch-up", "read:run_read"),
     "hot_seat": ("The hot seat: bookers racing for few seats", "hot_seat:run_hot_seat"),
     "decision": ("Decision cost as the roster grows", "decision:run_decision"),
+    "handler_cpu": (
+        "Command handler CPU per command on a warm in-memory aggregate",
+        "handler_cpu:run_handler_cpu",
+    ),
     "sqlite": ("SQLite: appends, replay and the hot seat beside raw sqlite3", "sqlite:run_sqlite"),
     "subscribers": (
         "Appends with 50 idle subscribers beside none",
@@ -26,6 +30,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "reactions": (
         "Process-manager reactions per second and the delay from event to reaction",
         "reactions:run_reactions",
+    ),
+    "lifecycle": (
+        "Stream lifecycle on PostgreSQL: sweeping and deleting a large stream",
+        "lifecycle:run_lifecycle",
     ),
     "telemetry": (
         "OpenTelemetry on the hot paths: instrumented beside not",

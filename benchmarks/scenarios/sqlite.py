@@ -1,9 +1,12 @@
 """Scenario 6: SQLite — appends, replay and the hot seat, each beside raw ``sqlite3``.
 
-- append_expect of one event, sequential: evsrc's ``SqliteEventStore`` beside
-  raw ``sqlite3`` running the same conditional insert (``BEGIN IMMEDIATE``,
-  read the stream's head, insert at head+1, ``COMMIT``) on the same schema with
+- append_expect of one event, sequential: evsrc's ``SqliteEventStore`` (as
+  shipped, and with ``inline_appends=True``) beside raw ``sqlite3`` running the
+  same conditional insert (``BEGIN IMMEDIATE``, read the stream's head, insert
+  at head+1, ``COMMIT``) on the same schema with
   the same ``synchronous`` setting, called directly (no thread hop: the limit);
+- the same appends beside a task that sleeps 1 ms in a loop: how late its
+  ticks come (the event-loop stall an inline append's COMMIT causes);
 - replay of a 10,000-event stream: ``store.read(stream)`` beside a raw
   ``fetchall()`` of the same rows (undecoded: the limit);
 - the hot seat (``examples.booking.BookingService`` racing for few seats) on
@@ -19,7 +22,10 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from benchmarks.harness import Case, Context, NotAvailable, Sample
 from benchmarks.scenarios.append import _unavailable
@@ -63,8 +69,10 @@ class _Files:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-async def _fresh_store(path: str | Path, synchronous: str) -> SqliteEventStore:
-    store = await SqliteEventStore.connect(path, synchronous=synchronous)
+async def _fresh_store(
+    path: str | Path, synchronous: str, *, inline: bool = False
+) -> SqliteEventStore:
+    store = await SqliteEventStore.connect(path, synchronous=synchronous, inline_appends=inline)
     await store.setup()
     return store
 
@@ -72,10 +80,36 @@ async def _fresh_store(path: str | Path, synchronous: str) -> SqliteEventStore:
 # -- append_expect ----------------------------------------------------------------
 
 
-def _evsrc_append(files: _Files, synchronous: str, streams: int, per: int, sequential: bool) -> Any:
+def _timed(append: Any, took: list[float]) -> Any:
+    """``append``, recording how long each call takes (for the median per append)."""
+
+    async def timed(stream: str, expected: int, events: Any) -> bool:
+        t = time.perf_counter()
+        ok: bool = await append(stream, expected, events)
+        took.append(time.perf_counter() - t)
+        return ok
+
+    return timed
+
+
+def _with_median(sample: Sample, took: list[float]) -> Sample:
+    took.sort()
+    sample.extra["append_median_us"] = took[len(took) // 2] * 1e6
+    return sample
+
+
+def _evsrc_append(
+    files: _Files,
+    synchronous: str,
+    streams: int,
+    per: int,
+    sequential: bool,
+    *,
+    inline: bool = False,
+) -> Any:
     async def prepare() -> Any:
         async def rep() -> Sample:
-            store = await _fresh_store(files.new("evsrc"), synchronous)
+            store = await _fresh_store(files.new("evsrc"), synchronous, inline=inline)
             try:
 
                 async def append(stream: str, expected: int, events: Any) -> bool:
@@ -84,7 +118,11 @@ def _evsrc_append(files: _Files, synchronous: str, streams: int, per: int, seque
                 await append("warm", 0, make_events(1))
                 names = stream_names("e", streams)
                 payloads = [[make_events(1, i) for i in range(per)] for _ in names]
-                return await run_appends(append, names, payloads, batch=1, sequential=sequential)
+                took: list[float] = []
+                sample = await run_appends(
+                    _timed(append, took), names, payloads, batch=1, sequential=sequential
+                )
+                return _with_median(sample, took)
             finally:
                 await store.close()
 
@@ -123,7 +161,11 @@ def _raw_append(files: _Files, synchronous: str, streams: int, per: int) -> Any:
 
                 names = stream_names("r", streams)
                 payloads = [[_rows(make_events(1, i)) for i in range(per)] for _ in names]
-                return await run_appends(append, names, payloads, batch=1, sequential=True)
+                took: list[float] = []
+                sample = await run_appends(
+                    _timed(append, took), names, payloads, batch=1, sequential=True
+                )
+                return _with_median(sample, took)
             finally:
                 conn.close()
 
@@ -143,6 +185,43 @@ def _rows(events: list[Any]) -> list[tuple[Any, ...]]:
     ]
 
 
+def _stall(files: _Files, per: int, *, inline: bool) -> Any:
+    """Sequential appends (FULL) beside a task that ticks every millisecond: how late it runs."""
+
+    async def prepare() -> Any:
+        async def rep() -> Sample:
+            store = await _fresh_store(files.new("stall"), "FULL", inline=inline)
+            gaps: list[float] = []
+            done = False
+
+            async def ticker() -> None:
+                while not done:
+                    t = time.perf_counter()
+                    await anyio.sleep(0.001)
+                    gaps.append(time.perf_counter() - t)
+
+            async def append(stream: str, expected: int, events: Any) -> bool:
+                return type(await store.append_expect(stream, expected, events)) is Committed
+
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(ticker)
+                    await anyio.sleep(0.01)
+                    payloads = [[make_events(1, i) for i in range(per)]]
+                    sample = await run_appends(append, ["s"], payloads, batch=1, sequential=True)
+                    done = True
+            finally:
+                await store.close()
+            gaps.sort()
+            sample.extra["tick_p99_ms"] = gaps[int(len(gaps) * 0.99)] * 1e3
+            sample.extra["tick_max_ms"] = gaps[-1] * 1e3
+            return sample
+
+        return rep
+
+    return prepare
+
+
 # -- replay -----------------------------------------------------------------------
 
 
@@ -160,8 +239,6 @@ def _evsrc_replay(path: str, n: int) -> Any:
         store = await SqliteEventStore.connect(path)
 
         async def rep() -> Sample:
-            import time
-
             t0 = time.perf_counter()
             events = await store.read("long")
             dt = time.perf_counter() - t0
@@ -179,8 +256,6 @@ def _raw_replay(path: str, n: int) -> Any:
         conn = sqlite3.connect(path, isolation_level=None)
 
         async def rep() -> Sample:
-            import time
-
             t0 = time.perf_counter()
             rows = conn.execute(_READ, ("long", 0)).fetchall()
             dt = time.perf_counter() - t0
@@ -231,6 +306,7 @@ async def run_sqlite(ctx: Context) -> None:
                 {"backend": "sqlite", "synchronous": synchronous, "streams": 1, "sequential": True},
                 {
                     "evsrc": "evsrc SqliteEventStore",
+                    "evsrc_inline": "evsrc SqliteEventStore, inline_appends=True",
                     "limit": "raw sqlite3, same conditional insert",
                 },
             )
@@ -238,10 +314,47 @@ async def run_sqlite(ctx: Context) -> None:
                 case,
                 {
                     "evsrc": _evsrc_append(files, synchronous, 1, per, True),
+                    "evsrc_inline": _evsrc_append(files, synchronous, 1, per, True, inline=True),
                     "limit": _raw_append(files, synchronous, 1, per),
                 },
                 warmup=False,
             )
+            ctx.note(
+                f"Median time of one sequential append at {synchronous} (medians of the reps): "
+                + "; ".join(
+                    f"{label} {case.metric(v, 'append_median_us') or 0:.0f} µs"
+                    for v, label in (
+                        ("evsrc", "evsrc"),
+                        ("evsrc_inline", "inline_appends"),
+                        ("limit", "raw sqlite3"),
+                    )
+                )
+            )
+        case = Case(
+            "sqlite · append_expect, sequential, FULL, beside a task ticking every ms",
+            "appends/s",
+            {"backend": "sqlite", "synchronous": "FULL", "streams": 1, "sequential": True},
+            {
+                "evsrc": "evsrc SqliteEventStore",
+                "evsrc_inline": "evsrc SqliteEventStore, inline_appends=True",
+            },
+        )
+        await ctx.run_case(
+            case,
+            {
+                "evsrc": _stall(files, per, inline=False),
+                "evsrc_inline": _stall(files, per, inline=True),
+            },
+            warmup=False,
+        )
+        ctx.note(
+            "Event-loop stall (a task sleeping 1 ms: its p99 / longest tick, medians): "
+            + "; ".join(
+                f"{label} {case.metric(v, 'tick_p99_ms') or 0:.2f} / "
+                f"{case.metric(v, 'tick_max_ms') or 0:.2f} ms"
+                for v, label in (("evsrc", "default"), ("evsrc_inline", "inline_appends"))
+            )
+        )
         case = Case(
             "sqlite · append_expect, 16 streams, synchronous=FULL",
             "appends/s",

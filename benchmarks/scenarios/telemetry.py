@@ -1,26 +1,30 @@
 """Scenario: what OpenTelemetry costs the hot paths (appends, booking commands).
 
-The same work three ways, in the same run:
+The same work four ways, in the same run:
 
 - evsrc: store and handler wrapped by ``evsrc.instrument`` with an SDK tracer
-  provider and meter provider configured but no exporter (spans are made and
-  dropped, metrics aggregated);
+  provider and meter provider configured but no exporter (no span processor,
+  no metric reader: nothing would receive a span or a measurement);
 - off: wrapped, but no provider configured (the global no-op ones);
+- export: wrapped, the SDK exporting — every span through a
+  ``SimpleSpanProcessor`` to an exporter that discards it, metrics aggregated
+  for an in-memory reader (what telemetry costs when it is really on);
 - plain: not instrumented.
 
-Memory and PostgreSQL (4 writers), reported as evsrc / plain and off / plain
-(an overhead, evsrc against itself: raw asyncpg beside evsrc is in the
-``append_expect`` scenario). Goal: evsrc / plain ≥ 0.97.
+Memory and PostgreSQL (4 writers), reported as evsrc / plain, off / plain and
+export / plain (an overhead, evsrc against itself: raw asyncpg beside evsrc is
+in the ``append_expect`` scenario). Goal: evsrc / plain ≥ 0.97.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from benchmarks.harness import Case, NotAvailable, Sample
+from benchmarks.harness import Case, NotAvailable, Sample, median
 from benchmarks.scenarios.append import _unavailable
 from benchmarks.targets import open_evsrc_pg
 from benchmarks.workloads import PgDatabases, make_events, stream_names
@@ -36,18 +40,37 @@ __all__ = ["run_telemetry"]
 LABELS = {
     "evsrc": "instrumented, SDK configured, no exporter",
     "off": "instrumented, no provider",
+    "export": "instrumented, SDK exporting (discarded)",
     "plain": "not instrumented",
 }
 
 
-def _providers() -> dict[str, Any]:
+def _providers(variant: str = "evsrc") -> dict[str, Any]:
+    """Fresh SDK providers: bare (``evsrc``), exporting (``export``), none otherwise."""
     try:
         from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            SimpleSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
     except ImportError as exc:
         msg = "install opentelemetry-sdk (the dev extra)"
         raise NotAvailable(msg) from exc
-    return {"tracer_provider": TracerProvider(), "meter_provider": MeterProvider()}
+    if variant == "evsrc":
+        return {"tracer_provider": TracerProvider(), "meter_provider": MeterProvider()}
+    if variant != "export":
+        return {}
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(Discard()))
+    return {"tracer_provider": tp, "meter_provider": MeterProvider([InMemoryMetricReader()])}
 
 
 def _wrap(store: EventStore, variant: str, providers: dict[str, Any]) -> EventStore:
@@ -55,7 +78,7 @@ def _wrap(store: EventStore, variant: str, providers: dict[str, Any]) -> EventSt
 
     if variant == "plain":
         return store
-    wrapped: EventStore = instrument(store, **(providers if variant == "evsrc" else {}))
+    wrapped: EventStore = instrument(store, **providers)
     return wrapped
 
 
@@ -69,11 +92,17 @@ async def _appends(store: EventStore, writers: int, per_writer: int) -> Sample:
             if type(r) is not Committed:
                 raise AssertionError(f"append to {stream} at {expected} did not commit")
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     async with anyio.create_task_group() as tg:
         for s, items in zip(names, payloads, strict=True):
             tg.start_soon(writer, s, items)
-    return Sample(writers * per_writer, time.perf_counter() - t0)
+    return _sample(writers * per_writer, t0, c0)
+
+
+def _sample(ops: int, t0: float, c0: float) -> Sample:
+    """``ops`` since ``t0`` (wall) and ``c0`` (this process's CPU time), per op in µs."""
+    cpu = time.process_time() - c0
+    return Sample(ops, time.perf_counter() - t0, {"cpu_us": cpu / ops * 1e6})
 
 
 async def _bookings(store: EventStore, variant: str, providers: dict[str, Any], n: int) -> Sample:
@@ -81,24 +110,25 @@ async def _bookings(store: EventStore, variant: str, providers: dict[str, Any], 
     from examples.booking import BookingService
 
     svc = BookingService(store)
-    if variant == "evsrc":
+    if variant != "plain":
         instrument(svc.handler, **providers)
-    elif variant == "off":
-        instrument(svc.handler)
     occurrence = f"o{time.monotonic_ns()}"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(n):
         r = await svc.book(occurrence, capacity=n, actor=f"a{i}")
         if r.status != "booked":
             raise AssertionError(f"booking {i} was {r.status}")
-    return Sample(n, time.perf_counter() - t0)
+    return _sample(n, t0, c0)
 
 
 def _mem(variant: str, work: str, n: int) -> Any:
     async def prepare() -> Any:
-        providers = _providers()
+        providers = _providers(variant)
 
         async def rep() -> Sample:
+            # The previous repetition's store is garbage: collect it outside the clock,
+            # or collections land on alternate repetitions and skew the ratios.
+            gc.collect()
             async with InMemoryEventStore() as inner:
                 store = _wrap(inner, variant, providers)
                 if work == "append":
@@ -112,10 +142,11 @@ def _mem(variant: str, work: str, n: int) -> Any:
 
 def _pg(dbs: PgDatabases, variant: str, work: str, n: int) -> Any:
     async def prepare() -> Any:
-        providers = _providers()
+        providers = _providers(variant)
         url = await dbs.evsrc_db(f"{work}{variant}")
 
         async def rep() -> Sample:
+            gc.collect()
             inner = await open_evsrc_pg(url, 10)
             try:
                 await inner.read("warm", limit=1)
@@ -174,15 +205,38 @@ async def run_telemetry(ctx: Context) -> None:
 
 
 def _ratios(case: Case) -> None:
-    case.derived["evsrc/plain"] = case.ratio("evsrc", "plain")
-    case.derived["off/plain"] = case.ratio("off", "plain")
+    for v in ("evsrc", "off", "export"):
+        case.derived[f"{v}/plain"] = case.ratio(v, "plain")
+        # Repetitions run interleaved: the ratio within each round, then the median,
+        # is less moved by a machine whose load drifts between rounds.
+        pairs = zip(case.rates.get(v, []), case.rates.get("plain", []), strict=False)
+        case.derived[f"{v}/plain paired"] = median([a / b for a, b in pairs if b])
+        case.derived[f"{v}/plain from CPU"] = _cpu_ratio(case, v)
+
+
+def _cpu_ratio(case: Case, variant: str) -> float | None:
+    """The rate ratio if ``variant`` cost only its extra CPU time per op over plain's.
+
+    What instrumenting adds is CPU work in this process; measured as CPU time it
+    is far less moved by other load on the machine than a wall-clock rate. Added
+    to plain's wall time per op in full (as if nothing overlapped it): a bound.
+    """
+    cpu, base, rate = (
+        case.metric(variant, "cpu_us"),
+        case.metric("plain", "cpu_us"),
+        case.rate("plain"),
+    )
+    if cpu is None or base is None or not rate:
+        return None
+    wall_us = 1e6 / rate
+    return wall_us / (wall_us + cpu - base)
 
 
 async def _stamps() -> bool:
     """Whether an instrumented append made inside a span carries that span's trace context."""
     from evsrc.telemetry import TRACEPARENT, instrument
 
-    providers = _providers()
+    providers = _providers("export")
     async with InMemoryEventStore() as inner:
         store = instrument(inner, **providers)
         with providers["tracer_provider"].get_tracer("bench").start_as_current_span("cmd"):

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from evsrc.admin import inspect, outbox, parked, render
+from evsrc.admin import inspect, lifecycle, outbox, parked, render
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
 from evsrc.records import Checkpoint
 from evsrc.urls import open_store, redact_url
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("name")
     outbox.add_parser(commands)
     parked.add_parser(commands)
+    lifecycle.add_parser(commands)
     return parser
 
 
@@ -175,6 +176,8 @@ async def _dispatch(args: argparse.Namespace, store: EventStore, out: render.Out
         await _tail(args, store, out)
     elif command == "parked":
         return await parked.run(args, store, out)
+    elif command in lifecycle.COMMANDS:
+        return await lifecycle.run(args, store, out)
     elif command == "projections":
         if not await inspect.reset_projection(store, args.name):
             return _fail(FAILED, f"no saved checkpoint for projection {args.name!r}")

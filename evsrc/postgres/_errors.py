@@ -176,4 +176,4 @@ def scrub(text: str, dsn: str | None) -> str:
 
 
 class SeqTakenError(EvsrcError):
-    """The (stream, seq) key refused a row: someone wrote past evsrc's stream lock."""
+    """The (stream, seq) key refused a row: another writer of the stream committed it first."""

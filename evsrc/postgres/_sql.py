@@ -103,6 +103,8 @@ class Queries:
     """The named queries of ``queries.sql`` for one schema, one attribute each."""
 
     append: str
+    append_one: str
+    append_refused: str
     find_ids: str
     last_seq: str
     read_forward: str
@@ -125,6 +127,14 @@ class Queries:
     ready_head: str
     head: str
     head_types: str
+    delete_stream: str
+    truncate: str
+    get_metadata: str
+    set_metadata: str
+    clear_metadata: str
+    retained_streams: str
+    sweep_bounds: str
+    sweep_range: str
 
     @classmethod
     def of(cls, quoted_schema: str) -> Self:

@@ -1,9 +1,10 @@
 """The write path of a PostgreSQL store: appends, and the lookups behind idempotent retries.
 
-An append is one call of the ``evsrc_append`` SQL function (docs/postgres.md,
-"Appends"); its result row is a ``Committed``, a ``Conflict`` or the places of
-ids already stored, which ``Backend`` resolves into the original result or an
-error. Other writes of the store belong here too, beside the append.
+An append is one statement (``append_one`` or ``append`` in ``queries.sql``;
+docs/postgres.md, "Appending"); its row is a ``Committed``, a ``Conflict``, a
+tombstone (``StreamDeletedError``), or says that ids are already stored, whose
+places ``Backend`` resolves into the original result or an error. Other writes
+of the store belong here too, beside the append.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from evsrc.backend import Place, resolve_retry
 from evsrc.errors import (
-    ConfigurationError,
     DuplicateEventIdError,
     EventIdReusedError,
     EvsrcError,
+    StoreUnavailableError,
+    StreamDeletedError,
 )
 from evsrc.postgres import _errors, _pool, _rows
 from evsrc.records import Checkpoint, Committed, Conflict
@@ -31,8 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Writer"]
 
-#: Re-tries of an append whose (stream, seq) key was taken under it.
-_SEQ_TAKEN_RETRIES: Final = 2
+#: Re-tries of an append whose (stream, seq) key another writer took first (each
+#: failure is that writer's commit: progress, never a livelock).
+_SEQ_TAKEN_RETRIES: Final = 1000
 
 
 class Writer:
@@ -61,65 +64,96 @@ class Writer:
         self._committed = committed
 
     async def append(
-        self, stream: str, expected: int | None, encoded: list[EncodedEvent], attempt: int = 0
+        self, stream: str, expected: int | None, encoded: list[EncodedEvent]
     ) -> Committed | Conflict | Mapping[uuid.UUID, Place]:
         """``Backend._write_batch``: write iff the head is ``expected``, or say where ids are."""
         if expected is not None and expected > _rows.MAX_POSITION:  # beyond bigint: ahead of any
             return Conflict(stream, expected, await self._head(stream))
-        pool = self._pool
-        with _errors.mapped(stream=stream, closed=self._closed):
-            conn = await pool.acquire()
-        try:
+        if len(encoded) == 1:
+            one = encoded[0]
+            args: tuple[Any, ...] = (self._q.append_one, stream, expected, *one)
+        else:
             # EncodedEvent is a NamedTuple: transpose into the five array parameters.
             ids, types, versions, data, metadata = zip(*encoded, strict=True)
-            with _errors.mapped(stream=stream, sent=True):
-                row = await conn.fetchrow(
-                    self._q.append, stream, expected, ids, types, versions, data, metadata
-                )
-        except EvsrcError as error:
-            await _pool.release(pool, conn)
-            if isinstance(error, DuplicateEventIdError):
+            args = (self._q.append, stream, expected, ids, types, versions, data, metadata)
+        taken = 0
+        while True:
+            try:
+                row = await self._fetchrow(stream, args)
+                if len(encoded) == 1:
+                    row = await self._one_result(stream, expected, encoded[0], row)
+            except DuplicateEventIdError as error:
                 return await self._find_ids(encoded, error)
-            if isinstance(error, _errors.SeqTakenError):
-                # Only a writer bypassing evsrc_append (and its stream lock), or a
-                # session not at READ COMMITTED (a stale head), gets here. Nothing
-                # was written; the next attempt re-reads the head — a few times.
-                if attempt < _SEQ_TAKEN_RETRIES:
-                    return await self.append(stream, expected, encoded, attempt + 1)
-                msg = (
-                    f"the head of {stream!r} kept moving under the append: a session not at "
-                    "READ COMMITTED, or a writer bypassing evsrc_append (docs/postgres.md, "
-                    "Operations)"
+            except _errors.SeqTakenError as error:
+                # A writer that read the same head committed first (the unique key
+                # made this one wait for it). Nothing was written; the next try
+                # reads a head that includes it: a Conflict for append_expect,
+                # the next seqs for append. Each failure is another writer's commit.
+                taken += 1
+                if taken > _SEQ_TAKEN_RETRIES:
+                    msg = (
+                        f"the head of {stream!r} kept moving under the append: "
+                        f"{taken} writers committed there first"
+                    )
+                    raise StoreUnavailableError(msg) from error
+                continue
+            if row is None:  # the head reached ``expected`` since the insert: try again
+                continue
+            head, last_position, commit, retried, tombstoned = row
+            if tombstoned:  # a hard-deleted stream is never written again
+                raise StreamDeletedError(stream=stream)
+            if last_position is not None:
+                self._committed(stream, encoded)
+                return Committed(
+                    stream,
+                    head + 1,
+                    head + len(encoded),
+                    last_position,
+                    Checkpoint(commit, last_position),
                 )
-                raise ConfigurationError(msg) from error
-            raise
-        except BaseException:
-            await _pool.release(pool, conn)
-            raise
-        await _pool.release(pool, conn)
-        assert row is not None
-        return self._result(stream, expected, encoded, row)
-
-    def _result(
-        self, stream: str, expected: int | None, encoded: list[EncodedEvent], row: Any
-    ) -> Committed | Conflict | Mapping[uuid.UUID, Place]:
-        head, last_position, commit = row[0], row[1], row[2]
-        if last_position is not None:
-            self._committed(stream, encoded)
-            return Committed(
-                stream,
-                head + 1,
-                head + len(encoded),
-                last_position,
-                Checkpoint(commit, last_position),
-            )
-        if row[3] is None:
+            if retried:
+                return await self._find_ids(encoded, None)
             assert expected is not None
             return Conflict(stream, expected, head)
-        return {
-            i: Place(s, q, p, c)
-            for i, s, q, p, c in zip(row[3], row[4], row[5], row[6], row[7], strict=True)
-        }
+
+    async def _one_result(
+        self, stream: str, expected: int | None, event: EncodedEvent, row: Any
+    ) -> Any:
+        """``append_one``'s row in the shape of ``append``'s.
+
+        (head, position, commit, retried, tombstoned). No row: it inserted
+        nothing, and a second statement says why (the conflict and tombstone
+        paths only); ``None`` if the head is back at ``expected``.
+        """
+        if row is not None:
+            seq, position, commit = row
+            return (seq - 1, position, commit, None, False)
+        q = self._q.append_refused
+        head, tombstoned, retried = await self._fetchrow(stream, (q, stream, event.id))
+        if tombstoned:
+            return (head, None, None, None, True)
+        if head == expected and not retried:
+            return None  # an append filled the gap to ``expected`` meanwhile
+        return (head, None, None, retried, False)
+
+    async def _fetchrow(self, stream: str, args: tuple[Any, ...]) -> Any:
+        """One row of one statement on a pooled connection; errors mapped as an append's.
+
+        (``_errors.mapped`` inlined: this runs once per append.)
+        """
+        pool = self._pool
+        try:
+            conn = await pool.acquire()
+        except Exception as exc:
+            raise _errors.translate(exc, stream=stream, closed=self._closed()) from exc
+        try:
+            return await conn.fetchrow(*args)
+        except EvsrcError:
+            raise
+        except Exception as exc:
+            raise _errors.translate(exc, stream=stream, sent=True) from exc
+        finally:
+            await _pool.release(pool, conn)
 
     async def resolve(
         self,
@@ -137,10 +171,10 @@ class Writer:
         return committed
 
     async def _find_ids(
-        self, encoded: list[EncodedEvent], error: DuplicateEventIdError
+        self, encoded: list[EncodedEvent], error: DuplicateEventIdError | None
     ) -> dict[uuid.UUID, Place]:
         """Where the append's ids are stored; ``error`` if nowhere any more."""
         rows = await self._fetch(self._q.find_ids, [e.id for e in encoded])
-        if not rows:  # pragma: no cover - the row that refused us cannot vanish
-            raise error
+        if not rows:  # pragma: no cover - the rows that refused us cannot vanish
+            raise error or DuplicateEventIdError(event_id=encoded[0].id)
         return {r[0]: Place(r[1], r[2], r[3], r[4]) for r in rows}

@@ -2,26 +2,37 @@
 
 How it keeps the contract, in short (``docs/postgres.md`` has the long form):
 
-* An append is one call of the ``evsrc_append`` SQL function — one round trip
-  whatever the number of events. The function queues writers of the same
-  stream on a transaction-scoped advisory lock, reads the stream's head on a
-  fresh snapshot, and either inserts every event (one ``INSERT … SELECT FROM
-  unnest(…)``) or reports the conflict. The unique ``(stream, seq)`` key is the
-  database's own last word against gaps and duplicates.
+* An append is one statement (``append_one``, ``append`` in ``queries.sql``), one round trip
+  whatever the number of events, with no lock: it reads the stream's head and
+  inserts every event after it iff the head is the one expected. The unique
+  ``(stream, seq)`` key turns a race between writers of one head into a failed
+  insert for the later one (retried: a ``Conflict``, or the next seqs), and is
+  the database's own last word against gaps and duplicates (``_write.py``).
 * Global order is ``(commit, position)``: the writing transaction's id and a
   sequence-allocated position. Readers only return rows of transactions below
   the snapshot's ``xmin`` (docs/postgres.md, "Global order"), so nothing ever commits
   in front of a checkpoint a reader has passed, and writers never share a lock.
-* Every asyncpg error becomes an evsrc error in one place, ``_errors.mapped``.
+  Per stream it agrees with ``seq``: a writer gets its transaction id after its
+  head read saw the previous writer committed (docs/postgres.md, "Appending").
+* Every asyncpg error becomes an evsrc error in one place, ``_errors.translate``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from evsrc.backend import Backend
-from evsrc.errors import InvalidInputError, StoreClosedError
-from evsrc.postgres import _errors, _global, _pool, _rows, _schema, _sql, _wakeups, _write
+from evsrc.errors import InvalidInputError, StoreClosedError, StreamDeletedError
+from evsrc.postgres import (
+    _errors,
+    _global,
+    _lifecycle,
+    _pool,
+    _rows,
+    _schema,
+    _sql,
+    _wakeups,
+    _write,
+)
 
 if TYPE_CHECKING:
     import uuid
@@ -31,7 +42,12 @@ if TYPE_CHECKING:
 
     from evsrc.backend import Place
     from evsrc.postgres._feed import Feed
-    from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
+    from evsrc.records import (
+        Checkpoint,
+        Committed,
+        Conflict,
+        RecordedEvent,
+    )
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore", "translate_error"]
@@ -47,7 +63,7 @@ def _checked_poll_interval(value: object) -> float:
     return float(value)
 
 
-class PostgresEventStore(Backend):
+class PostgresEventStore(_lifecycle.Primitives):
     """An event store in PostgreSQL, owning (or borrowing) an asyncpg pool.
 
     Create it with :meth:`connect`, call :meth:`setup` once to create or migrate
@@ -110,6 +126,9 @@ class PostgresEventStore(Backend):
             fetch=self._fetch,
             head=self._head,
             committed=self._committed,
+        )
+        self._lifecycle = _lifecycle.Lifecycle(
+            queries=self._q, fetch=self._fetch, head=self._head, committed=self._deleted
         )
 
     @classmethod
@@ -257,11 +276,20 @@ class PostgresEventStore(Backend):
             min(after, _rows.MAX_POSITION),
             limit if limit is None else min(limit, _rows.MAX_POSITION),
         )
+        # One row per event and the head's tombstone flag; a row of NULLs when
+        # nothing matched; no row for a stream without events (docs/lifecycle.md).
+        if rows and rows[0][9]:
+            raise StreamDeletedError(stream=stream)
+        if not rows or rows[0][0] is None:
+            return []
         return _rows.stream_events(stream, rows)
 
     async def _head(self, stream: str) -> int:
-        value: int = await self._fetchval(self._q.last_seq, stream)
-        return value
+        rows = await self._fetch(self._q.last_seq, stream)
+        seq, tombstoned = rows[0]
+        if tombstoned:
+            raise StreamDeletedError(stream=stream)
+        return 0 if seq is None else int(seq)
 
     # -- the global log (_global.GlobalLog) ---------------------------------------------
 
@@ -281,6 +309,11 @@ class PostgresEventStore(Backend):
 
     def _wake(self) -> None:
         self._global.wake()
+
+    def _deleted(self) -> None:
+        # A deletion appended its event: wake subscribers as an append does.
+        self._global.wake()
+        self._wakeups.committed()
 
     def _committed(self, stream: str, encoded: list[EncodedEvent]) -> None:
         self._global.committed(stream, encoded)

@@ -27,12 +27,13 @@ def now() -> str:
 
 
 class Connector:
-    """The store's checked options, and its two long-lived connections.
+    """The store's checked options, and its long-lived connections.
 
     ``writer`` writes (on the writer thread, see ``_writer``); ``quick`` is the
-    event loop's own read-only connection (see ``_reads``). Both are set by
-    :meth:`open` and taken back by :meth:`detach`; ``closed`` is set first
-    when the store closes, so calls made after that fail at once.
+    event loop's own read-only connection (see ``_reads``); ``inline``, only
+    with ``inline_appends``, writes appends on the event loop (``_writer``).
+    They are set by :meth:`open` and taken back by :meth:`detach`; ``closed``
+    is set first when the store closes, so calls made after that fail at once.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class Connector:
         busy_timeout: float,
         poll_interval: float,
         readers: int,
+        inline_appends: bool = False,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             msg = f"path must be a str or os.PathLike, got {type(path).__name__}"
@@ -77,13 +79,18 @@ class Connector:
         if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= 64:
             msg = f"readers must be an int from 1 to 64, got {readers!r}"
             raise ConfigurationError(msg)
+        if not isinstance(inline_appends, bool):
+            msg = f"inline_appends must be a bool, got {inline_appends!r}"
+            raise ConfigurationError(msg)
         self.path = text
         self.synchronous: str = sync
         self.busy_timeout = float(busy_timeout)
         self.poll_interval = float(poll_interval)
         self.readers = readers
+        self.inline_appends = inline_appends
         self.writer: sqlite3.Connection | None = None
         self.quick: sqlite3.Connection | None = None
+        self.inline: sqlite3.Connection | None = None
         self.closed = False
 
     def closed_error(self) -> StoreClosedError:
@@ -117,6 +124,7 @@ class Connector:
         """Open the writer (switching the file to WAL mode) and the quick connection."""
         with _errors.mapped():
             conn = self.connect()
+            quick: sqlite3.Connection | None = None
             try:
                 mode = self.retrying(
                     lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
@@ -128,16 +136,40 @@ class Connector:
                     self.path, timeout=0, isolation_level=None, check_same_thread=False
                 )
                 quick.execute("PRAGMA query_only = 1")
+                inline = self._open_inline() if self.inline_appends else None
             except BaseException:
                 conn.close()
+                if quick is not None:
+                    quick.close()
                 raise
         self.writer = conn
         self.quick = quick
+        self.inline = inline
+
+    def _open_inline(self) -> sqlite3.Connection:
+        # Never waits for the write lock (busy timeout 0: the append goes to the
+        # writer thread instead) and never checkpoints the log at COMMIT (the
+        # writer does, see Writer.append): it blocks the event loop only for
+        # its own transaction.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=0,
+            isolation_level=None,
+            check_same_thread=False,  # opened here, used on the event loop
+            cached_statements=64,
+        )
+        try:
+            self.retrying(conn.execute, f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def detach(self) -> list[sqlite3.Connection]:
-        """Take back the writer and quick connections (for the caller to close)."""
-        conns = [c for c in (self.writer, self.quick) if c is not None]
-        self.writer = self.quick = None
+        """Take back the writer, quick and inline connections (for the caller to close)."""
+        conns = [c for c in (self.writer, self.quick, self.inline) if c is not None]
+        self.writer = self.quick = self.inline = None
         return conns
 
     def retrying(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -164,6 +196,13 @@ class Connector:
 
     def begin_mapped(self, conn: sqlite3.Connection) -> None:
         """:meth:`begin`, raising evsrc errors."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the usual case: no retry loop to set up
+        except sqlite3.Error as exc:
+            if not _errors.is_busy(exc):
+                raise _errors.translate(exc) from exc
+        else:
+            return
         with _errors.mapped():
             self.begin(conn)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, SafeUUID
 
 from evsrc.backend import Place
+from evsrc.errors import StreamDeletedError
 from evsrc.records import Checkpoint, RecordedEvent
 from evsrc.sqlite import _sql
 from evsrc.store import decode_metadata, decode_objects
@@ -27,7 +28,6 @@ __all__ = [
     "find_ids",
     "head",
     "read_page",
-    "read_stream",
 ]
 
 #: SQLite's largest INTEGER; bigger positions, seqs and limits are clamped to it.
@@ -133,14 +133,13 @@ class Cursor:
 
 
 def head(conn: sqlite3.Connection, stream: str) -> int:
-    head: int = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
-    return head
-
-
-def read_stream(
-    conn: sqlite3.Connection, query: str, args: tuple[str, int, int]
-) -> list[RecordedEvent]:
-    return decode(conn.execute(query, args).fetchall())
+    """The stream's last seq (0: no events); ``StreamDeletedError`` for a tombstone."""
+    row = conn.execute(_Q_HEAD, (stream,)).fetchone()
+    if row is None:
+        return 0
+    if row[1]:
+        raise StreamDeletedError(stream=stream)
+    return int(row[0])
 
 
 def read_page(

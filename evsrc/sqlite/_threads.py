@@ -17,18 +17,33 @@ if TYPE_CHECKING:
 __all__ = ["WriterThread"]
 
 
+class _Call:
+    """One call for the thread: the function, then its outcome ``(ok, value)``."""
+
+    __slots__ = ("args", "done", "fn", "loop", "outcome")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.loop = loop
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.outcome: tuple[bool, Any] | None = None
+
+
 class WriterThread:
     """The writer connection's own thread (on asyncio): one round trip per call.
 
     A dedicated thread fed by a queue answers sooner than a call through anyio's
     worker-thread pool (docs/backends.md), and every write of the store is one
-    such call. Other event loops (trio) use anyio's worker threads. Like
-    ``anyio.to_thread.run_sync``, a call is never abandoned: a cancelled caller
-    waits for the function to return, then sees the cancellation.
+    such call. Other event loops (trio) use anyio's worker threads. A call is
+    never abandoned: a cancelled caller waits for the function to return, then
+    sees the cancellation (whether the function succeeded or not).
     """
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -41,10 +56,24 @@ class WriterThread:
                 target=serve, args=(self._jobs,), name="evsrc-sqlite-writer", daemon=True
             )
             self._thread.start()
-        done: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put((fn, args, loop, done))
-        with anyio.CancelScope(shield=True):
-            return await done
+        call = _Call(fn, args, loop)
+        self._jobs.put(call)
+        # Awaited bare (no shielding scope on the common path: it costs a loop
+        # iteration); only a cancellation pays for waiting out the call.
+        try:
+            await call.done
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                while call.outcome is None:
+                    call.done = loop.create_future()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await call.done
+            raise
+        assert call.outcome is not None
+        ok, value = call.outcome
+        if ok:
+            return value
+        raise value
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -52,25 +81,20 @@ class WriterThread:
             self._thread = None
 
 
-def serve(jobs: queue.SimpleQueue[Any]) -> None:
+def serve(jobs: queue.SimpleQueue[_Call | None]) -> None:
     while True:
-        job = jobs.get()
-        if job is None:
+        call = jobs.get()
+        if call is None:
             return
-        fn, args, loop, done = job
         try:
-            outcome = (True, fn(*args))
+            call.outcome = (True, call.fn(*call.args))
         except BaseException as exc:
-            outcome = (False, exc)
+            call.outcome = (False, exc)
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            loop.call_soon_threadsafe(settle, done, outcome)
+            call.loop.call_soon_threadsafe(settle, call)
 
 
-def settle(done: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if done.cancelled():
-        return
-    ok, value = outcome
-    if ok:
-        done.set_result(value)
-    else:
-        done.set_exception(value)
+def settle(call: _Call) -> None:
+    # Runs on the loop, so it sees the future the caller waits on now.
+    if not call.done.done():
+        call.done.set_result(None)

@@ -13,8 +13,9 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 
-from evsrc.errors import EvsrcError, StoreUnavailableError
+from evsrc.errors import EvsrcError, StoreUnavailableError, StreamDeletedError
 from evsrc.sqlite import _errors, _rows, _sql, _threads
 from evsrc.sqlite._connect import now
 
@@ -25,12 +26,24 @@ if TYPE_CHECKING:
     from evsrc.sqlite._reads import Readers
     from evsrc.store import EncodedEvent
 
-__all__ = ["MAX_BATCH", "Pending", "Writer", "append_batch"]
+__all__ = [
+    "INLINE_MAX_EVENTS",
+    "INLINE_RUN",
+    "MAX_BATCH",
+    "Pending",
+    "Writer",
+    "append_batch",
+    "write_batch",
+]
 
 #: Most appends committed together by one writer (group commit).
 MAX_BATCH: Final = 256
+#: Most events of an append written on the event loop (``inline_appends``).
+INLINE_MAX_EVENTS: Final = 16
+#: Inline appends between two on the writer thread, which checkpoints the log.
+INLINE_RUN: Final = 100
 _Q: Final = _sql.queries()
-_Q_LAST_POSITION: Final = _Q["last_position"]
+_Q_HEAD_LAST: Final = _Q["head_last"]
 _Q_INSERT: Final = _Q["insert"]
 _Q_HEAD: Final = _Q["head"]
 
@@ -75,14 +88,26 @@ class Writer:
         self._lock = anyio.Lock()
         self._thread = _threads.WriterThread()
         self._queue: list[Pending] = []
+        self._inline_left = INLINE_RUN
+
+    async def _acquire(self) -> None:
+        """Take the write lock; when it is free, without a trip around the event loop."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._lock.acquire()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(conn, *args)`` on the writer connection in its thread."""
-        async with self._lock:
+        await self._acquire()
+        try:
             conn = self._connector.writer_conn()
             # Not abandoned on cancellation: the transaction ends (commit or
             # rollback) before the caller sees the cancellation.
             return await self._thread.run(fn, conn, *args)
+        finally:
+            self._lock.release()
 
     async def append(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
@@ -100,16 +125,13 @@ class Writer:
         item = Pending(stream, expected, encoded)
         self._queue.append(item)
         try:
-            async with self._lock:
-                while item.written is None and item.error is None:
-                    conn = self._connector.writer_conn()
-                    batch = self._queue[:MAX_BATCH]
-                    del self._queue[: len(batch)]
-                    # Not abandoned on cancellation: the transaction ends (commit or
-                    # rollback) before the caller sees the cancellation.
-                    await self._thread.run(append_batch, self._connector, conn, batch)
-                    if any(p.written is not None and p.written.last_position for p in batch):
-                        self._on_commit()
+            if self._connector.inline_appends and len(encoded) <= INLINE_MAX_EVENTS:
+                # Let every task that is ready to run queue its append first: an
+                # append alone in the queue, with the writer idle, runs inline.
+                await anyio.lowlevel.checkpoint()
+                self._append_inline(item)
+            if item.written is None and item.error is None:
+                await self._group_commit(item)
         except BaseException:
             if item in self._queue:  # never taken: it will not be written
                 self._queue.remove(item)
@@ -119,13 +141,68 @@ class Writer:
         assert item.written is not None
         return item.written
 
+    async def _group_commit(self, item: Pending) -> None:
+        """Wait for the writer; then write every queued append (``item`` too) on its thread."""
+        await self._acquire()
+        try:
+            while item.written is None and item.error is None:
+                conn = self._connector.writer_conn()
+                batch = self._queue[:MAX_BATCH]
+                del self._queue[: len(batch)]
+                self._inline_left = INLINE_RUN
+                # Not abandoned on cancellation: the transaction ends (commit or
+                # rollback) before the caller sees the cancellation.
+                try:
+                    await self._thread.run(append_batch, self._connector, conn, batch)
+                finally:
+                    if any(p.written is not None and p.written.last_position for p in batch):
+                        self._on_commit()
+        finally:
+            self._lock.release()
+
+    def _append_inline(self, item: Pending) -> None:
+        """Write ``item`` on the event loop if it is alone and the file's write lock is free.
+
+        No thread hand-off, but the event loop waits for the transaction,
+        COMMIT (an fsync at ``synchronous=FULL``) included. Never for a lock:
+        if another connection writes, or other appends wait, or this writer
+        is busy, the item is left queued for the writer thread. Every
+        ``INLINE_RUN`` appends one goes to the writer thread anyway: its
+        connection checkpoints the log, the inline one never does.
+        """
+        conn = self._connector.inline
+        if (
+            conn is None
+            or self._connector.closed
+            or len(self._queue) != 1
+            or self._inline_left <= 0
+        ):
+            return
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            return
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error:
+                return  # busy (or worse): the writer thread waits, or reports it
+            self._queue.remove(item)
+            self._inline_left -= 1
+            write_batch(conn, [item])
+            if item.written is not None and item.written.last_position:
+                self._on_commit()
+        finally:
+            self._lock.release()
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
         """The writer connection in ``BEGIN IMMEDIATE``; commits on exit, rolls back on error."""
         async with self._lock:
             conn = self._connector.writer_conn()
-            await self._thread.run(self._connector.begin_mapped, conn)
             try:
+                # A cancelled BEGIN may still have begun: rolled back below.
+                await self._thread.run(self._connector.begin_mapped, conn)
                 yield conn
             except BaseException:
                 with anyio.CancelScope(shield=True):
@@ -154,9 +231,14 @@ def append_batch(connector: Connector, conn: sqlite3.Connection, batch: list[Pen
         for item in batch:
             item.error = exc
         return
+    write_batch(conn, batch)
+
+
+def write_batch(conn: sqlite3.Connection, batch: list[Pending]) -> None:
+    """:func:`append_batch` once ``BEGIN IMMEDIATE`` has run: write, then commit or roll back."""
     done: list[Pending] = []
     try:
-        last: int = conn.execute(_Q_LAST_POSITION).fetchone()[0]
+        last: int | None = None  # read with the first head
         stamp = now()
         # A lone append needs no savepoint: its transaction is its own.
         savepoints = len(batch) > 1
@@ -166,20 +248,35 @@ def append_batch(connector: Connector, conn: sqlite3.Connection, batch: list[Pen
                 conn.execute("SAVEPOINT evsrc_append")
             head = 0
             try:
-                head = conn.execute(_Q_HEAD, (stream,)).fetchone()[0]
-                if expected is not None and head != expected:
+                if last is None:
+                    head, tombstoned, last = conn.execute(_Q_HEAD_LAST, (stream,)).fetchone()
+                else:
+                    row = conn.execute(_Q_HEAD, (stream,)).fetchone()
+                    head, tombstoned = (0, 0) if row is None else row
+                assert last is not None
+                if tombstoned:  # a hard-deleted stream (docs/lifecycle.md)
+                    item.error = StreamDeletedError(stream=stream)
+                elif expected is not None and head != expected:
                     # A conflict, or a retry of an append that already committed.
                     item.written = _rows.Written(head, None, 0, _rows.find_ids(conn, encoded))
                 else:
                     txn = last + 1
-                    conn.executemany(
-                        _Q_INSERT,
-                        [
-                            (txn + i, txn, stream, head + 1 + i, e.id.bytes, e.type,
-                             e.version, e.data, e.metadata, stamp)
-                            for i, e in enumerate(encoded)
-                        ],
-                    )  # fmt: skip
+                    if len(encoded) == 1:
+                        e = encoded[0]
+                        conn.execute(
+                            _Q_INSERT,
+                            (txn, txn, stream, head + 1, e.id.bytes, e.type, e.version,
+                             e.data, e.metadata, stamp),
+                        )  # fmt: skip
+                    else:
+                        conn.executemany(
+                            _Q_INSERT,
+                            [
+                                (txn + i, txn, stream, head + 1 + i, e.id.bytes, e.type,
+                                 e.version, e.data, e.metadata, stamp)
+                                for i, e in enumerate(encoded)
+                            ],
+                        )  # fmt: skip
                     last += len(encoded)
                     item.written = _rows.Written(head, last, txn, {})
                     done.append(item)

@@ -4,11 +4,12 @@ How it keeps the contract, in short (``docs/backends.md`` has the long form):
 
 * The stdlib ``sqlite3`` driver, called from threads: one round trip per
   operation (a whole append, or a group of them, is one), so the event loop
-  never waits on the disk. One writer connection per store, on its own thread
-  under asyncio (``_writer``, ``_threads``); a few reader connections in
-  anyio's worker threads, which WAL mode lets read while a writer writes
-  (``_reads``). Options, connections and the schema: ``_connect``. Rows are
-  decoded and retries resolved in ``_rows``.
+  never waits on the disk (unless the store opts into ``inline_appends``:
+  a lone append then runs on the event loop). One writer connection per
+  store, on its own thread under asyncio (``_writer``, ``_threads``); a few
+  reader connections in anyio's worker threads, which WAL mode lets read
+  while a writer writes (``_reads``). Options, connections and the schema:
+  ``_connect``. Rows are decoded and retries resolved in ``_rows``.
 * Appends run in ``BEGIN IMMEDIATE`` transactions: the file's write lock is
   taken first, then the stream's head is read, ``expected`` checked and the
   events inserted. Writers of every process queue on that lock (a busy
@@ -31,7 +32,7 @@ import anyio.to_thread
 
 from evsrc.backend import Backend
 from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
-from evsrc.sqlite import _connect, _rows, _sql
+from evsrc.sqlite import _connect, _lifecycle, _rows
 from evsrc.sqlite._connect import SYNCHRONOUS, Connector
 from evsrc.sqlite._follow import Follower
 from evsrc.sqlite._reads import Readers, read_global
@@ -42,17 +43,15 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import AsyncGenerator, Callable, Mapping
     from contextlib import AbstractAsyncContextManager
+    from datetime import datetime
     from uuid import UUID
 
     from evsrc.backend import Place
     from evsrc.errors import StoreClosedError
+    from evsrc.records import Deleted, StreamMetadata
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["SYNCHRONOUS", "SqliteEventStore"]
-
-_Q = _sql.queries()
-_Q_READ_FORWARD = _Q["read_forward"]
-_Q_READ_BACKWARD = _Q["read_backward"]
 
 
 class SqliteEventStore(Backend):
@@ -71,6 +70,7 @@ class SqliteEventStore(Backend):
         busy_timeout: float = 30.0,
         poll_interval: float = 0.1,
         readers: int = 4,
+        inline_appends: bool = False,
     ) -> None:
         self._connector = Connector(
             path,
@@ -78,6 +78,7 @@ class SqliteEventStore(Backend):
             busy_timeout=busy_timeout,
             poll_interval=poll_interval,
             readers=readers,
+            inline_appends=inline_appends,
         )
         self._readers = Readers(self._connector)
         self._follower = Follower(self._connector, self._readers)
@@ -92,6 +93,7 @@ class SqliteEventStore(Backend):
         busy_timeout: float = 30.0,
         poll_interval: float = 0.1,
         readers: int = 4,
+        inline_appends: bool = False,
     ) -> Self:
         """Open (creating if needed) the SQLite file ``path`` and return a store on it.
 
@@ -103,8 +105,13 @@ class SqliteEventStore(Backend):
         ``busy_timeout``: seconds a write waits for another connection's write
         lock before ``StoreUnavailableError``. ``poll_interval``: how often a
         waiting subscriber checks for other processes' appends. ``readers``:
-        connections reading concurrently. Raises ``ConfigurationError`` for a
-        path that cannot be a database file.
+        connections reading concurrently. ``inline_appends``: an append
+        that is alone (no other append waiting, the file's write lock free)
+        runs on the event loop's thread instead of the writer thread: faster
+        for one task appending in turn, but the event loop is blocked for its
+        transaction, COMMIT included (an fsync at ``"FULL"``); see
+        docs/backends.md. Raises ``ConfigurationError`` for a path that
+        cannot be a database file, or a bad option.
         """
         store = cls(
             path,
@@ -112,6 +119,7 @@ class SqliteEventStore(Backend):
             busy_timeout=busy_timeout,
             poll_interval=poll_interval,
             readers=readers,
+            inline_appends=inline_appends,
         )
         await anyio.to_thread.run_sync(store._connector.open)
         return store
@@ -182,13 +190,13 @@ class SqliteEventStore(Backend):
     async def _read_stream(
         self, stream: str, after: int, limit: int | None, backwards: bool
     ) -> list[RecordedEvent]:
-        args = (
+        events: list[RecordedEvent] = await self._readers.read(
+            _lifecycle.read_kept,
             stream,
             min(after, _rows.MAX_INT),
             -1 if limit is None else min(limit, _rows.MAX_INT),
+            backwards,
         )
-        query = _Q_READ_BACKWARD if backwards else _Q_READ_FORWARD
-        events: list[RecordedEvent] = await self._readers.read(_rows.read_stream, query, args)
         return events
 
     async def _head(self, stream: str) -> int:
@@ -203,6 +211,43 @@ class SqliteEventStore(Backend):
         self, start: Checkpoint | None, flt: EventFilter
     ) -> AsyncGenerator[RecordedEvent, None]:
         return self._follower.follow(start, flt)
+
+    # -- the stream lifecycle (_lifecycle; docs/lifecycle.md) -------------------------
+
+    async def _delete(self, stream: str, hard: bool) -> Deleted:
+        deleted: Deleted = await self._writer.run(
+            _lifecycle.delete_stream, self._connector, stream, hard
+        )
+        if deleted.checkpoint is not None:
+            self._follower.wake()
+        return deleted
+
+    async def _truncate(self, stream: str, before: int) -> int:
+        removed: int = await self._writer.run(_lifecycle.truncate, self._connector, stream, before)
+        return removed
+
+    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
+        await self._writer.run(_lifecycle.write_metadata, self._connector, stream, meta)
+
+    async def _read_metadata(self, stream: str) -> StreamMetadata:
+        meta: StreamMetadata = await self._readers.read(_lifecycle.read_metadata, stream)
+        return meta
+
+    async def _sweep(self, now: datetime) -> int:
+        removed, after, page = 0, "", _lifecycle.STREAMS_PAGE
+        while True:
+            streams: list[str] = await self._readers.read(_lifecycle.retained_streams, after, page)
+            for stream in streams:
+                while True:
+                    n: int = await self._writer.run(
+                        _lifecycle.sweep_stream, self._connector, stream, now
+                    )
+                    removed += n
+                    if n < _lifecycle.SWEEP_BATCH:
+                        break
+            if len(streams) < page:
+                return removed
+            after = streams[-1]
 
     # -- transactions for code that builds on the same file ---------------------------
 

@@ -4,6 +4,8 @@
   moment of an append (racing writers, lost replies, gates, latency, counts).
 - :mod:`evsrc.testing.spec` — given/when/then for decisions
   (:class:`~evsrc.testing.spec.DecisionSpec`), no store needed.
+- :class:`StreamLifecycleContract` — delete, truncate and retention, the same
+  way (subclass it beside ``EventStoreContract``).
 - :class:`EventStoreContract` — the store contract as importable pytest
   tests. A backend proves it keeps the contract by subclassing it in its own
   test suite and supplying a ``store`` fixture that yields a fresh, empty,
@@ -38,7 +40,10 @@ from evsrc.testing.stores import (
 )
 
 if TYPE_CHECKING:
-    from evsrc.testing.contract import EventStoreContract as EventStoreContract
+    from evsrc.testing.contract import (
+        EventStoreContract as EventStoreContract,
+        StreamLifecycleContract as StreamLifecycleContract,
+    )
 
 __all__ = [
     "DecisionSpec",
@@ -48,6 +53,7 @@ __all__ = [
     "LostReplyStore",
     "ProxyStore",
     "RacingStore",
+    "StreamLifecycleContract",
     "YieldingStore",
 ]
 
@@ -57,5 +63,9 @@ def __getattr__(name: str) -> Any:
         from evsrc.testing.contract import EventStoreContract
 
         return EventStoreContract
+    if name == "StreamLifecycleContract":
+        from evsrc.testing.contract import StreamLifecycleContract
+
+        return StreamLifecycleContract
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

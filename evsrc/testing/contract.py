@@ -30,8 +30,19 @@ from evsrc.errors import (
     InvalidInputError,
     InvalidStreamError,
     StoreClosedError,
+    StreamDeletedError,
 )
-from evsrc.records import Checkpoint, Committed, Conflict, NewEvent, RecordedEvent
+from evsrc.lifecycle import StreamDeleted
+from evsrc.records import (
+    STREAM_DELETED,
+    Checkpoint,
+    Committed,
+    Conflict,
+    Deleted,
+    NewEvent,
+    RecordedEvent,
+    StreamMetadata,
+)
 from evsrc.store import MAX_EVENT_BYTES, MAX_STREAM_LENGTH, MAX_TYPE_LENGTH
 
 if TYPE_CHECKING:
@@ -39,7 +50,7 @@ if TYPE_CHECKING:
 
     from evsrc.store import EventStore
 
-__all__ = ["EventStoreContract"]
+__all__ = ["EventStoreContract", "StreamLifecycleContract"]
 
 pytestmark = [pytest.mark.asyncio]
 
@@ -390,6 +401,27 @@ class EventStoreContract:
         events = [ev(n=1)]
         first = await store.append("s", events)
         assert await store.append_expect("s", 0, events) == first
+
+    async def test_a_retry_says_it_was_one(self, store: EventStore) -> None:
+        """A re-send that wrote nothing is marked ``retried``; it still equals the original."""
+        events = [ev(n=1), ev(n=2)]
+        first = await store.append_expect("s", 0, events)
+        assert isinstance(first, Committed)
+        assert first.retried is False
+        again = await store.append_expect("s", 0, events)
+        assert isinstance(again, Committed)
+        assert again.retried is True
+        assert again == first
+        assert tuple(again) == tuple(first)
+        plain = await store.append("s", events)
+        assert plain.retried is True
+        assert plain == first
+        fresh = await store.append("s", [ev()])
+        assert fresh.retried is False
+        last = await store.append_expect("s", 3, [ev()])
+        assert isinstance(last, Committed)
+        assert last.retried is False
+        assert await store.last_seq("s") == 4
 
     async def test_same_id_in_another_stream_is_an_error(self, store: EventStore) -> None:
         e = ev()
@@ -830,3 +862,399 @@ class EventStoreContract:
         from evsrc.testing._stateful import run_model_test
 
         await anyio.to_thread.run_sync(run_model_test, store, self.stateful_examples)
+
+
+class StreamLifecycleContract:
+    """Delete, truncate and retention (docs/lifecycle.md), the same on every backend.
+
+    Subclass it beside :class:`EventStoreContract` with the same ``store``
+    fixture. Removing events must never break the global order: a reader sees
+    every event still stored exactly once, in order, and every deletion as a
+    ``$stream-deleted`` event.
+    """
+
+    #: Writers, deleters and rounds in the concurrent lifecycle test.
+    lifecycle_writers: ClassVar[int] = 12
+    lifecycle_rounds: ClassVar[int] = 15
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[EventStore]:
+        pytest.fail("subclass StreamLifecycleContract and provide a `store` fixture")
+        yield  # pragma: no cover
+
+    # -- delete ----------------------------------------------------------------
+
+    async def test_soft_delete_reads_as_deleted_and_is_recorded(self, store: EventStore) -> None:
+        await store.append_expect("s", 0, [ev(n=1), ev(n=2), ev(n=3)])
+        await store.append_expect("other", 0, [ev()])
+        d = await store.delete_stream("s")
+        assert (d.stream, d.last_seq, d.hard) == ("s", 3, False)
+        assert d.checkpoint is not None
+        (marker,) = await store.read("s")
+        assert (marker.stream, marker.seq, marker.type) == ("s", 4, STREAM_DELETED)
+        assert marker.data == {"last_seq": 3, "hard": False}
+        assert marker.checkpoint == d.checkpoint
+        assert StreamDeleted.model_validate(marker.data) == StreamDeleted(last_seq=3, hard=False)
+        assert await store.read("s", backwards=True, limit=1) == [marker]
+        assert await store.last_seq("s") == 4
+        log = await everything(store)
+        assert [(e.stream, e.type) for e in log] == [("other", "thing"), ("s", STREAM_DELETED)]
+        assert log[-1] == marker
+        assert [e.seq for e in await store.read("other")] == [1]
+
+    async def test_soft_deleted_stream_goes_on_after_its_deletion(self, store: EventStore) -> None:
+        events = [ev(n=1), ev(n=2)]
+        await store.append_expect("s", 0, events)
+        await store.delete_stream("s")
+        # Seqs never go back: expected=0 is refused, as is a writer's old head.
+        assert await store.append_expect("s", 0, [ev()]) == Conflict("s", 0, 3)
+        assert await store.append_expect("s", 2, [ev()]) == Conflict("s", 2, 3)
+        # A re-send of the deleted append (same ids, same place) cannot bring it back.
+        assert await store.append_expect("s", 0, events) == Conflict("s", 0, 3)
+        r = await store.append_expect("s", 3, [ev(n=10)])
+        assert isinstance(r, Committed)
+        assert (r.first_seq, r.last_seq) == (4, 4)
+        assert [(e.seq, e.type) for e in await store.read("s")] == [
+            (3, STREAM_DELETED), (4, "thing")
+        ]  # fmt: skip
+        plain = await store.append("s", [ev()])
+        assert plain.first_seq == 5
+        # Deleting it again removes the new life too, deletion event included.
+        d = await store.delete_stream("s")
+        assert d.last_seq == 5
+        assert [(e.seq, e.type) for e in await store.read("s")] == [(6, STREAM_DELETED)]
+
+    async def test_soft_delete_without_live_events_writes_nothing(self, store: EventStore) -> None:
+        assert await store.delete_stream("nothing") == Deleted("nothing", 0, False, None)
+        await store.append("s", [ev()])
+        await store.delete_stream("s")
+        before = await everything(store)
+        assert await store.delete_stream("s") == Deleted("s", 2, False, None)
+        assert await everything(store) == before
+
+    async def test_hard_delete_tombstones_the_stream(self, store: EventStore) -> None:
+        events = [ev(n=1), ev(n=2)]
+        await store.append_expect("s", 0, events)
+        d = await store.delete_stream("s", hard=True)
+        assert (d.last_seq, d.hard) == (2, True)
+        for call in (
+            lambda: store.read("s"),
+            lambda: store.last_seq("s"),
+            lambda: store.append("s", [ev()]),
+            lambda: store.append_expect("s", 0, [ev()]),
+            lambda: store.append_expect("s", 3, [ev()]),
+            # A retry of the deleted append cannot bring its events back.
+            lambda: store.append_expect("s", 0, events),
+            lambda: store.delete_stream("s"),
+            lambda: store.delete_stream("s", hard=True),
+            lambda: store.truncate_before("s", 2),
+            lambda: store.set_stream_metadata("s", max_count=5),
+        ):
+            with pytest.raises(StreamDeletedError) as info:
+                await call()
+            assert info.value.stream == "s"
+        (marker,) = await everything(store)
+        assert (marker.stream, marker.seq, marker.type) == ("s", 3, STREAM_DELETED)
+        assert marker.data == {"last_seq": 2, "hard": True}
+        assert marker.checkpoint == d.checkpoint
+        # The events are gone: their ids are free again.
+        r = await store.append_expect("elsewhere", 0, events)
+        assert isinstance(r, Committed)
+
+    async def test_hard_delete_of_an_absent_or_soft_deleted_stream(self, store: EventStore) -> None:
+        d = await store.delete_stream("never", hard=True)
+        assert (d.last_seq, d.hard) == (0, True)
+        assert d.checkpoint is not None
+        with pytest.raises(StreamDeletedError):
+            await store.append("never", [ev()])
+        await store.append("s", [ev()])
+        await store.delete_stream("s")
+        await store.delete_stream("s", hard=True)
+        with pytest.raises(StreamDeletedError):
+            await store.append_expect("s", 0, [ev()])
+        markers = [(e.stream, e.seq, e.data["hard"]) for e in await everything(store)]
+        assert markers == [("never", 1, True), ("s", 3, True)]
+
+    @pytest.mark.parametrize("stream", BAD_STREAMS)
+    async def test_lifecycle_calls_refuse_bad_stream_names(
+        self, store: EventStore, stream: Any
+    ) -> None:
+        for call in (
+            lambda: store.delete_stream(stream),
+            lambda: store.truncate_before(stream, 1),
+            lambda: store.set_stream_metadata(stream, max_count=1),
+            lambda: store.stream_metadata(stream),
+        ):
+            with pytest.raises(InvalidStreamError):
+                await call()
+        assert await everything(store) == []
+
+    @pytest.mark.parametrize("hard", [1, "yes", None, 0])
+    async def test_delete_refuses_a_non_bool_hard(self, store: EventStore, hard: Any) -> None:
+        await store.append("s", [ev()])
+        with pytest.raises(InvalidInputError) as info:
+            await store.delete_stream("s", hard=hard)
+        assert info.value.argument == "hard"
+        assert [e.seq for e in await store.read("s")] == [1]
+
+    async def test_the_deletion_type_is_reserved(self, store: EventStore) -> None:
+        with pytest.raises(InvalidEventError):
+            await store.append("s", [ev(), NewEvent(STREAM_DELETED, {"last_seq": 0})])
+        assert await everything(store) == []
+
+    # -- truncate --------------------------------------------------------------
+
+    async def test_truncate_before_keeps_the_head_and_numbering(self, store: EventStore) -> None:
+        await store.append_expect("s", 0, [ev(n=i) for i in range(1, 11)])
+        await store.append("other", [ev()])
+        assert await store.truncate_before("s", 5) == 4
+        assert [e.seq for e in await store.read("s")] == [5, 6, 7, 8, 9, 10]
+        assert [e.seq for e in await store.read("s", after=2, limit=2)] == [5, 6]
+        assert [e.seq for e in await store.read("s", after=7)] == [8, 9, 10]
+        assert [e.seq for e in await store.read("s", backwards=True, limit=3)] == [10, 9, 8]
+        assert [e.seq for e in await store.read("s", after=8, backwards=True)] == [10, 9]
+        assert await store.last_seq("s") == 10
+        assert await store.truncate_before("s", 5) == 0  # idempotent
+        assert [(e.stream, e.seq) for e in await everything(store)] == [
+            *(("s", i) for i in range(5, 11)),
+            ("other", 1),
+        ]
+        r = await store.append_expect("s", 10, [ev(n=11)])
+        assert isinstance(r, Committed)
+        assert r.first_seq == 11
+
+    async def test_truncate_never_removes_the_newest_event(self, store: EventStore) -> None:
+        await store.append("s", [ev(), ev(), ev()])
+        assert await store.truncate_before("s", 2**63 - 1) == 2
+        assert [e.seq for e in await store.read("s")] == [3]
+        assert await store.last_seq("s") == 3
+        assert await store.truncate_before("nothing", 9) == 0
+
+    @pytest.mark.parametrize("seq", [0, -1, 2**63, "3", 3.0, True, None])
+    async def test_truncate_refuses_a_bad_seq(self, store: EventStore, seq: Any) -> None:
+        await store.append("s", [ev(), ev(), ev()])
+        with pytest.raises(InvalidInputError) as info:
+            await store.truncate_before("s", seq)
+        assert info.value.argument == "seq"
+        assert [e.seq for e in await store.read("s")] == [1, 2, 3]
+
+    async def test_retry_of_a_kept_append_resolves_after_truncation(
+        self, store: EventStore
+    ) -> None:
+        """Truncation keeps ids of what remains: retries of kept appends still resolve."""
+        kept = [ev(n=3)]
+        await store.append_expect("s", 0, [ev(n=1), ev(n=2)])
+        first = await store.append_expect("s", 2, kept)
+        await store.truncate_before("s", 3)
+        assert await store.append_expect("s", 2, kept) == first
+
+    # -- retention -------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        "settings",
+        [
+            {"max_count": 0},
+            {"max_count": -3},
+            {"max_count": 2**31},
+            {"max_count": "5"},
+            {"max_count": 5.0},
+            {"max_count": True},
+            {"max_age": timedelta(0)},
+            {"max_age": timedelta(seconds=-1)},
+            {"max_age": timedelta(days=10**6)},
+            {"max_age": 60},
+            {"max_age": "1h"},
+        ],
+    )
+    async def test_metadata_refuses_bad_settings(
+        self, store: EventStore, settings: dict[str, Any]
+    ) -> None:
+        await store.set_stream_metadata("s", max_count=7)
+        with pytest.raises(InvalidInputError) as info:
+            await store.set_stream_metadata("s", **settings)
+        assert info.value.argument == next(iter(settings))
+        assert await store.stream_metadata("s") == StreamMetadata(7, None)
+
+    async def test_metadata_round_trips_and_clears(self, store: EventStore) -> None:
+        assert await store.stream_metadata("s") == StreamMetadata()
+        meta = await store.set_stream_metadata("s", max_count=3, max_age=timedelta(hours=2))
+        assert meta == StreamMetadata(3, timedelta(hours=2))
+        assert await store.stream_metadata("s") == meta
+        assert await store.stream_metadata("t") == StreamMetadata()
+        await store.set_stream_metadata("s")
+        assert await store.stream_metadata("s") == StreamMetadata()
+
+    async def test_max_count_is_enforced_on_read_and_swept(self, store: EventStore) -> None:
+        await store.append("s", [ev(n=i) for i in range(1, 11)])
+        await store.append("other", [ev(), ev()])
+        await store.set_stream_metadata("s", max_count=3)
+        assert [e.seq for e in await store.read("s")] == [8, 9, 10]
+        assert [e.seq for e in await store.read("s", backwards=True, limit=2)] == [10, 9]
+        assert await store.last_seq("s") == 10
+        assert len(await everything(store)) == 12  # until the sweep
+        assert await store.sweep() == 7
+        assert await store.sweep() == 0
+        assert [(e.stream, e.seq) for e in await everything(store)] == [
+            ("s", 8), ("s", 9), ("s", 10), ("other", 1), ("other", 2)
+        ]  # fmt: skip
+        await store.append_expect("s", 10, [ev(), ev()])
+        assert [e.seq for e in await store.read("s")] == [10, 11, 12]
+        await store.set_stream_metadata("s")
+        assert [e.seq for e in await store.read("s")] == [8, 9, 10, 11, 12]
+
+    async def test_max_age_is_enforced_on_read_and_swept(self, store: EventStore) -> None:
+        await store.append("s", [ev(n=1), ev(n=2)])
+        await store.append("s", [ev(n=3)])
+        await anyio.sleep(0.05)
+        await store.append("s", [ev(n=4)])
+        await store.set_stream_metadata("s", max_age=timedelta(seconds=30))
+        assert [e.seq for e in await store.read("s")] == [1, 2, 3, 4]
+        await store.set_stream_metadata("s", max_age=timedelta(milliseconds=40))
+        assert [e.seq for e in await store.read("s")] == [4]
+        await anyio.sleep(0.05)
+        assert [e.seq for e in await store.read("s")] == [4]  # the newest event stays
+        assert await store.sweep() == 3
+        assert [e.seq for e in await everything(store)] == [4]
+        assert await store.last_seq("s") == 4
+
+    async def test_sweep_leaves_streams_without_retention_alone(self, store: EventStore) -> None:
+        await store.append("a", [ev(), ev()])
+        await store.append("b", [ev(), ev(), ev()])
+        await store.set_stream_metadata("b", max_count=1)
+        assert await store.sweep() == 2
+        assert [(e.stream, e.seq) for e in await everything(store)] == [
+            ("a", 1), ("a", 2), ("b", 3)
+        ]  # fmt: skip
+
+    # -- readers see deletions, in order, and never stall -------------------------
+
+    async def test_filtered_readers_see_deletions_they_ask_for(self, store: EventStore) -> None:
+        await store.append("booking:1", [ev(), ev()])
+        await store.append("other:1", [ev()])
+        await store.delete_stream("booking:1")
+        await store.delete_stream("other:1", hard=True)
+        by_prefix = await everything_filtered(store, stream_prefix="booking:")
+        assert [(e.stream, e.type) for e in by_prefix] == [("booking:1", STREAM_DELETED)]
+        by_type = await everything_filtered(store, types=[STREAM_DELETED])
+        assert [e.stream for e in by_type] == ["booking:1", "other:1"]
+        assert await everything_filtered(store, types=["thing"]) == []
+
+    async def test_subscriber_sees_a_deletion_live(self, store: EventStore) -> None:
+        await store.append("s", [ev(), ev()])
+        seen: list[RecordedEvent] = []
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+
+                async def follow() -> None:
+                    async for e in store.subscribe(types=[STREAM_DELETED]):
+                        seen.append(e)
+                        tg.cancel_scope.cancel()
+
+                tg.start_soon(follow)
+                await anyio.sleep(0.05)
+                d = await store.delete_stream("s")
+        assert [(e.stream, e.checkpoint) for e in seen] == [("s", d.checkpoint)]
+
+    async def test_concurrent_writes_and_removals_keep_the_global_order(
+        self, store: EventStore
+    ) -> None:
+        """Writers, deleters and truncaters race; a live reader misses nothing still stored."""
+        rnd = random.Random(18)
+        seen: list[RecordedEvent] = []
+        tombstoned: set[str] = set()
+        streams = [f"life-{i}" for i in range(6)]
+
+        async def writer(k: int) -> None:
+            for _ in range(self.lifecycle_rounds):
+                stream = streams[(k + rnd.randrange(3)) % len(streams)]
+                try:
+                    await store.append(stream, batch(rnd.randint(1, 4)))
+                except StreamDeletedError:
+                    assert stream in tombstoned
+                await anyio.lowlevel.checkpoint()
+
+        async def remover() -> None:
+            for i in range(self.lifecycle_rounds):
+                stream = streams[i % len(streams)]
+                try:
+                    if i % 3 == 0:
+                        await store.delete_stream(stream)
+                    elif i == self.lifecycle_rounds - 1:
+                        tombstoned.add(stream)
+                        await store.delete_stream(stream, hard=True)
+                    else:
+                        await store.truncate_before(stream, rnd.randint(1, 40))
+                except StreamDeletedError:
+                    assert stream in tombstoned
+                await anyio.sleep(0.001)
+
+        async def reader(done: anyio.Event) -> None:
+            async for e in store.subscribe():
+                seen.append(e)
+                if done.is_set() and e.stream == "end":
+                    return
+
+        with anyio.fail_after(120):
+            done = anyio.Event()
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(reader, done)
+                async with anyio.create_task_group() as tg:
+                    for k in range(self.lifecycle_writers):
+                        tg.start_soon(writer, k)
+                    tg.start_soon(remover)
+                done.set()
+                await store.append("end", [ev()])
+        checkpoints = [e.checkpoint for e in seen]
+        assert checkpoints == sorted(checkpoints)
+        assert len(set(checkpoints)) == len(checkpoints)
+        # Everything still stored was seen, in the same order.
+        stored = await everything(store)
+        seen_ids = {e.id for e in seen}
+        assert all(e.id in seen_ids for e in stored)
+        order = {e.id: i for i, e in enumerate(seen)}
+        assert [order[e.id] for e in stored] == sorted(order[e.id] for e in stored)
+        # Per stream, seqs only grow, and each marker follows what it removed.
+        last: dict[str, int] = defaultdict(int)
+        for e in seen:
+            assert e.seq > last[e.stream]
+            if e.type == STREAM_DELETED:
+                assert e.data["last_seq"] == e.seq - 1
+            last[e.stream] = e.seq
+        for stream in streams:
+            if stream in tombstoned:
+                with pytest.raises(StreamDeletedError):
+                    await store.read(stream)
+                continue
+            kept = [e.seq for e in await store.read(stream)]
+            assert kept == list(range(kept[0], kept[-1] + 1)) if kept else True
+            assert await store.last_seq(stream) in (0, *kept[-1:])
+
+    async def test_hard_delete_racing_appends_loses_nothing_it_acknowledged(
+        self, store: EventStore
+    ) -> None:
+        """Appends that committed before the tombstone are deleted by it; none land after."""
+        committed: list[Committed] = []
+        refused = 0
+
+        async def appender() -> None:
+            nonlocal refused
+            for _ in range(20):
+                try:
+                    committed.append(await store.append("hot", [ev()]))
+                except StreamDeletedError:
+                    refused += 1
+                    return
+                await anyio.lowlevel.checkpoint()
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(appender)
+                for _ in range(5):
+                    await anyio.lowlevel.checkpoint()
+                d = await store.delete_stream("hot", hard=True)
+        assert refused > 0 or len(committed) == 8 * 20
+        assert d.checkpoint is not None
+        assert all(c.checkpoint < d.checkpoint for c in committed)
+        assert d.last_seq == max((c.last_seq for c in committed), default=0)
+        assert [e.type for e in await everything(store)] == [STREAM_DELETED]

@@ -6,8 +6,9 @@
 (<BookingStatus.BOOKED: 'booked'>, 1)
 
 Run ``python -m examples.booking --help`` for the command line (a race demo,
-book / cancel / roster / schedule, ``serve`` for the HTTP API and its page,
-``token`` for bearer tokens). See ``docs/booking.md``.
+book / cancel / roster / schedule, ``forget`` to forget a person,
+``serve`` for the HTTP API and its page, ``token`` for bearer tokens). See
+``docs/booking.md``, and ``docs/lifecycle.md`` for forgetting.
 """
 
 from examples.booking.domain import (

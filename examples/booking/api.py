@@ -49,6 +49,7 @@ from evsrc.errors import (
 from evsrc.memory import InMemoryEventStore
 from evsrc.projection import ProjectionRunner
 from evsrc.reactions import LogSink, Sink
+from evsrc.shredding import ShreddingStore
 from evsrc.tenants import TenantStores
 from examples.booking.apidoc import operations
 from examples.booking.auth import AuthError, Caller, check_secret, read_token
@@ -68,11 +69,13 @@ from examples.booking.domain import (
 from examples.booking.logs import LOGGER, RequestIdMiddleware, request_id
 from examples.booking.metrics import CONTENT_TYPE, MeteredStore, Metrics
 from examples.booking.openapi import openapi_document
+from examples.booking.privacy import forget_actor, shredded
 from examples.booking.reactions import BookingReactions
 from examples.booking.schemas import (
     BookBody,
     CancelBody,
     ConfirmBody,
+    ForgetBody,
     HoldBody,
     ScheduleBody,
 )
@@ -203,7 +206,10 @@ def create_app(
 
     Pass a ``store`` (it stays yours to close) or a ``store_url`` (opened on
     startup with ``evsrc.open_store``, closed on shutdown); neither means a
-    fresh ``memory:`` store. ``secret`` signs and checks bearer tokens
+    fresh ``memory:`` store. A store the app opens stores actors encrypted
+    (:func:`examples.booking.privacy.shredded`); a store you pass is used as
+    is, so pass ``ShreddingStore`` (say, from ``shredded(store)``) for
+    ``POST /admin/forget`` to work (else it answers 501). ``secret`` signs and checks bearer tokens
     (at least 32 bytes); without one, ``insecure_no_auth=True`` must say so,
     and then every caller is an admin who names the actor in the body.
     ``hold_ttl`` is how long a hold lasts; ``notify`` is the outbox sink that
@@ -279,7 +285,8 @@ def create_app(
         async with tenant_lock:
             if f"run:{tenant}" not in holder:
                 stack, tenants, tg = tenancy["open"]
-                own = await stack.enter_async_context(tenants.lease(tenant))
+                leased = await stack.enter_async_context(tenants.lease(tenant))
+                own = await stack.enter_async_context(shredded(leased))
                 run = _Running(own, metrics, hold_ttl, notify)
                 tg.start_soon(_follow, run)
                 tg.start_soon(_react, run)
@@ -393,6 +400,23 @@ def create_app(
             metrics.commands.labels("cancel", result.status.value).inc()
             code = 404 if result.status is CancelStatus.ABSENT else 200
             return JSONResponse(result.to_dict(), status_code=code)
+
+        return await _guard(request, go)
+
+    async def forget(request: Request) -> Response:
+        async def go() -> Response:
+            caller = caller_of(request)
+            body = await read_model(request, ForgetBody)
+            if not caller.admin:
+                msg = "only admins may forget a person"
+                raise _forbidden(msg)
+            run = running()
+            if not isinstance(run.store, ShreddingStore):
+                msg = "this server's store does not encrypt actors, so it cannot forget one"
+                raise ApiError(501, "not_implemented", msg)
+            result = await forget_actor(run.service, run.store, body.actor)
+            metrics.commands.labels("forget", "forgotten" if result.forgotten else "absent").inc()
+            return JSONResponse(result.to_dict())
 
         return await _guard(request, go)
 
@@ -538,6 +562,7 @@ def create_app(
             Route("/hold", hold, methods=["POST"]),
             Route("/confirm", confirm, methods=["POST"]),
             Route("/cancel", cancel, methods=["POST"]),
+            Route("/admin/forget", forget, methods=["POST"]),
             Route("/roster", roster, methods=["GET"]),
             Route("/occurrences", occurrences, methods=["GET"]),
             Route("/events", events, methods=["GET"]),

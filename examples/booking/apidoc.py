@@ -11,6 +11,8 @@ from examples.booking.schemas import (
     ConfirmBody,
     ConfirmOut,
     ErrorOut,
+    ForgetBody,
+    ForgetOut,
     HealthOut,
     HoldBody,
     HoldOut,
@@ -109,6 +111,21 @@ def operations() -> list[Operation]:
                 **body_errors,
             },
             body=CancelBody,
+            auth=True,
+        ),
+        Operation(
+            "POST",
+            "/admin/forget",
+            "Forget a person (admins only): free their seats, holds and waitlist places, "
+            "then delete their key, so their name reads as [forgotten:…] in every event",
+            {
+                200: Reply("freed and forgotten (forgotten=false: nothing was known)", ForgetOut),
+                403: Reply("not an admin", ErrorOut),
+                501: Reply("the server's store does not encrypt actors", ErrorOut),
+                **auth_errors,
+                **body_errors,
+            },
+            body=ForgetBody,
             auth=True,
         ),
         Operation(

@@ -3,7 +3,8 @@
 ``race`` runs many concurrent bookers for few seats and checks the rule;
 ``schedule`` / ``book`` / ``cancel`` / ``roster`` are the everyday commands;
 ``hold`` / ``confirm`` hold a seat until confirmed, and ``react`` expires the
-holds that ran out and notifies whoever the waitlist promotes;
+holds that ran out and notifies whoever the waitlist promotes; ``forget``
+frees a person's places and forgets their name (crypto-shredding);
 ``serve`` runs the HTTP API and its page; ``token`` mints a bearer token.
 Every command takes ``--store URL`` (see ``examples.booking.stores``); the
 default is a SQLite file in the user's data directory.
@@ -21,9 +22,11 @@ import anyio
 
 from evsrc.errors import ConfigurationError, EvsrcError, InvalidInputError
 from evsrc.reactions import FileSink, LogSink
+from evsrc.shredding import ShreddingStore
 from evsrc.urls import redact_url
 from examples.booking.domain import BookingStatus, CancelStatus, ConfirmStatus
 from examples.booking.holdrace import hold_race
+from examples.booking.privacy import forget_actor
 from examples.booking.progress import Progress
 from examples.booking.race import race
 from examples.booking.reactions import BookingReactions
@@ -124,6 +127,26 @@ async def _cancel(store: EventStore, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_ABSENT if c.status is CancelStatus.ABSENT else 0
 
 
+async def _forget(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
+    if not isinstance(store, ShreddingStore):  # pragma: no cover - open_booking_store wraps
+        msg = "this store does not encrypt actors; nothing can be forgotten"
+        raise ConfigurationError(msg)
+    f = await forget_actor(BookingService(store), store, args.actor)
+    if args.json:
+        _print_json(out, f.to_dict())
+    else:
+        for r in f.released:
+            line = f"{f.actor}: {r.status.value.replace('_', ' ')} on {r.occurrence}"
+            if r.promoted is not None:
+                line += f"; {r.promoted} promoted from the waitlist"
+            out.write(line + "\n")
+        if f.forgotten:
+            out.write(f"{f.actor}: forgotten (their name now reads as [forgotten:…])\n")
+        else:
+            out.write(f"{f.actor}: nothing to forget (unknown, or forgotten already)\n")
+    return 0 if f.forgotten else EXIT_ABSENT
+
+
 async def _hold(store: EventStore, args: argparse.Namespace, out: TextIO) -> int:
     svc = BookingService(store, hold_ttl=timedelta(minutes=args.minutes))
     r = await svc.hold(args.occurrence, args.actor, args.capacity)
@@ -210,6 +233,7 @@ COMMANDS: dict[str, Callable[[EventStore, argparse.Namespace, TextIO], Awaitable
     "schedule": _schedule,
     "book": _book,
     "cancel": _cancel,
+    "forget": _forget,
     "hold": _hold,
     "confirm": _confirm,
     "react": _react,
@@ -373,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=note,
     )
     p.add_argument("occurrence")
+    p.add_argument("actor")
+
+    p = sub.add_parser(
+        "forget",
+        parents=[common],
+        help="forget a person: free their seats, holds and waitlist places, then delete their "
+        "key (exit 4 when nothing was known)",
+        epilog=note,
+    )
     p.add_argument("actor")
 
     p = sub.add_parser(

@@ -11,17 +11,22 @@
 ``confirmation``  ``{"actor": a}``    — ``a``'s hold becomes a booking
 ``expiry``        ``{"actor": a}``    — ``a``'s hold ran out: the seat is freed (and the
                                         waitlist's head promoted into it, same append)
+
+Every ``actor`` is personal (:data:`Actor`): on a store wrapped by
+``examples.booking.privacy.shredded`` it is stored encrypted per actor.
 """
 
 from __future__ import annotations
 
 from datetime import datetime  # noqa: TC003 - pydantic needs it at runtime
-from typing import Final
+from typing import Annotated, Final
 
 from evsrc.models import Event, EventRegistry
+from evsrc.shredding import Personal
 
 __all__ = [
     "STREAM_PREFIX",
+    "Actor",
     "Booked",
     "Cancelled",
     "Confirmed",
@@ -36,6 +41,10 @@ __all__ = [
 #: Occurrence streams are named ``booking:<occurrence>``.
 STREAM_PREFIX: Final = "booking"
 
+#: An actor's name: personal, stored encrypted with the actor's own key
+#: (``examples.booking.privacy``), so that forgetting the key forgets the name.
+Actor = Annotated[str, Personal()]
+
 
 class Scheduled(Event, type="scheduled", version=1):
     """The occurrence was scheduled with this capacity."""
@@ -46,44 +55,44 @@ class Scheduled(Event, type="scheduled", version=1):
 class Booked(Event, type="booking", version=1):
     """``actor`` took the next seat."""
 
-    actor: str
+    actor: Actor
 
 
 class Waitlisted(Event, type="waitlisted", version=1):
     """``actor`` joined the end of the waitlist of a full occurrence."""
 
-    actor: str
+    actor: Actor
 
 
 class Cancelled(Event, type="cancellation", version=1):
     """``actor`` left the roster (freeing a seat) or the waitlist."""
 
-    actor: str
+    actor: Actor
 
 
 class Promoted(Event, type="promotion", version=1):
     """The waitlist's head ``actor`` took the seat that a cancellation freed."""
 
-    actor: str
+    actor: Actor
 
 
 class Held(Event, type="hold", version=1):
     """``actor`` took the next seat, held until ``expires_at`` unless confirmed."""
 
-    actor: str
+    actor: Actor
     expires_at: datetime
 
 
 class Confirmed(Event, type="confirmation", version=1):
     """``actor``'s hold became a booking."""
 
-    actor: str
+    actor: Actor
 
 
 class Expired(Event, type="expiry", version=1):
     """``actor``'s hold ran out; the seat is free again."""
 
-    actor: str
+    actor: Actor
 
 
 registry = EventRegistry(

@@ -20,6 +20,8 @@ __all__ = [
     "ConfirmOut",
     "ErrorDetail",
     "ErrorOut",
+    "ForgetBody",
+    "ForgetOut",
     "HealthOut",
     "HoldBody",
     "HoldOut",
@@ -85,8 +87,30 @@ class CancelBody(_Body):
     actor: str | None = Field(default=None, description="whom to cancel; default the caller")
 
 
+class ForgetBody(_Body):
+    """``POST /admin/forget``: free everything ``actor`` holds, then forget their name."""
+
+    actor: str
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ReleasedOut(_Out):
+    """One occurrence where forgetting freed the actor's place."""
+
+    occurrence: str
+    status: Literal["cancelled", "left_waitlist"]
+    promoted: str | None = Field(default=None, description="who took the freed seat")
+
+
+class ForgetOut(_Out):
+    """The outcome of ``POST /admin/forget``."""
+
+    actor: str
+    forgotten: bool = Field(description="whether a key was deleted (false: already forgotten)")
+    released: list[ReleasedOut]
 
 
 class ScheduleOut(_Out):

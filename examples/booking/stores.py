@@ -18,6 +18,7 @@ import anyio
 
 from evsrc.memory import InMemoryEventStore
 from evsrc.urls import open_store
+from examples.booking.privacy import shredded
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
@@ -122,7 +123,11 @@ def _make_sqlite_dir(url: str) -> None:
 
 @contextlib.asynccontextmanager
 async def open_booking_store(url: str, *, latency: float = 0.0) -> AsyncIterator[EventStore]:
-    """The store ``url`` names, connected and set up; closed on exit.
+    """The store ``url`` names, connected and set up, actors encrypted; closed on exit.
+
+    It is a :class:`~evsrc.shredding.ShreddingStore` (see
+    :func:`examples.booking.privacy.shredded`): actors' names are stored
+    encrypted per actor, so that ``forget`` can forget one.
 
     ``latency`` (seconds, ``memory:`` only) simulates a network round trip.
     A SQLite file's directory is created first. Raises
@@ -130,10 +135,10 @@ async def open_booking_store(url: str, *, latency: float = 0.0) -> AsyncIterator
     """
     if url in ("memory:", "memory://") and latency > 0:
         laggy = LaggyMemoryStore(latency)
-        async with laggy:
-            yield laggy
+        async with laggy, shredded(laggy) as store:
+            yield store
         return
     _make_sqlite_dir(url)
-    store = await open_store(url)
-    async with store:
+    opened = await open_store(url)
+    async with opened, shredded(opened) as store:
         yield store

@@ -35,6 +35,7 @@ SCENARIOS = [
     "read",
     "hot_seat",
     "decision",
+    "handler_cpu",
     "sqlite",
     "subscribers",
     "reactions",
@@ -73,7 +74,13 @@ def _run(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str,
     assert [s["name"] for s in data["scenarios"]] == SCENARIOS
     for s in data["scenarios"]:
         assert s["status"] == "ok", (s["name"], s["status"], s["notes"])
-        assert s["checks"] or s["name"] in ("append_expect", "append_batch", "read", "decision")
+        assert s["checks"] or s["name"] in (
+            "append_expect",
+            "append_batch",
+            "read",
+            "decision",
+            "handler_cpu",
+        )
         for check in s["checks"]:
             assert check["ok"], check
     md = (out / "latest.md").read_text()
@@ -109,6 +116,12 @@ def _check_memory(data: dict[str, Any]) -> None:
         seats = c["params"]["seats"]
         for v in ("evsrc", "evsrc_nobatch"):
             assert _ok(c, v)["extra"]["booked"]["median"] == seats
+    for c in _cases(data, "handler_cpu", "memory"):
+        assert _ok(c, "evsrc")["extra"]["us_per_command"]["median"] > 0
+        _ok(c, "limit")
+        if c["params"]["yielding"] and c["params"]["callers"] > 1:
+            # An append that yields lets concurrent commands batch.
+            assert _ok(c, "evsrc")["extra"]["commands_per_append"]["median"] > 1
     decision = next(s for s in data["scenarios"] if s["name"] == "decision")
     for c in decision["cases"]:
         if c["params"]["backend"] != "postgres":
@@ -190,9 +203,44 @@ def test_quick_run_every_scenario(tmp_path: Path) -> None:
     _ok(pg, "small")
     _ok(pg, "big")
     goals = {g["goal"]: g["status"] for g in data["goals"]}
-    assert len(goals) == 12
+    assert len(goals) == 14
     assert all(s in ("met", "missed", "partial", "not available") for s in goals.values())
     if bench:
         assert data["outputs"]["chart"] == "ok"
         assert (tmp_path / "latest.png").stat().st_size > 10_000
     assert data["machine"]["postgresql"]
+
+
+def test_scale_run_at_a_small_size(tmp_path: Path) -> None:
+    """``--scale`` grows its own database, reports every figure beside raw, and drops it."""
+    _pg_reachable()
+    name = f"evsrc_smoke_scale_{uuid.uuid4().hex[:8]}"
+    chart = tmp_path / "scale.png"
+    cmd = [sys.executable, "-m", "benchmarks", "--scale", "--scale-to", "4000", "--quiet"]
+    cmd += ["--scale-db", name, "--scale-chart", str(chart), "--out", str(tmp_path)]
+    cmd += ["--dsn", admin_dsn()]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (result,) = tmp_path.glob("scale-*.json")
+    data = json.loads(result.read_text())
+    (size,) = data["sizes"]
+    assert size["size"] == 4000 and size["streams"] == 400
+    # The store holds the grown events plus one per measured append.
+    assert size["events"] > 4000
+    assert size["table_bytes_per_event"] > 0 and size["index_bytes_per_event"] > 0
+    for what in ("append", "last_seq", "read_stream"):
+        for who in ("evsrc", "raw"):
+            assert 0 < size[what][who]["p50_ms"] <= size[what][who]["p99_ms"]
+    for where in ("from_start", "from_tail"):
+        assert size[f"read_all_{where}"]["evsrc"] > 0 and size[f"read_all_{where}"]["raw"] > 0
+    if importlib.util.find_spec("matplotlib"):
+        assert chart.stat().st_size > 10_000
+
+    async def gone() -> bool:
+        conn = await asyncpg.connect(admin_dsn(), timeout=5)
+        try:
+            return not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(gone())

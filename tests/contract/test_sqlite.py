@@ -25,3 +25,14 @@ class TestSqliteEventStore(EventStoreContract):
         async with await SqliteEventStore.connect(tmp_path / "events.db") as store:
             await store.setup()
             yield store
+
+
+class TestSqliteInlineAppends(TestSqliteEventStore):
+    """The same contract with appends written on the event loop when they are alone."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[SqliteEventStore]:
+        path = tmp_path / "events.db"
+        async with await SqliteEventStore.connect(path, inline_appends=True) as store:
+            await store.setup()
+            yield store

@@ -36,10 +36,17 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.postgres
 
 #: The key under which the append function locks a stream (evsrc/postgres/sql/schema.sql).
-STREAM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 5308))"
+#: Takes a stream's next seq in an open transaction: an append that read the same
+#: head waits on it (its insert meets this uncommitted row) until it rolls back.
+HOLD_NEXT_SEQ = (
+    "INSERT INTO evsrc_events (stream, seq, commit, id, type, version, data, metadata) "
+    "SELECT $1::text, coalesce(max(seq), 0) + 1, pg_current_xact_id(), gen_random_uuid(), "
+    "'hold', 1, '{}', '{}' FROM evsrc_events WHERE stream = $1::text"
+)
 APPENDS = (
     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-    "AND pid <> pg_backend_pid() AND query LIKE '%evsrc_append%' AND state = 'active'"
+    "AND pid <> pg_backend_pid() AND query LIKE '%INSERT INTO%evsrc_events%' "
+    "AND state = 'active'"
 )
 WAITING_APPENDS = APPENDS + " AND wait_event_type = 'Lock'"
 
@@ -193,14 +200,14 @@ async def test_a_batch_append_killed_mid_flight_is_resent_whole(pg_dsn: str) -> 
         async with admin_store.pool.acquire() as admin:
             tx = admin.transaction()
             await tx.start()
-            await admin.execute(STREAM_LOCK, "account:a")
+            await admin.execute(HOLD_NEXT_SEQ, "account:a")
             gate.open.set()
-            # The batch append is in the database, queued behind our lock: kill it.
+            # The batch append is in the database, waiting on our row: kill it.
             (pid,) = await wait_for_sql(admin_store, WAITING_APPENDS)
             await admin.execute("SELECT pg_terminate_backend($1)", pid)
             # The handler re-sends the same batch on another connection.
             await wait_for_sql(admin_store, WAITING_APPENDS, exclude=frozenset({pid}))
-            await tx.commit()
+            await tx.rollback()
         outs = await asyncio.gather(*queued)
         assert [o.committed.first_seq for o in outs] == [2, 3, 4, 5, 6]  # type: ignore[union-attr]
         assert [o.result for o in outs] == [1, 2, 3, 4, 5]
@@ -228,16 +235,21 @@ async def test_two_processes_hot_stream_with_killed_connections(pg_dsn: str) -> 
         stop = asyncio.Event()
 
         async def killer() -> None:
-            # Hold the stream's lock, kill the appends queued behind it (inside the append
-            # function, before its commit), release, let a few through; repeat. While we
-            # hold the lock no append can commit, so no kill races a commit. (Killing a
+            # Hold the stream's next seq, kill the appends waiting on it (inside the append
+            # statement, before its commit), roll back, let a few through; repeat. While we
+            # hold it no append of that head can commit, so no kill races a commit. (Killing a
             # backend just after it committed hits asyncpg's release of the connection,
             # whose error the store does not translate yet: reported to the backend's author.)
             nonlocal kills
             async with admin.pool.acquire() as conn:
                 while not stop.is_set():
-                    async with conn.transaction():
-                        await conn.execute(STREAM_LOCK, "account:a")
+                    tx = conn.transaction()
+                    await tx.start()
+                    try:
+                        try:
+                            await conn.execute(HOLD_NEXT_SEQ, "account:a")
+                        except asyncpg.UniqueViolationError:
+                            continue  # an append took that seq first: hold the next one
                         await asyncio.sleep(0.003)
                         kills += len(
                             [
@@ -246,6 +258,8 @@ async def test_two_processes_hot_stream_with_killed_connections(pg_dsn: str) -> 
                                 if await conn.fetchval("SELECT pg_terminate_backend($1)", r[0])
                             ]
                         )
+                    finally:
+                        await tx.rollback()
                     await asyncio.sleep(0.03)
 
         async def withdraw(i: int, n: int) -> Outcome[Any] | BaseException:

@@ -264,10 +264,11 @@ async def test_closed_store_refuses_and_ends_subscribers(pg_store: PostgresEvent
 async def test_the_database_refuses_a_duplicate_seq_from_a_foreign_writer(
     pg_dsn: str, other: Any, expectation: str
 ) -> None:
-    """A writer that bypasses evsrc_append (and its stream lock) still cannot make a gap or a dup.
+    """A writer that inserts rows itself still cannot make a gap or a dup.
 
-    The unique (stream, seq) key stops the evsrc append; it re-reads the head
-    and reports a conflict (or, without expectation, lands after the intruder).
+    The unique (stream, seq) key stops the evsrc append, which waits for the
+    intruder's commit; it re-reads the head and reports a conflict (or, without
+    expectation, lands after the intruder).
     """
     async with open_store(pg_dsn) as store:
         await store.append_expect("s", 0, events(1, "first"))

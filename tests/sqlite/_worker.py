@@ -3,10 +3,12 @@
 Every mode opens its own store on the file, prints ``ready``, waits for a line on
 stdin (so that all processes start together), works, and prints its result.
 
-* ``race PATH NAME TASKS APPENDS STREAMS``: TASKS tasks each make APPENDS
-  multi-event appends with observe-and-retry (``append_expect`` on the last seq
-  seen, re-observing on ``Conflict``) to streams chosen among STREAMS shared
-  ones. Prints ``{"conflicts": n}``.
+* ``race PATH NAME TASKS APPENDS STREAMS [inline]``: TASKS tasks each make
+  APPENDS multi-event appends with observe-and-retry (``append_expect`` on the
+  last seq seen, re-observing on ``Conflict``) to streams chosen among STREAMS
+  shared ones; ``inline``: with ``inline_appends=True``. Prints
+  ``{"conflicts": n, "attempts": n, "thread_batches": n}`` (appends tried,
+  writer-thread transactions).
 * ``book PATH OCCURRENCE CAPACITY ACTOR…``: books every actor concurrently
   through ``examples.booking.BookingService``. Prints the results as JSON.
 * ``setup PATH``: opens the (maybe new) file, runs ``setup()``, appends one
@@ -25,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from evsrc import Committed, NewEvent
-from evsrc.sqlite import SqliteEventStore
+from evsrc.sqlite import SqliteEventStore, _writer
 from examples.booking import BookingService
 
 
@@ -34,13 +36,25 @@ async def _ready() -> None:
     await anyio.to_thread.run_sync(sys.stdin.readline)
 
 
-async def race(path: str, name: str, tasks: int, appends: int, streams: int) -> None:
+async def race(
+    path: str, name: str, tasks: int, appends: int, streams: int, inline: bool = False
+) -> None:
     conflicts = 0
-    async with await SqliteEventStore.connect(path) as store:
+    attempts = 0
+    thread_batches = 0
+    batch = _writer.append_batch
+
+    def counting(*args: object) -> None:
+        nonlocal thread_batches
+        thread_batches += 1
+        batch(*args)  # type: ignore[arg-type]
+
+    _writer.append_batch = counting  # type: ignore[assignment]
+    async with await SqliteEventStore.connect(path, inline_appends=inline) as store:
         await _ready()
 
         async def task(t: int) -> None:
-            nonlocal conflicts
+            nonlocal conflicts, attempts
             rnd = random.Random(f"{name}/{t}")
             for k in range(appends):
                 stream = f"hot-{rnd.randrange(streams)}"
@@ -49,6 +63,7 @@ async def race(path: str, name: str, tasks: int, appends: int, streams: int) -> 
                 events = [NewEvent("race", {"who": tag, "i": i, "size": size}) for i in range(size)]
                 seq = await store.last_seq(stream)
                 while True:
+                    attempts += 1
                     r = await store.append_expect(stream, seq, events)
                     if isinstance(r, Committed):
                         break
@@ -58,7 +73,8 @@ async def race(path: str, name: str, tasks: int, appends: int, streams: int) -> 
         async with anyio.create_task_group() as tg:
             for t in range(tasks):
                 tg.start_soon(task, t)
-    print(json.dumps({"conflicts": conflicts}), flush=True)
+    out = {"conflicts": conflicts, "attempts": attempts, "thread_batches": thread_batches}
+    print(json.dumps(out), flush=True)
 
 
 async def book(path: str, occurrence: str, capacity: int, actors: list[str]) -> None:
@@ -108,7 +124,8 @@ async def appender(path: str, synchronous: str) -> None:
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "race":
-        anyio.run(race, args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+        inline = args[5:] == ["inline"]
+        anyio.run(race, args[0], args[1], int(args[2]), int(args[3]), int(args[4]), inline)
     elif mode == "book":
         anyio.run(book, args[0], args[1], int(args[2]), args[3:])
     elif mode == "setup":

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 from evsrc import (
@@ -190,6 +193,7 @@ async def test_huge_numbers_are_clamped_not_errors(store: SqliteEventStore) -> N
         {"poll_interval": -1},
         {"readers": 0},
         {"readers": True},
+        {"inline_appends": 1},
     ],
 )
 async def test_bad_options_are_configuration_errors(tmp_path: Path, options) -> None:
@@ -297,3 +301,86 @@ async def test_a_store_built_without_connect_says_so(tmp_path: Path) -> None:
         with pytest.raises(StoreClosedError, match="connect"):
             await call
     await store.close()
+
+
+async def _until(event: threading.Event) -> None:
+    await anyio.to_thread.run_sync(event.wait, 10.0)
+    assert event.is_set()
+
+
+async def test_a_cancelled_append_waits_for_its_transaction_then_is_cancelled(
+    store: SqliteEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    batch = _writer.append_batch
+
+    def held(connector, conn, items):
+        started.set()
+        release.wait(10.0)
+        return batch(connector, conn, items)
+
+    monkeypatch.setattr(_writer, "append_batch", held)
+    events = [NewEvent("t", {"n": 1}), NewEvent("t", {"n": 2})]
+    outcome: list[str] = []
+
+    async def append(scope: anyio.CancelScope) -> None:
+        with scope:
+            await store.append_expect("s", 0, events)
+            outcome.append("returned")
+            await anyio.lowlevel.checkpoint()
+            outcome.append("not cancelled")
+        outcome.append("cancelled" if scope.cancelled_caught else "done")
+
+    async with anyio.create_task_group() as tg:
+        scope = anyio.CancelScope()
+        tg.start_soon(append, scope)
+        await _until(started)
+        scope.cancel()
+        await anyio.sleep(0.05)
+        assert outcome == []  # still waiting for the writer: never abandoned
+        release.set()
+    assert outcome[-1] == "cancelled" and "not cancelled" not in outcome
+    monkeypatch.setattr(_writer, "append_batch", batch)
+    # It committed (the cancellation came too late to stop it), all of it.
+    assert [e.data["n"] for e in await store.read("s")] == [1, 2]
+    # The writer is free and consistent: a retry is idempotent, a new append goes on.
+    retried = await store.append_expect("s", 0, events)
+    assert (retried.first_seq, retried.last_seq) == (1, 2)  # type: ignore[union-attr]
+    nxt = await store.append_expect("s", 2, [NewEvent("t", {"n": 3})])
+    assert nxt.last_seq == 3  # type: ignore[union-attr]
+
+
+async def test_a_transaction_cancelled_while_beginning_leaves_no_transaction_open(
+    store: SqliteEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    connector = store._connector
+    begin = connector.begin_mapped
+
+    def held(conn: sqlite3.Connection) -> None:
+        begin(conn)  # BEGIN IMMEDIATE succeeds...
+        started.set()
+        release.wait(10.0)  # ...while the caller is cancelled
+
+    monkeypatch.setattr(connector, "begin_mapped", held)
+    reached: list[str] = []
+
+    async def work(scope: anyio.CancelScope) -> None:
+        with scope:
+            async with store.transaction() as conn:
+                reached.append("body")
+                conn.execute("CREATE TABLE t (x)")
+
+    async with anyio.create_task_group() as tg:
+        scope = anyio.CancelScope()
+        tg.start_soon(work, scope)
+        await _until(started)
+        scope.cancel()
+        release.set()
+    monkeypatch.setattr(connector, "begin_mapped", begin)
+    assert scope.cancelled_caught
+    writer = connector.writer
+    assert writer is not None and not writer.in_transaction  # rolled back, lock released
+    with anyio.fail_after(5):
+        await store.append("s", [NewEvent("t")])
+    assert await store.last_seq("s") == 1

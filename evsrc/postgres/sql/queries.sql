@@ -1,12 +1,79 @@
 -- Named queries of PostgresEventStore. Each starts at a "-- name: <name>" line.
 -- {schema} is replaced once, when the store is created, by the quoted schema
 -- name; every value is a bind parameter. asyncpg prepares each one per
--- connection on first use and keeps it in its statement cache.
+-- connection on first use and keeps it in its statement cache. Comments are
+-- sent too, and pg_stat_activity shows a statement's first 1024 bytes: keep
+-- those above a write short enough that its INSERT/DELETE shows there.
 
 -- name: append
-SELECT head, last_position, commit_id, found_ids, found_streams, found_seqs,
-       found_positions, found_commits
-FROM {schema}.evsrc_append($1, $2, $3, $4, $5, $6, $7);
+-- One statement, no lock (docs/postgres.md, "Appending"): read the head row, and
+-- insert after it iff it is $2 ($2 null: any) and not a tombstone. A race on
+-- the same head is the unique (stream, seq) key's: the later writer waits, then
+-- fails. The snapshot precedes the transaction id, so (commit, position) keeps
+-- seq order. No insert: "retried" says whether an id is stored.
+WITH h AS (
+    SELECT coalesce(t.seq, 0) AS head, coalesce(t.dead, false) AS tombstoned
+    FROM (SELECT) one LEFT JOIN LATERAL (
+        SELECT e.seq, e.type = '$stream-deleted'
+                      AND coalesce((e.data ->> 'hard')::boolean, false) AS dead
+        FROM {schema}.evsrc_events e WHERE e.stream = $1::text
+        ORDER BY e.seq DESC LIMIT 1
+    ) t ON true
+), inserted AS (
+    INSERT INTO {schema}.evsrc_events
+        (stream, seq, commit, id, type, version, data, metadata)
+    SELECT $1::text, h.head + u.ord, pg_current_xact_id(), u.id, u.type, u.version,
+           u.data::jsonb, u.metadata::jsonb
+    FROM h,
+         unnest($3::uuid[], $4::text[], $5::integer[], $6::text[], $7::text[])
+         WITH ORDINALITY AS u (id, type, version, data, metadata, ord)
+    WHERE ($2::bigint IS NULL OR h.head = $2::bigint) AND NOT h.tombstoned
+    ORDER BY u.ord
+    RETURNING position, commit
+)
+SELECT h.head, i.position, i.commit,
+       CASE WHEN i.position IS NULL AND NOT h.tombstoned THEN EXISTS (
+           SELECT 1 FROM {schema}.evsrc_events e WHERE e.id = ANY ($3::uuid[])
+       ) END AS retried,
+       h.tombstoned
+FROM h
+LEFT JOIN (SELECT position, commit FROM inserted ORDER BY position DESC LIMIT 1) i ON true;
+
+-- name: append_one
+-- The append of one event, the common case: the same as "append" without the
+-- arrays and the row that reports a conflict — just the insert. No row: the
+-- head was not $2, or is a tombstone; the caller asks "append_refused" why.
+INSERT INTO {schema}.evsrc_events
+    (stream, seq, commit, id, type, version, data, metadata)
+SELECT $1::text, coalesce(h.seq, 0) + 1, pg_current_xact_id(), $3::uuid, $4::text,
+       $5::integer, $6::text::jsonb, $7::text::jsonb
+FROM (SELECT) one
+LEFT JOIN LATERAL (
+    SELECT e.seq, e.type = '$stream-deleted'
+                  AND coalesce((e.data ->> 'hard')::boolean, false) AS tombstoned
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = $1::text
+    ORDER BY e.seq DESC
+    LIMIT 1
+) h ON true
+WHERE ($2::bigint IS NULL OR coalesce(h.seq, 0) = $2::bigint) AND h.tombstoned IS NOT TRUE
+RETURNING seq, position, commit;
+
+-- name: append_refused
+-- After append_one inserted nothing: the stream's head now, whether it is a
+-- tombstone, and whether the event's id is stored (an idempotent retry: the
+-- caller looks it up).
+SELECT coalesce(h.seq, 0) AS head, coalesce(h.tombstoned, false) AS tombstoned,
+       EXISTS (SELECT 1 FROM {schema}.evsrc_events x WHERE x.id = $2::uuid) AS retried
+FROM (SELECT) one
+LEFT JOIN LATERAL (
+    SELECT e.seq, e.type = '$stream-deleted'
+                  AND coalesce((e.data ->> 'hard')::boolean, false) AS tombstoned
+    FROM {schema}.evsrc_events e
+    WHERE e.stream = $1::text
+    ORDER BY e.seq DESC
+    LIMIT 1
+) h ON true;
 
 -- name: find_ids
 SELECT id, stream, seq, position, commit
@@ -14,21 +81,55 @@ FROM {schema}.evsrc_events
 WHERE id = ANY ($1::uuid[]);
 
 -- name: last_seq
-SELECT coalesce(max(seq), 0) FROM {schema}.evsrc_events WHERE stream = $1;
+SELECT h.seq, h.tombstoned FROM {schema}.evsrc_head($1) h;
 
 -- name: read_forward
-SELECT seq, position, commit, id, type, version, data, metadata, recorded_at
-FROM {schema}.evsrc_events
-WHERE stream = $1 AND seq > $2
-ORDER BY seq
-LIMIT $3;
+SELECT e.seq, e.position, e.commit, e.id, e.type, e.version, e.data, e.metadata,
+       e.recorded_at, h.tombstoned
+FROM (
+    SELECT x.seq, CASE WHEN x.type = '$stream-deleted'
+                       THEN coalesce((x.data ->> 'hard')::boolean, false) ELSE false END
+                  AS tombstoned
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1
+    ORDER BY x.seq DESC
+    LIMIT 1
+) h
+LEFT JOIN {schema}.evsrc_stream_metadata m ON m.stream = $1
+LEFT JOIN LATERAL (
+    SELECT x.seq, x.position, x.commit, x.id, x.type, x.version, x.data, x.metadata,
+           x.recorded_at
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1 AND x.seq > $2 AND NOT h.tombstoned
+      AND (m.max_count IS NULL OR x.seq > h.seq - m.max_count)
+      AND (m.max_age IS NULL OR x.recorded_at >= now() - m.max_age OR x.seq = h.seq)
+    ORDER BY x.seq
+    LIMIT $3
+) e ON true;
 
 -- name: read_backward
-SELECT seq, position, commit, id, type, version, data, metadata, recorded_at
-FROM {schema}.evsrc_events
-WHERE stream = $1 AND seq > $2
-ORDER BY seq DESC
-LIMIT $3;
+SELECT e.seq, e.position, e.commit, e.id, e.type, e.version, e.data, e.metadata,
+       e.recorded_at, h.tombstoned
+FROM (
+    SELECT x.seq, CASE WHEN x.type = '$stream-deleted'
+                       THEN coalesce((x.data ->> 'hard')::boolean, false) ELSE false END
+                  AS tombstoned
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1
+    ORDER BY x.seq DESC
+    LIMIT 1
+) h
+LEFT JOIN {schema}.evsrc_stream_metadata m ON m.stream = $1
+LEFT JOIN LATERAL (
+    SELECT x.seq, x.position, x.commit, x.id, x.type, x.version, x.data, x.metadata,
+           x.recorded_at
+    FROM {schema}.evsrc_events x
+    WHERE x.stream = $1 AND x.seq > $2 AND NOT h.tombstoned
+      AND (m.max_count IS NULL OR x.seq > h.seq - m.max_count)
+      AND (m.max_age IS NULL OR x.recorded_at >= now() - m.max_age OR x.seq = h.seq)
+    ORDER BY x.seq DESC
+    LIMIT $3
+) e ON true;
 
 -- name: read_all
 -- One page of the global order after ($1, $2), of transactions below $4.
@@ -187,3 +288,43 @@ FROM unnest($1::text[]) AS t (type),
      ) x
 ORDER BY x.commit DESC, x.position DESC
 LIMIT 1;
+
+-- STREAM LIFECYCLE (docs/lifecycle.md). A stream read also fetches the stream's
+-- head row (is it a tombstone? where does max_count count from?) and its
+-- retention row, in the same statement: two index probes per read, not per event.
+
+-- name: delete_stream
+SELECT last_seq, last_position, commit_id, tombstoned
+FROM {schema}.evsrc_delete_stream($1, $2, $3);
+
+-- name: truncate
+SELECT {schema}.evsrc_truncate($1, $2);
+
+-- name: get_metadata
+SELECT max_count, max_age FROM {schema}.evsrc_stream_metadata WHERE stream = $1;
+
+-- name: set_metadata
+INSERT INTO {schema}.evsrc_stream_metadata AS m (stream, max_count, max_age)
+VALUES ($1, $2, $3)
+ON CONFLICT (stream) DO UPDATE
+SET max_count = excluded.max_count, max_age = excluded.max_age, updated_at = now();
+
+-- name: clear_metadata
+DELETE FROM {schema}.evsrc_stream_metadata WHERE stream = $1;
+
+-- name: retained_streams
+-- A page of the streams that have retention settings, after $1, for the sweep.
+SELECT stream FROM {schema}.evsrc_stream_metadata
+WHERE stream > $1 ORDER BY stream LIMIT $2;
+
+-- name: sweep_bounds
+-- The first and last seq of stream $1 and its retention, for the sweep.
+SELECT (SELECT min(x.seq) FROM {schema}.evsrc_events x WHERE x.stream = $1),
+       (SELECT max(x.seq) FROM {schema}.evsrc_events x WHERE x.stream = $1),
+       m.max_count, m.max_age
+FROM {schema}.evsrc_stream_metadata m
+WHERE m.stream = $1;
+
+-- name: sweep_range
+-- One batch of the sweep (evsrc_sweep_range, migration 0005): how many went.
+SELECT {schema}.evsrc_sweep_range($1, $2, $3, $4, $5::timestamptz);

@@ -9,7 +9,7 @@ CREATE TABLE evsrc_schema_version (
 
 CREATE TABLE evsrc_events (
     -- Global position, assigned by the one writer holding the file's write lock:
-    -- commit order (see THE GLOBAL ORDER in evsrc/sqlite/store.py). AUTOINCREMENT
+    -- commit order (see THE GLOBAL ORDER in evsrc/sqlite/_writer.py). AUTOINCREMENT
     -- keeps a position from ever being handed out twice, even after a delete.
     position INTEGER PRIMARY KEY AUTOINCREMENT,
     -- The committing append: the position of its first event.
@@ -28,5 +28,12 @@ CREATE TABLE evsrc_events (
 CREATE TABLE evsrc_checkpoints (
     name TEXT PRIMARY KEY,
     checkpoint TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE evsrc_stream_metadata (
+    stream TEXT PRIMARY KEY,
+    max_count INTEGER CHECK (max_count >= 1),
+    max_age_us INTEGER CHECK (max_age_us > 0),
     updated_at TEXT NOT NULL
 );

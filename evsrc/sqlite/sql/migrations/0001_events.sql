@@ -7,7 +7,7 @@ CREATE TABLE evsrc_schema_version (
 
 CREATE TABLE evsrc_events (
     -- Global position, assigned by the one writer holding the file's write lock:
-    -- commit order (see THE GLOBAL ORDER in evsrc/sqlite/store.py). AUTOINCREMENT
+    -- commit order (see THE GLOBAL ORDER in evsrc/sqlite/_writer.py). AUTOINCREMENT
     -- keeps a position from ever being handed out twice, even after a delete.
     position INTEGER PRIMARY KEY AUTOINCREMENT,
     -- The committing append: the position of its first event.
