@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 from evsrc._annotated import Deferred, caller_namespace, events_of
 from evsrc.decision import Decision, Rejection, normalize_decision
 from evsrc.errors import AggregateError
+from evsrc.folds import APPLIES_ATTR, collect_folds, registry_from
 from evsrc.models import Event, EventRegistry
 from evsrc.records import STREAM_DELETED
 
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["Aggregate", "Decision", "Rejection", "applies", "normalize_decision"]
 
 F = TypeVar("F", bound="Callable[..., Any]")
-
-_APPLIES_ATTR = "__evsrc_applies__"
 
 
 @overload
@@ -86,8 +85,8 @@ def applies(*event_types: Any) -> Any:
         return mark_annotated
 
     def mark(fn: F) -> F:
-        existing: tuple[Any, ...] = getattr(fn, _APPLIES_ATTR, ())
-        setattr(fn, _APPLIES_ATTR, existing + event_types)
+        existing: tuple[Any, ...] = getattr(fn, APPLIES_ATTR, ())
+        setattr(fn, APPLIES_ATTR, existing + event_types)
         return fn
 
     return mark
@@ -98,8 +97,8 @@ def _mark_annotated(fn: F, localns: dict[str, Any]) -> F:
         found: tuple[Any, ...] = events_of(fn, localns, "@applies fold")
     except NameError:
         found = (Deferred(fn, localns, "@applies fold"),)
-    existing: tuple[Any, ...] = getattr(fn, _APPLIES_ATTR, ())
-    setattr(fn, _APPLIES_ATTR, existing + found)
+    existing: tuple[Any, ...] = getattr(fn, APPLIES_ATTR, ())
+    setattr(fn, APPLIES_ATTR, existing + found)
     return fn
 
 
@@ -141,22 +140,11 @@ class Aggregate:
             msg = f"{cls.__qualname__}.registry must be an EventRegistry"
             raise AggregateError(msg)
         try:
-            cls._appliers = cls._collect_folds()
+            cls._appliers = collect_folds(cls)
         except NameError:
             cls._appliers = None  # resolved on first use, once the names exist
             return
         cls._check_folds()
-
-    @classmethod
-    def _collect_folds(cls) -> dict[type[Event], str]:
-        appliers: dict[type[Event], str] = {}
-        # Base classes first, so that a subclass's fold overrides its parent's.
-        for klass in reversed(cls.__mro__):
-            for name, member in vars(klass).items():
-                for t in getattr(member, _APPLIES_ATTR, ()):
-                    for model in t.resolve() if isinstance(t, Deferred) else (t,):
-                        appliers[model] = name
-        return appliers
 
     @classmethod
     def _check_folds(cls) -> None:
@@ -172,7 +160,7 @@ class Aggregate:
         )
         if declared is None:
             if appliers:
-                cls.registry = cls._registry_from(appliers)
+                cls.registry = registry_from(cls, appliers)
                 cls._registry_built = True
             return
         registry = cls.__dict__.get("registry")
@@ -187,24 +175,11 @@ class Aggregate:
                 raise AggregateError(msg)
 
     @classmethod
-    def _registry_from(cls, appliers: dict[type[Event], str]) -> EventRegistry:
-        registry = EventRegistry()
-        for t in appliers:
-            if "__evsrc_declared__" not in t.__dict__:
-                msg = (
-                    f"{cls.__qualname__} folds {t.__qualname__}, which declares no event "
-                    "type (a base of events): give the aggregate an explicit registry"
-                )
-                raise AggregateError(msg)
-            registry.register(t)
-        return registry
-
-    @classmethod
     def _folds(cls) -> dict[type[Event], str]:
         appliers = cls.__dict__.get("_appliers")
         if appliers is None:
             try:
-                appliers = cls._collect_folds()
+                appliers = collect_folds(cls)
             except NameError as exc:
                 msg = f"{cls.__qualname__} has a fold whose annotation does not resolve: {exc}"
                 raise AggregateError(msg) from exc

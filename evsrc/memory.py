@@ -10,20 +10,19 @@ the same data is accepted and refused as on PostgreSQL.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 from uuid import UUID, SafeUUID
 
 import anyio
 import anyio.lowlevel
 
-from evsrc.backend import Backend, Place, deletion_marker
+from evsrc._memory_lifecycle import GONE, MemoryLifecycle, Row
+from evsrc.backend import Place
 from evsrc.errors import StreamDeletedError
 from evsrc.records import (
-    STREAM_DELETED,
     Checkpoint,
     Committed,
     Conflict,
-    Deleted,
     RecordedEvent,
     StreamMetadata,
     recorded,
@@ -31,7 +30,7 @@ from evsrc.records import (
 from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Mapping, Sequence
 
     from evsrc.store import EncodedEvent, EventFilter
 
@@ -43,19 +42,8 @@ _set = object.__setattr__
 _UNKNOWN = SafeUUID.unknown
 _tuple_new = tuple.__new__
 
-# A stored event is a plain tuple of atoms (no UUID objects), so that the cyclic
-# garbage collector untracks it: a store holding millions of events then costs
-# the collector nothing. Fields by index:
-# (stream, seq, position, commit, id as int, type, version, data, metadata, recorded_at)
-_Row = tuple[str, int, int, int, int, str, int, str, str, datetime]
-
 #: How many events a read decodes at a time (one json.loads per page).
 _PAGE = 1024
-
-# What a removed event's slot holds (in its stream's rows and in the log), so
-# that a row's index stays its seq - 1 and its position - 1.
-_GONE: Final[_Row] = ("", 0, 0, 0, 0, "", 0, "", "", datetime.min.replace(tzinfo=UTC))
-
 
 if set(getattr(UUID, "__slots__", ())) >= {"int", "is_safe"}:
 
@@ -73,8 +61,8 @@ else:  # pragma: no cover - a future UUID without these slots
 
 
 def _matching(
-    log: list[_Row], index: int, end: int, flt: EventFilter, limit: int | None
-) -> tuple[list[_Row], int]:
+    log: list[Row], index: int, end: int, flt: EventFilter, limit: int | None
+) -> tuple[list[Row], int]:
     """Up to a page (and ``limit``) of rows from ``log[index:end]`` that pass ``flt``.
 
     Scans at most a few pages' worth of rows per call, so a sparse filter
@@ -84,18 +72,18 @@ def _matching(
     stop = min(end, index + 16 * _PAGE)
     prefix = flt.stream_prefix
     types = flt.types
-    out: list[_Row] = []
+    out: list[Row] = []
     while index < stop and len(out) < want:
         r = log[index]
         index += 1
-        if r is _GONE:
+        if r is GONE:
             continue
         if (prefix is None or r[0].startswith(prefix)) and (types is None or r[5] in types):
             out.append(r)
     return out, index
 
 
-def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
+def _events(rows: Sequence[Row]) -> list[RecordedEvent]:
     """Decode stored rows, their JSON in one call per column."""
     if not rows:
         return []
@@ -109,117 +97,12 @@ def _events(rows: Sequence[_Row]) -> list[RecordedEvent]:
     ]
 
 
-class _Lifecycle(Backend):
-    """The stream lifecycle primitives of :class:`InMemoryEventStore` (docs/lifecycle.md).
-
-    Like appends, each runs to completion without an await: atomic, no lock.
-    """
-
-    _streams: dict[str, list[_Row]]
-    _log: list[_Row]
-    _ids: dict[int, tuple[str, int]]
-    _tombstones: set[str]
-    _meta: dict[str, StreamMetadata]
-    _first: dict[str, int]
-    _removed: int
-
-    def _kept(
-        self, stream: str, rows: list[_Row], after: int, limit: int | None, backwards: bool
-    ) -> list[_Row]:
-        """The rows a read returns: not removed, within retention."""
-        if stream in self._tombstones:
-            raise StreamDeletedError(stream=stream)
-        hidden = self._hidden(stream, rows, _now(UTC))
-        start = max(after, self._first.get(stream, 0))
-        selected = [r for r in rows[start:] if r is not _GONE and (hidden is None or not hidden(r))]
-        if backwards:
-            selected.reverse()
-        return selected if limit is None else selected[:limit]
-
-    def _hidden(
-        self, stream: str, rows: list[_Row], now: datetime
-    ) -> Callable[[_Row], bool] | None:
-        """What the stream's retention hides (never its head), or ``None``."""
-        meta = self._meta.get(stream)
-        if meta is None:
-            return None
-        head = len(rows)
-        floor = 0 if meta.max_count is None else head - meta.max_count
-        cutoff = None if meta.max_age is None else now - meta.max_age
-        return lambda r: r[1] != head and (r[1] <= floor or (cutoff is not None and r[9] < cutoff))
-
-    def _remove(
-        self, stream: str, rows: list[_Row], end: int, which: Callable[[_Row], bool]
-    ) -> int:
-        """Remove the rows of ``rows[:end]`` that ``which`` picks; return how many."""
-        first = self._first.get(stream, 0)
-        log = self._log
-        ids = self._ids
-        removed = 0
-        for i in range(first, end):
-            r = rows[i]
-            if r is not _GONE and which(r):
-                rows[i] = _GONE
-                log[r[2] - 1] = _GONE
-                del ids[r[4]]
-                removed += 1
-        while first < len(rows) and rows[first] is _GONE:
-            first += 1
-        self._first[stream] = first
-        self._removed += removed
-        return removed
-
-    async def _delete(self, stream: str, hard: bool) -> Deleted:
-        if stream in self._tombstones:
-            raise StreamDeletedError(stream=stream)
-        rows = self._streams.get(stream, [])
-        head = len(rows)
-        if not hard and (head == 0 or rows[-1][5] == STREAM_DELETED):
-            return Deleted(stream, head, hard, None)  # nothing live to delete
-        self._remove(stream, rows, head, lambda _: True)
-        committed = await self._write_batch(stream, None, [deletion_marker(head, hard=hard)])
-        assert isinstance(committed, Committed)
-        if hard:
-            self._tombstones.add(stream)
-            self._meta.pop(stream, None)
-        return Deleted(stream, head, hard, committed.checkpoint)
-
-    async def _truncate(self, stream: str, before: int) -> int:
-        if stream in self._tombstones:
-            raise StreamDeletedError(stream=stream)
-        rows = self._streams.get(stream)
-        if not rows:
-            return 0
-        return self._remove(stream, rows, min(before, len(rows)) - 1, lambda _: True)
-
-    async def _write_metadata(self, stream: str, meta: StreamMetadata) -> None:
-        if stream in self._tombstones:
-            raise StreamDeletedError(stream=stream)
-        if meta == StreamMetadata():
-            self._meta.pop(stream, None)
-        else:
-            self._meta[stream] = meta
-
-    async def _read_metadata(self, stream: str) -> StreamMetadata:
-        return self._meta.get(stream, StreamMetadata())
-
-    async def _sweep(self, now: datetime) -> int:
-        removed = 0
-        for stream in list(self._meta):
-            rows = self._streams.get(stream)
-            hidden = self._hidden(stream, rows, now) if rows else None
-            if rows and hidden is not None:
-                removed += self._remove(stream, rows, len(rows) - 1, hidden)
-            await anyio.lowlevel.checkpoint()
-        return removed
-
-
-class InMemoryEventStore(_Lifecycle):
+class InMemoryEventStore(MemoryLifecycle):
     """An event store held in memory; checkpoints are ``commit:position`` counters."""
 
     def __init__(self) -> None:
-        self._streams: dict[str, list[_Row]] = {}
-        self._log: list[_Row] = []
+        self._streams: dict[str, list[Row]] = {}
+        self._log: list[Row] = []
         self._ids: dict[int, tuple[str, int]] = {}
         self._commits = 0
         self._waiter: anyio.Event | None = None

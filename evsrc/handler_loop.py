@@ -1,0 +1,158 @@
+"""The handler's decide → append rounds, and what follows an append's answer.
+
+:class:`CommandHandler` (:mod:`evsrc.handler`) builds on this: it checks its
+arguments and turns calls into :class:`~evsrc.deciding.Command` objects; the
+loop here decides them on observed state, appends, and on a conflict decides
+again, handing unfinished work back to the stream's lane when cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import anyio
+
+from evsrc.aggregate import Aggregate
+from evsrc.deciding import Attempt, Command, decide_batch, finish_all
+from evsrc.errors import StoreUnavailableError
+from evsrc.records import Committed, Conflict
+
+if TYPE_CHECKING:
+    from evsrc.cache import StateCache
+    from evsrc.lanes import Lane, Lanes
+    from evsrc.models import EventRegistry
+    from evsrc.records import NewEvent, RecordedEvent
+    from evsrc.retry import RetryPolicy
+    from evsrc.store import EventStore
+
+__all__ = ["HandlerLoop"]
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class HandlerLoop(Generic[A]):
+    """The retry loop of a command handler; the subclass sets the attributes below."""
+
+    store: EventStore
+    registry: EventRegistry
+    retry: RetryPolicy
+    optimistic: bool
+    _cache: StateCache[A]
+    _lanes: Lanes
+
+    async def _read(self, stream: str, after: int) -> list[RecordedEvent]:
+        return await self.retry.read(self.store, stream, after)
+
+    async def _append(
+        self, stream: str, expected: int, new: list[NewEvent]
+    ) -> Committed | Conflict:
+        return await self.retry.append(self.store, stream, expected, new)
+
+    async def _run(self, stream: str, commands: list[Command], lane: Lane | None) -> None:
+        """Decide and append ``commands`` together until each has an outcome or an error.
+
+        With a ``lane`` (batching), a cancellation hands the unfinished
+        commands back to the lane: to its queue, or as its ``inflight``
+        attempt when the append was left unanswered.
+        """
+        live = [c for c in commands if not c.done]
+        att: Attempt | None = None
+        appending = False
+        # The first round may decide on the cached state unread; append_expect checks it.
+        trust_cache = self.optimistic and self._cache.enabled
+        # A provisional round that appends nothing, waiting for the read that confirms it.
+        unconfirmed: Attempt | None = None
+        try:
+            while live:
+                cached = self._cache.peek(stream) if trust_cache else None
+                provisional = cached is not None
+                trust_cache = False
+                if cached is not None:
+                    state = cached
+                else:
+                    try:
+                        state = await self._cache.observe(stream)
+                    except Exception as exc:
+                        finish_all(live, exc)
+                        return
+                    if unconfirmed is not None:
+                        if state is unconfirmed.base and state.seq == unconfirmed.expected:
+                            # The read found nothing new: the decisions taken on the
+                            # cached state stand as they are (no second decision).
+                            unconfirmed.finish_unwritten(stream)
+                            return
+                        # The stream moved: that round does not count as an attempt.
+                        unconfirmed.uncount()
+                        unconfirmed = None
+                    if lane is not None and lane.queue:
+                        # Commands queued while the read was out: decide them now,
+                        # on the state just read, rather than in another round trip.
+                        live = self._lanes.absorb(lane, live)
+                att = decide_batch(self.registry, live, state, provisional=provisional)
+                if att is None or (provisional and not att.new):
+                    # Nothing to append means nothing confirms the cached state:
+                    # read; if the stream moved, decide again on caught-up state.
+                    unconfirmed = att
+                    att = None
+                    continue
+                if not att.new:
+                    att.finish_unwritten(stream)
+                    return
+                appending = True
+                try:
+                    # The store first, the retry policy only once it failed (the
+                    # usual append then costs one coroutine less).
+                    try:
+                        r = await self.store.append_expect(stream, att.expected, att.new)
+                    except StoreUnavailableError as exc:
+                        r = await self.retry.append(
+                            self.store, stream, att.expected, att.new, failed=exc
+                        )
+                except Exception as exc:
+                    finish_all([d.command for d in att.decided], exc)
+                    return
+                appending = False
+                if isinstance(r, Committed):
+                    self._committed(stream, att, r)
+                    if self._cache.snapshots is not None:
+                        await self._cache.maybe_snapshot(stream)
+                    return
+                live = self._after_conflict(stream, att)
+                att = None
+                if live and not provisional:
+                    # (After a stale cache, the conflict is news already read: no pause.)
+                    await anyio.sleep(self.retry.pause(max(c.attempts for c in live)))
+        except BaseException:
+            if unconfirmed is not None:
+                # Interrupted while confirming: that round does not count either.
+                unconfirmed.uncount()
+            if lane is not None:
+                if appending and att is not None:
+                    lane.inflight = att
+                else:
+                    lane.requeue([c for c in live if not c.done and not c.abandoned])
+            raise
+
+    def _committed(self, stream: str, att: Attempt, committed: Committed) -> None:
+        """Deliver outcomes of a committed attempt and fold its events into the cache."""
+        events = att.deliver(stream, committed)
+        self._cache.committed(stream, att.expected, att.work, events, committed.last_seq)
+
+    def _after_conflict(self, stream: str, att: Attempt) -> list[Command]:
+        """Commands to decide again after a conflict; the others exhausted their attempts."""
+        return att.after_conflict(stream, self.retry.max_attempts)
+
+    async def _settle(self, stream: str, lane: Lane, att: Attempt) -> None:
+        """Learn the outcome of an append a cancelled leader left unanswered."""
+        try:
+            r = await self._append(stream, att.expected, att.new)
+        except Exception as exc:
+            finish_all([d.command for d in att.decided if not d.command.abandoned], exc)
+            return
+        except BaseException:
+            lane.inflight = att
+            raise
+        if isinstance(r, Committed):
+            self._committed(stream, att, r)
+            return
+        lane.requeue(self._after_conflict(stream, att))
