@@ -70,16 +70,10 @@ class PostgresEventStore(_lifecycle.Primitives):
     the schema, and close it with ``await store.close()`` or ``async with``.
     Tables live in ``schema`` and share the ``evsrc_`` prefix.
 
-    Live subscribers wake at once after this store's own appends; appends of
-    other processes reach them through one ``LISTEN`` connection per store, fed
-    by a coalesced ``NOTIFY`` each store sends *after* its commits (never inside
-    them: docs/postgres.md, "Subscriptions: how they wake up"). ``notify=False``
-    turns the NOTIFY off. ``poll_interval`` bounds how long a subscriber waits
-    when no wakeup comes (a store on a borrowed pool has no LISTEN connection).
-
-    Built directly, the store borrows ``pool`` and leaves it open on close;
-    :meth:`connect` passes ``owns_pool=True``, ``listen_dsn`` and
-    ``listen_options`` (the pool's connection arguments) for LISTEN.
+    Subscribers wake after this store's appends at once, after other processes'
+    through a ``NOTIFY`` sent after each commit (``notify=False`` turns it off),
+    and at the latest every ``poll_interval`` (docs/postgres.md, "Subscriptions").
+    Built directly, the store borrows ``pool`` and leaves it open on close.
     """
 
     def __init__(
@@ -146,23 +140,13 @@ class PostgresEventStore(_lifecycle.Primitives):
 
         With ``replicas`` (standby DSNs), reads go to the standbys, appends to ``dsn``
         (:class:`~evsrc.postgres.replicas.ReplicatedPostgresEventStore`, docs/scaling.md).
-
-        ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` defaults
-        to 1 and ``max_size`` to 10 here). Raises ``ConfigurationError`` for a
-        mistake only the operator can fix (malformed DSN, unknown database or
-        role, bad password), ``StoreUnavailableError`` when the server cannot be
-        reached (retry later) and ``InvalidInputError`` for a bad ``schema``.
-
-        Every connection runs at ``READ COMMITTED`` whatever the server's,
-        database's or role's ``default_transaction_isolation``: the pool sends it
-        as a startup parameter (``server_settings``), which wins over those
-        defaults and costs nothing per statement.
-
-        The pool does not send asyncpg's ``RESET ALL; UNLISTEN *; …`` on release
-        (a second round trip per append; the store leaves no session state), but
-        still rolls back a transaction left open. Code that borrows connections
-        from ``store.pool`` must leave no session state (use ``SET LOCAL``), or
-        pass its own ``reset=`` here.
+        ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` 1 and
+        ``max_size`` 10 by default). Raises ``ConfigurationError`` for a mistake only
+        the operator can fix, ``StoreUnavailableError`` when the server cannot be
+        reached and ``InvalidInputError`` for a bad ``schema``. Every connection runs
+        at ``READ COMMITTED``; the pool skips asyncpg's reset query on release, so code
+        borrowing ``store.pool`` must leave no session state (docs/postgres.md,
+        "Connecting" and "Server settings").
         """
         if replicas:
             from evsrc.postgres.replicas import ReplicatedPostgresEventStore
@@ -226,11 +210,8 @@ class PostgresEventStore(_lifecycle.Primitives):
 
     async def schema_version(self) -> int:
         """The schema version in the database; 0 when ``setup()`` never ran."""
-        q = self._quoted
-        has = await self._fetchval(
-            "SELECT to_regclass($1) IS NOT NULL", f"{q}.evsrc_schema_version"
-        )
-        if not has:
+        table = f"{self._quoted}.evsrc_schema_version"
+        if not await self._fetchval("SELECT to_regclass($1) IS NOT NULL", table):
             return 0
         return int(await self._fetchval(self._q.schema_version) or 0)
 
