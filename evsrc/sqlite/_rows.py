@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, SafeUUID
@@ -88,9 +89,24 @@ def filters_sql(flt: EventFilter) -> Filters:
 
 def decode(rows: list[Any]) -> list[RecordedEvent]:
     """RecordedEvents from rows of (stream, seq, position, txn, id, type, version, data,
-    metadata, recorded_at): JSON in one call per column, each tuple in one C call."""
+    metadata, recorded_at): JSON in one call per column, each tuple in one C call.
+
+    The cyclic garbage collector is paused for this synchronous loop, as the
+    PostgreSQL backend does (evsrc/postgres/_rows.py says why): every object it
+    makes is acyclic and freed by reference counting.
+    """
     if not rows:
         return []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _decode(rows)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode(rows: list[Any]) -> list[RecordedEvent]:
     data = decode_objects([r[7] for r in rows])
     metadata = decode_metadata([r[8] for r in rows])
     # Replay is per-row Python work: what recorded and uuid do, inlined.
