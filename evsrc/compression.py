@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from evsrc._json import encode_object
+from evsrc.delegating import OpeningStore
 from evsrc.errors import EventDecodeError, InvalidEventError, InvalidInputError
 from evsrc.records import NewEvent
-from evsrc.store import MAX_EVENT_BYTES, DelegatingStore
+from evsrc.store import MAX_EVENT_BYTES
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Sequence
+    from collections.abc import Iterable, Sequence
 
-    from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
+    from evsrc.records import Committed, Conflict, RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = ["COMPRESSED_KEY", "DEFAULT_THRESHOLD", "CompressingStore", "compress", "decompress"]
@@ -75,7 +76,7 @@ def decompress(data: dict[str, Any]) -> dict[str, Any] | None:
     return value
 
 
-class CompressingStore(DelegatingStore):
+class CompressingStore(OpeningStore):
     """An ``EventStore`` that compresses the data of large events of the given ``types``.
 
     Only events whose type is in ``types`` and whose data is at least
@@ -167,41 +168,6 @@ class CompressingStore(DelegatingStore):
             ) from exc
         return record if original is None else record._replace(data=original)
 
-    async def read(
-        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
-    ) -> list[RecordedEvent]:
-        """``read`` with compressed data restored."""
-        records = await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
+    async def open_events(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
+        """``records`` with compressed data restored (every read passes through here)."""
         return [self._unpack(r) for r in records]
-
-    async def _unpacked(self, source: AsyncIterator[RecordedEvent]) -> AsyncIterator[RecordedEvent]:
-        try:
-            async for record in source:
-                yield self._unpack(record)
-        finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """``read_all`` with compressed data restored."""
-        return self._unpacked(
-            self.inner.read_all(after, limit=limit, stream_prefix=stream_prefix, types=types)
-        )
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """``subscribe`` with compressed data restored."""
-        return self._unpacked(self.inner.subscribe(after, stream_prefix=stream_prefix, types=types))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         StreamMetadata,
     )
 
-__all__ = ["DelegatingStore"]
+__all__ = ["DelegatingStore", "OpeningStore"]
 
 
 class DelegatingStore(EventStore):
@@ -101,3 +101,58 @@ class DelegatingStore(EventStore):
         """Close the wrapped store if this wrapper owns it."""
         if self.owns_inner:
             await self.inner.close()
+
+
+class OpeningStore(DelegatingStore):
+    """A wrapper that changes what the wrapped store's reads return, one place for all reads.
+
+    Subclasses implement :meth:`open_events`; ``read``, ``read_all`` and
+    ``subscribe`` pass every record through it (an early-stopped iteration
+    closes the wrapped store's iterator too). Encryption and compression
+    wrappers build on it.
+    """
+
+    async def open_events(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
+        """``records`` as this wrapper's readers should see them (as is, by default)."""
+        return records
+
+    async def read(
+        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
+    ) -> list[RecordedEvent]:
+        """``read`` of the wrapped store, opened."""
+        records = await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
+        return await self.open_events(records)
+
+    async def _opening(self, source: AsyncIterator[RecordedEvent]) -> AsyncIterator[RecordedEvent]:
+        try:
+            async for record in source:
+                (record,) = await self.open_events([record])
+                yield record
+        finally:
+            # A consumer that stops early closes this generator; close the store's too.
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        limit: int | None = None,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """``read_all`` of the wrapped store, opened."""
+        return self._opening(
+            self.inner.read_all(after, limit=limit, stream_prefix=stream_prefix, types=types)
+        )
+
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        stream_prefix: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """``subscribe`` of the wrapped store, opened."""
+        return self._opening(self.inner.subscribe(after, stream_prefix=stream_prefix, types=types))

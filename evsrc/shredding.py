@@ -21,6 +21,7 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from evsrc.delegating import OpeningStore
 from evsrc.errors import EventCodecError, EventDecodeError, InvalidEventError
 from evsrc.records import NewEvent
 from evsrc.sealing import (
@@ -33,17 +34,16 @@ from evsrc.sealing import (
     seal,
     unseal,
 )
-from evsrc.store import DelegatingStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     import pydantic
     from pydantic_core import CoreSchema
 
     from evsrc.keys import KeyStore
     from evsrc.models import Event, EventRegistry
-    from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
+    from evsrc.records import Committed, Conflict, RecordedEvent
     from evsrc.store import EventStore
 
 __all__ = [
@@ -137,7 +137,7 @@ def personal_fields(model: type[Event]) -> tuple[PersonalField, ...]:
     return result
 
 
-class ShreddingStore(DelegatingStore):
+class ShreddingStore(OpeningStore):
     """An ``EventStore`` that encrypts personal fields on append and decrypts them on read.
 
     ``registry`` says which fields of which ``(type, version)`` are personal
@@ -250,8 +250,8 @@ class ShreddingStore(DelegatingStore):
     async def open_events(self, records: list[RecordedEvent]) -> list[RecordedEvent]:
         """``records`` (read from the inner store) with their sealed values opened.
 
-        For code that reads the inner store itself, such as the exactly-once
-        projection runners, which take the backend's own store.
+        Every read of this store passes through here; call it directly from code
+        that reads the inner store itself.
         """
         found: list[tuple[int, list[tuple[str, tuple[str, bytes]]]]] = []
         wanted: set[str] = set()
@@ -286,48 +286,6 @@ class ShreddingStore(DelegatingStore):
                     ) from exc
             out[i] = r._replace(data=data)
         return out
-
-    async def read(
-        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
-    ) -> list[RecordedEvent]:
-        """``read`` with personal fields decrypted (or redacted)."""
-        records = await self.inner.read(stream, after=after, limit=limit, backwards=backwards)
-        return await self.open_events(records)
-
-    async def _opened(self, source: AsyncIterator[RecordedEvent]) -> AsyncIterator[RecordedEvent]:
-        try:
-            async for record in source:
-                if any(type(v) is dict for v in record.data.values()):
-                    (record,) = await self.open_events([record])
-                yield record
-        finally:
-            # A consumer that stops early closes this generator; close the store's too.
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    def read_all(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        limit: int | None = None,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """``read_all`` with personal fields decrypted (or redacted)."""
-        return self._opened(
-            self.inner.read_all(after, limit=limit, stream_prefix=stream_prefix, types=types)
-        )
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        stream_prefix: str | None = None,
-        types: Sequence[str] | None = None,
-    ) -> AsyncIterator[RecordedEvent]:
-        """``subscribe`` with personal fields decrypted (or redacted)."""
-        return self._opened(self.inner.subscribe(after, stream_prefix=stream_prefix, types=types))
 
 
 def _get(data: dict[str, Any], path: str) -> Any:
