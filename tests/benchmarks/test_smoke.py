@@ -39,6 +39,7 @@ SCENARIOS = [
     "sqlite",
     "subscribers",
     "reactions",
+    "lifecycle",
     "telemetry",
 ]
 SKIP_BENCH = "skipped: install .[bench]"
@@ -80,6 +81,7 @@ def _run(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str,
             "read",
             "decision",
             "handler_cpu",
+            "lifecycle",  # timings only; tests/lifecycle checks what sweeps and deletes leave
         )
         for check in s["checks"]:
             assert check["ok"], check
@@ -133,7 +135,8 @@ def _check_memory(data: dict[str, Any]) -> None:
 def _check_sqlite(data: dict[str, Any]) -> None:
     for c in _cases(data, "sqlite", "sqlite"):
         _ok(c, "evsrc")
-        _ok(c, "limit")
+        if "beside a task" not in c["name"]:  # the event-loop stall case has no raw variant
+            _ok(c, "limit")
         if "seats" in c["params"]:
             assert _ok(c, "evsrc_nobatch")["extra"]["booked"]["median"] == c["params"]["seats"]
             assert _ok(c, "postgres")["extra"]["booked"]["median"] == c["params"]["seats"]

@@ -67,16 +67,16 @@ SELECT type FROM evsrc_events WHERE stream = ? ORDER BY seq DESC LIMIT 1
 -- cutoff ('' for none: every ISO time sorts after it), the head (always kept), limit.
 SELECT stream, seq, position, txn, id, type, version, data, metadata, recorded_at
 FROM evsrc_events
-WHERE stream = ?1 AND seq > ?2 AND (recorded_at >= ?3 OR seq = ?4)
+WHERE stream = ? AND seq > ? AND (recorded_at >= ? OR seq = ?)
 ORDER BY seq
-LIMIT ?5
+LIMIT ?
 
 -- name: read_kept_backward
 SELECT stream, seq, position, txn, id, type, version, data, metadata, recorded_at
 FROM evsrc_events
-WHERE stream = ?1 AND seq > ?2 AND (recorded_at >= ?3 OR seq = ?4)
+WHERE stream = ? AND seq > ? AND (recorded_at >= ? OR seq = ?)
 ORDER BY seq DESC
-LIMIT ?5
+LIMIT ?
 
 -- name: delete_stream
 DELETE FROM evsrc_events WHERE stream = ?
@@ -106,7 +106,7 @@ SELECT stream FROM evsrc_stream_metadata WHERE stream > ? ORDER BY stream LIMIT 
 DELETE FROM evsrc_events
 WHERE position IN (
     SELECT position FROM evsrc_events
-    WHERE stream = ?1 AND seq < ?2 AND (seq <= ?3 OR recorded_at < ?4)
+    WHERE stream = ? AND seq < ? AND (seq <= ? OR recorded_at < ?)
     ORDER BY seq
-    LIMIT ?5
+    LIMIT ?
 )
