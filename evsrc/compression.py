@@ -157,15 +157,7 @@ class CompressingStore(OpeningStore):
         try:
             original = decompress(data)
         except ValueError as exc:
-            msg = f"event {record.stream}#{record.seq}: {exc}"
-            raise EventDecodeError(
-                msg,
-                type=record.type,
-                version=record.version,
-                stream=record.stream,
-                seq=record.seq,
-                event_id=record.id,
-            ) from exc
+            raise EventDecodeError.at(record, str(exc)) from exc
         return record if original is None else record._replace(data=original)
 
     async def open_events(self, records: list[RecordedEvent]) -> list[RecordedEvent]:

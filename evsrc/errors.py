@@ -205,6 +205,18 @@ class UnknownEventTypeError(EventCodecError):
 class EventDecodeError(EventCodecError):
     """A stored event no longer validates against its model."""
 
+    @classmethod
+    def at(cls, recorded: Any, problem: str) -> EventDecodeError:
+        """The error for ``recorded`` (a ``RecordedEvent``), naming it: ``event S#N: problem``."""
+        return cls(
+            f"event {recorded.stream}#{recorded.seq}: {problem}",
+            type=recorded.type,
+            version=recorded.version,
+            stream=recorded.stream,
+            seq=recorded.seq,
+            event_id=recorded.id,
+        )
+
 
 class AggregateError(EvsrcError):
     """The aggregate is misdeclared or cannot apply an event."""

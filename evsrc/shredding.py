@@ -275,15 +275,8 @@ class ShreddingStore(OpeningStore):
                 try:
                     data = _set(data, path, unseal(key, body, r.id.bytes, path))
                 except (invalid_tag(), UnicodeDecodeError) as exc:
-                    msg = f"event {r.stream}#{r.seq}: personal field {path!r} was altered at rest"
-                    raise EventDecodeError(
-                        msg,
-                        type=r.type,
-                        version=r.version,
-                        stream=r.stream,
-                        seq=r.seq,
-                        event_id=r.id,
-                    ) from exc
+                    problem = f"personal field {path!r} was altered at rest"
+                    raise EventDecodeError.at(r, problem) from exc
             out[i] = r._replace(data=data)
         return out
 
