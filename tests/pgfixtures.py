@@ -196,11 +196,31 @@ def pg_dsn() -> Iterator[str]:
         drop_database(name)
 
 
+async def cancel_requests_sent() -> None:
+    """Wait for asyncpg's cancel requests (``Connection._cancel`` tasks, each on a connection
+    of its own) to finish, so none is left open when the test's event loop ends: a task the
+    loop never finished is reported by the garbage collector in whichever test runs next."""
+    for _ in range(500):
+        pending = [
+            t
+            for t in asyncio.all_tasks()
+            if getattr(t.get_coro(), "__qualname__", "") == "Connection._cancel"
+        ]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=0.01)
+    raise AssertionError("asyncpg's cancel request never finished")
+
+
 @asynccontextmanager
 async def open_store(dsn: str, **options: Any) -> AsyncIterator[PostgresEventStore]:
-    """A ``PostgresEventStore`` on ``dsn`` with the small test pool, closed on exit."""
-    async with await PostgresEventStore.connect(dsn, **{**TEST_POOL, **options}) as store:
-        yield store
+    """A ``PostgresEventStore`` on ``dsn`` with the small test pool, closed on exit (after any
+    cancel request a cancelled query sent has finished)."""
+    try:
+        async with await PostgresEventStore.connect(dsn, **{**TEST_POOL, **options}) as store:
+            yield store
+    finally:
+        await cancel_requests_sent()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from evsrc.errors import StoreUnavailableError
 from evsrc.keys import key_store_for
 from evsrc.shredding import ShreddingStore
 from tests.lifecycle_shred.conftest import Booked, registry
+from tests.pgfixtures import cancel_requests_sent
 
 if TYPE_CHECKING:
     from evsrc.postgres import PostgresEventStore
@@ -44,21 +45,6 @@ async def _locked(dsn: str, table: str) -> asyncpg.Connection:
     return other
 
 
-async def _cancel_requests_sent() -> None:
-    """Wait for asyncpg's cancel requests (``Connection._cancel`` tasks, each on a connection
-    of its own) to finish, so none is left open when the test's event loop ends."""
-    for _ in range(500):
-        pending = [
-            t
-            for t in asyncio.all_tasks()
-            if getattr(t.get_coro(), "__qualname__", "") == "Connection._cancel"
-        ]
-        if not pending:
-            return
-        await asyncio.wait(pending, timeout=0.01)
-    raise AssertionError("asyncpg's cancel request never finished")
-
-
 @pytest.mark.parametrize("fault", ["terminate", "cancel"])
 async def test_a_fault_while_creating_a_key_writes_nothing_and_the_retry_lands(
     pg_dsn: str, pg_store: PostgresEventStore, fault: str
@@ -80,7 +66,7 @@ async def test_a_fault_while_creating_a_key_writes_nothing_and_the_retry_lands(
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            await _cancel_requests_sent()
+            await cancel_requests_sent()
         await other.execute("ROLLBACK")
         assert await other.fetchval(f"SELECT count(*) FROM {table}") == 0
     finally:
