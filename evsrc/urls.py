@@ -96,12 +96,26 @@ async def open_store(url: str, **options: Any) -> EventStore:
     return store
 
 
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True}
+_BOOLS.update({"false": False, "0": False, "no": False, "off": False})
+
+
+def _bool(value: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``; any case)."""
+    try:
+        return _BOOLS[value.lower()]
+    except KeyError:
+        msg = f"not a boolean: {value!r} (use true or false)"
+        raise ValueError(msg) from None
+
+
 #: Query parameters a ``sqlite:///`` URL may carry, and how each is parsed.
 _SQLITE_PARAMS: dict[str, Callable[[str], Any]] = {
     "synchronous": str,
     "busy_timeout": float,
     "poll_interval": float,
     "readers": int,
+    "inline_appends": _bool,
 }
 
 
@@ -110,8 +124,9 @@ def sqlite_path(url: str) -> tuple[str, dict[str, Any]]:
 
     ``sqlite:///relative/path.db`` is relative to the working directory,
     ``sqlite:////absolute/path.db`` absolute (the path is percent-decoded).
-    The query may set ``synchronous``, ``busy_timeout``, ``poll_interval`` and
-    ``readers``. Raises ``ConfigurationError`` for anything else.
+    The query may set ``synchronous``, ``busy_timeout``, ``poll_interval``,
+    ``readers`` and ``inline_appends`` (``true`` or ``false``; also ``1``/``0``,
+    ``yes``/``no``, ``on``/``off``). Raises ``ConfigurationError`` for anything else.
     """
     head, sep, rest = url.partition(":")
     if not sep or head.lower() != "sqlite":

@@ -10,7 +10,9 @@ import anyio
 import pytest
 
 from evsrc import NewEvent
+from evsrc.errors import ConfigurationError
 from evsrc.sqlite import SqliteEventStore, _writer
+from evsrc.urls import open_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -138,3 +140,45 @@ def test_inline_appends_under_trio(tmp_path: Path, thread_batches: list[int]) ->
     assert anyio.run(main, backend="trio") == [1, 2, 3, 4, 5]
     # The lone appends never reach the writer thread; the racing ones share it.
     assert sum(thread_batches) == 8 and max(thread_batches) >= 4
+
+
+@pytest.mark.parametrize(
+    ("value", "inline"),
+    [
+        *[(v, True) for v in ("true", "TRUE", "1", "on", "yes")],
+        *[(v, False) for v in ("false", "False", "0", "off", "no")],
+    ],
+)
+async def test_inline_appends_is_settable_by_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, inline: bool
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await open_store(f"sqlite:///u.db?inline_appends={value}&synchronous=NORMAL")
+    try:
+        assert isinstance(store, SqliteEventStore)
+        assert store._connector.inline_appends is inline
+        assert (store._connector.inline is not None) is inline
+        await store.append_expect("s", 0, [NewEvent("t", {})])
+        assert [e.seq for e in await store.read("s")] == [1]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///x.db?inline_appends=",
+        "sqlite:///x.db?inline_appends=maybe",
+        "sqlite:///x.db?inline_appends=2",
+        "sqlite:///x.db?inline_appends=true&inline_appends=false",
+    ],
+)
+async def test_a_bad_inline_appends_in_a_url_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="inline_appends"):
+        await open_store(url)
+    with pytest.raises(ConfigurationError, match="inline_appends"):
+        await open_store("sqlite:///x.db?inline_appends=true", inline_appends=False)
+    assert list(tmp_path.iterdir()) == []  # nothing created
