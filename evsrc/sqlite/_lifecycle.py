@@ -80,7 +80,7 @@ def read_kept(
         rows = conn.execute(query, (stream, max(after, floor), cutoff, head, limit)).fetchall()
     finally:
         conn.execute("COMMIT")
-    return _rows.decode(rows)
+    return _rows.decode_stream(stream, rows)
 
 
 def read_metadata(conn: sqlite3.Connection, stream: str) -> StreamMetadata:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from datetime import datetime
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, SafeUUID
 
@@ -15,6 +16,7 @@ from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Iterable
 
     from evsrc.store import EncodedEvent, EventFilter
 
@@ -25,6 +27,7 @@ __all__ = [
     "Filters",
     "Written",
     "decode",
+    "decode_stream",
     "filters_sql",
     "find_ids",
     "head",
@@ -42,7 +45,10 @@ _Q_READ_ALL: Final = _Q["read_all"]
 _Q_FIND_IDS: Final = _Q["find_ids"]
 _new = object.__new__
 _tuple_new = tuple.__new__
-_set = object.__setattr__
+# UUID keeps its fields in slots (and forbids setting them through __setattr__):
+# their descriptors set them directly, cheaper than object.__setattr__ by name.
+_set_int = UUID.__dict__["int"].__set__
+_set_safe = UUID.__dict__["is_safe"].__set__
 _UNKNOWN = SafeUUID.unknown
 _from_bytes = int.from_bytes
 _parse_time = datetime.fromisoformat
@@ -51,8 +57,8 @@ _parse_time = datetime.fromisoformat
 def uuid(raw: bytes) -> UUID:
     # What UUID.__setstate__ (unpickling) does: 16 stored bytes are a valid UUID.
     u: UUID = _new(UUID)
-    _set(u, "int", _from_bytes(raw, "big"))
-    _set(u, "is_safe", _UNKNOWN)
+    _set_int(u, _from_bytes(raw, "big"))
+    _set_safe(u, _UNKNOWN)
     return u
 
 
@@ -100,32 +106,56 @@ def decode(rows: list[Any]) -> list[RecordedEvent]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _decode(rows)
+        return _decode(rows, [r[0] for r in rows], 0)
     finally:
         if enabled:
             gc.enable()
 
 
-def _decode(rows: list[Any]) -> list[RecordedEvent]:
-    data = decode_objects([r[7] for r in rows])
-    metadata = decode_metadata([r[8] for r in rows])
+def decode_stream(stream: str, rows: list[Any]) -> list[RecordedEvent]:
+    """:func:`decode` for rows of one stream read, without the stream column (the
+    caller knows it: ``stream`` is the same str object in every event)."""
+    if not rows:
+        return []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _decode(rows, repeat(stream), 1)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode(rows: list[Any], streams: Iterable[str], skip: int) -> list[RecordedEvent]:
+    # Column i of a full row is column i - skip of the row (skip=1: no stream column).
+    seq_i, pos_i, txn_i, id_i, type_i, ver_i, data_i, meta_i, time_i = range(1 - skip, 10 - skip)
+    data = decode_objects([r[data_i] for r in rows])
+    metadata = decode_metadata([r[meta_i] for r in rows])
     # Replay is per-row Python work: what recorded and uuid do, inlined.
-    tuple_new, new, setattr_, from_bytes = _tuple_new, _new, _set, _from_bytes
+    tuple_new, new, set_int, set_safe, from_bytes = (
+        _tuple_new, _new, _set_int, _set_safe, _from_bytes
+    )  # fmt: skip
     recorded, checkpoint, uuid_cls, unknown = RecordedEvent, Checkpoint, UUID, _UNKNOWN
     out: list[RecordedEvent] = []
     append = out.append
     last_text = ""
     last_time = datetime.min
-    for r, d, m in zip(rows, data, metadata, strict=True):
-        text = r[9]
+    # Not strict: ``streams`` may be endless (repeat); data and metadata come from rows.
+    for r, stream, d, m in zip(rows, streams, data, metadata, strict=False):
+        text = r[time_i]
         if text != last_text:  # the events of one append share their time
             last_text, last_time = text, _parse_time(text)
         u = new(uuid_cls)
-        setattr_(u, "int", from_bytes(r[4], "big"))
-        setattr_(u, "is_safe", unknown)
-        position = r[2]
-        cp = tuple_new(checkpoint, (r[3], position))
-        append(tuple_new(recorded, (r[0], r[1], position, cp, u, r[5], r[6], d, m, last_time)))
+        set_int(u, from_bytes(r[id_i], "big"))
+        set_safe(u, unknown)
+        position = r[pos_i]
+        cp = tuple_new(checkpoint, (r[txn_i], position))
+        append(
+            tuple_new(
+                recorded,
+                (stream, r[seq_i], position, cp, u, r[type_i], r[ver_i], d, m, last_time),
+            )
+        )
     return out
 
 

@@ -65,14 +65,15 @@ SELECT type FROM evsrc_events WHERE stream = ? ORDER BY seq DESC LIMIT 1
 -- name: read_kept_forward
 -- Parameters: stream, seq lower bound (after, or the max_count floor), max_age
 -- cutoff ('' for none: every ISO time sorts after it), the head (always kept), limit.
-SELECT stream, seq, position, txn, id, type, version, data, metadata, recorded_at
+-- No stream column: the caller knows it (one str fewer to build per row).
+SELECT seq, position, txn, id, type, version, data, metadata, recorded_at
 FROM evsrc_events
 WHERE stream = ? AND seq > ? AND (recorded_at >= ? OR seq = ?)
 ORDER BY seq
 LIMIT ?
 
 -- name: read_kept_backward
-SELECT stream, seq, position, txn, id, type, version, data, metadata, recorded_at
+SELECT seq, position, txn, id, type, version, data, metadata, recorded_at
 FROM evsrc_events
 WHERE stream = ? AND seq > ? AND (recorded_at >= ? OR seq = ?)
 ORDER BY seq DESC
