@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+from collections import deque
 from datetime import datetime
 from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID, SafeUUID
 
@@ -54,6 +56,16 @@ _from_bytes = int.from_bytes
 _parse_time = datetime.fromisoformat
 
 
+def _consume(calls: Iterable[object]) -> None:
+    deque(calls, maxlen=0)  # runs an iterator of calls to the end in C
+
+
+#: Getters of seq, position, txn, id, type, version, data, metadata and
+#: recorded_at: in a full row (index 0) and in a row without the stream (index 1).
+_STREAM: Final = itemgetter(0)
+_COLUMNS: Final = tuple(tuple(itemgetter(i - skip) for i in range(1, 10)) for skip in (0, 1))
+
+
 def uuid(raw: bytes) -> UUID:
     # What UUID.__setstate__ (unpickling) does: 16 stored bytes are a valid UUID.
     u: UUID = _new(UUID)
@@ -95,7 +107,7 @@ def filters_sql(flt: EventFilter) -> Filters:
 
 def decode(rows: list[Any]) -> list[RecordedEvent]:
     """RecordedEvents from rows of (stream, seq, position, txn, id, type, version, data,
-    metadata, recorded_at): JSON in one call per column, each tuple in one C call.
+    metadata, recorded_at): JSON in one call per column, the rest column by column in C.
 
     The cyclic garbage collector is paused for this synchronous loop, as the
     PostgreSQL backend does (evsrc/postgres/_rows.py says why): every object it
@@ -106,7 +118,7 @@ def decode(rows: list[Any]) -> list[RecordedEvent]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _decode(rows, [r[0] for r in rows], 0)
+        return _decode(rows, map(_STREAM, rows), 0)
     finally:
         if enabled:
             gc.enable()
@@ -120,43 +132,42 @@ def decode_stream(stream: str, rows: list[Any]) -> list[RecordedEvent]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _decode(rows, repeat(stream), 1)
+        return _decode(rows, repeat(stream, len(rows)), 1)
     finally:
         if enabled:
             gc.enable()
 
 
 def _decode(rows: list[Any], streams: Iterable[str], skip: int) -> list[RecordedEvent]:
+    # Column by column, each through map() (C loops, no bytecode per row): the
+    # JSON in one call per column, the ids as UUIDs through their slots, each
+    # time parsed once per append (its events share it), each tuple in one C call.
     # Column i of a full row is column i - skip of the row (skip=1: no stream column).
-    seq_i, pos_i, txn_i, id_i, type_i, ver_i, data_i, meta_i, time_i = range(1 - skip, 10 - skip)
-    data = decode_objects([r[data_i] for r in rows])
-    metadata = decode_metadata([r[meta_i] for r in rows])
-    # Replay is per-row Python work: what recorded and uuid do, inlined.
-    tuple_new, new, set_int, set_safe, from_bytes = (
-        _tuple_new, _new, _set_int, _set_safe, _from_bytes
-    )  # fmt: skip
-    recorded, checkpoint, uuid_cls, unknown = RecordedEvent, Checkpoint, UUID, _UNKNOWN
-    out: list[RecordedEvent] = []
-    append = out.append
-    last_text = ""
-    last_time = datetime.min
-    # Not strict: ``streams`` may be endless (repeat); data and metadata come from rows.
-    for r, stream, d, m in zip(rows, streams, data, metadata, strict=False):
-        text = r[time_i]
-        if text != last_text:  # the events of one append share their time
-            last_text, last_time = text, _parse_time(text)
-        u = new(uuid_cls)
-        set_int(u, from_bytes(r[id_i], "big"))
-        set_safe(u, unknown)
-        position = r[pos_i]
-        cp = tuple_new(checkpoint, (r[txn_i], position))
-        append(
-            tuple_new(
-                recorded,
-                (stream, r[seq_i], position, cp, u, r[type_i], r[ver_i], d, m, last_time),
-            )
-        )
-    return out
+    seq, pos, txn, id_, type_, ver, data, meta, time = _COLUMNS[skip]
+    n = len(rows)
+    positions = list(map(pos, rows))
+    ids: list[UUID] = list(map(_new, repeat(UUID, n)))
+    _consume(map(_set_int, ids, map(_from_bytes, map(id_, rows))))
+    _consume(map(_set_safe, ids, repeat(_UNKNOWN, n)))
+    times = list(map(time, rows))
+    parsed = {text: _parse_time(text) for text in set(times)}
+    checkpoints = map(
+        _tuple_new, repeat(Checkpoint, n), zip(map(txn, rows), positions, strict=True)
+    )
+    fields = zip(
+        streams,
+        map(seq, rows),
+        positions,
+        checkpoints,
+        ids,
+        map(type_, rows),
+        map(ver, rows),
+        decode_objects(list(map(data, rows))),
+        decode_metadata(list(map(meta, rows))),
+        map(parsed.__getitem__, times),
+        strict=True,
+    )
+    return list(map(_tuple_new, repeat(RecordedEvent, n), fields))
 
 
 class Cursor:
