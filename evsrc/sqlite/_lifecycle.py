@@ -75,9 +75,14 @@ def read_kept(
         head = _live_head(conn, stream)
         meta = _metadata(conn, stream)
         floor = 0 if meta.max_count is None else head - meta.max_count
-        cutoff = "" if meta.max_age is None else (datetime.now(UTC) - meta.max_age).isoformat()
-        query = _Q["read_kept_backward" if backwards else "read_kept_forward"]
-        rows = conn.execute(query, (stream, max(after, floor), cutoff, head, limit)).fetchall()
+        if meta.max_age is None:  # the common case: no time to compare per row
+            query = _Q["read_backward" if backwards else "read_forward"]
+            args: tuple[Any, ...] = (stream, max(after, floor), limit)
+        else:
+            cutoff = (datetime.now(UTC) - meta.max_age).isoformat()
+            query = _Q["read_kept_backward" if backwards else "read_kept_forward"]
+            args = (stream, max(after, floor), cutoff, head, limit)
+        rows = conn.execute(query, args).fetchall()
     finally:
         conn.execute("COMMIT")
     return _rows.decode_stream(stream, rows)

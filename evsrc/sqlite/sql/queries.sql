@@ -64,7 +64,7 @@ SELECT type FROM evsrc_events WHERE stream = ? ORDER BY seq DESC LIMIT 1
 
 -- name: read_kept_forward
 -- Parameters: stream, seq lower bound (after, or the max_count floor), max_age
--- cutoff ('' for none: every ISO time sorts after it), the head (always kept), limit.
+-- cutoff, the head (always kept), limit. Without max_age: read_forward.
 -- No stream column: the caller knows it (one str fewer to build per row).
 SELECT seq, position, txn, id, type, version, data, metadata, recorded_at
 FROM evsrc_events
@@ -76,6 +76,22 @@ LIMIT ?
 SELECT seq, position, txn, id, type, version, data, metadata, recorded_at
 FROM evsrc_events
 WHERE stream = ? AND seq > ? AND (recorded_at >= ? OR seq = ?)
+ORDER BY seq DESC
+LIMIT ?
+
+-- name: read_forward
+-- read_kept_forward for a stream without max_age (parameters: stream, seq lower
+-- bound, limit): no per-row time comparison.
+SELECT seq, position, txn, id, type, version, data, metadata, recorded_at
+FROM evsrc_events
+WHERE stream = ? AND seq > ?
+ORDER BY seq
+LIMIT ?
+
+-- name: read_backward
+SELECT seq, position, txn, id, type, version, data, metadata, recorded_at
+FROM evsrc_events
+WHERE stream = ? AND seq > ?
 ORDER BY seq DESC
 LIMIT ?
 
