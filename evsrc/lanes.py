@@ -89,7 +89,34 @@ class Lanes:
         try:
             while not command.done:
                 if command.lead:
-                    await self._lead(stream, lane, command)
+                    # Leading: run batches until this command has its outcome, then
+                    # hand off (inline: its own coroutine would cost a frame per command).
+                    try:
+                        while not command.done:
+                            att = lane.inflight
+                            if att is not None:
+                                lane.inflight = None
+                                await self._settle(stream, lane, att)
+                                continue
+                            batch = self.absorb(lane, [])
+                            if not batch:  # pragma: no cover - always queued or inflight
+                                msg = "command neither queued nor in flight"
+                                raise AssertionError(msg)
+                            await self._run(stream, batch, lane)
+                            if command.done and len(batch) > 1:
+                                # Contended: the callers just answered usually come
+                                # straight back with their next command. Holding the
+                                # lead for one pass of the event loop queues them here,
+                                # so the next batch takes them all, instead of the first
+                                # back committing alone while the others queue behind
+                                # it. Shielded: the outcome is ours.
+                                await anyio.lowlevel.cancel_shielded_checkpoint()
+                    except BaseException:
+                        command.abandoned = True
+                        raise
+                    finally:
+                        command.lead = False
+                        self._hand_off(lane)
                 else:
                     # No await between queueing and here: nobody can have
                     # tried to wake this caller before its event exists.
@@ -146,31 +173,3 @@ class Lanes:
                 return
         lane.inflight = None
         lane.busy = False
-
-    async def _lead(self, stream: str, lane: Lane, me: Command) -> None:
-        """Run batches for the stream until ``me`` has its outcome, then hand off."""
-        try:
-            while not me.done:
-                att = lane.inflight
-                if att is not None:
-                    lane.inflight = None
-                    await self._settle(stream, lane, att)
-                    continue
-                batch = self.absorb(lane, [])
-                if not batch:  # pragma: no cover - me is always queued or inflight
-                    msg = "command neither queued nor in flight"
-                    raise AssertionError(msg)
-                await self._run(stream, batch, lane)
-                if me.done and len(batch) > 1:
-                    # Contended: the callers just answered usually come straight
-                    # back with their next command. Holding the lead for one pass
-                    # of the event loop queues them here, so the next batch takes
-                    # them all, instead of the first back committing alone while
-                    # the others queue behind it. Shielded: the outcome is ours.
-                    await anyio.lowlevel.cancel_shielded_checkpoint()
-        except BaseException:
-            me.abandoned = True
-            raise
-        finally:
-            me.lead = False
-            self._hand_off(lane)
