@@ -15,7 +15,7 @@ other caller still gets its real outcome.
 
 from __future__ import annotations
 
-from asyncio import get_running_loop
+from asyncio import _get_running_loop, get_running_loop
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -91,6 +91,7 @@ class Lanes:
                 if command.lead:
                     # Leading: run batches until this command has its outcome, then
                     # hand off (inline: its own coroutine would cost a frame per command).
+                    deferred = False
                     try:
                         while not command.done:
                             att = lane.inflight
@@ -109,14 +110,23 @@ class Lanes:
                                 # lead for one pass of the event loop queues them here,
                                 # so the next batch takes them all, instead of the first
                                 # back committing alone while the others queue behind
-                                # it. Shielded: the outcome is ours.
-                                await anyio.lowlevel.cancel_shielded_checkpoint()
+                                # it. Under asyncio the lane's hand-off waits for that
+                                # pass in a callback queued behind their wake-ups (this
+                                # caller returns at once); else a shielded checkpoint:
+                                # the outcome is ours.
+                                loop = _get_running_loop()
+                                if loop is not None:
+                                    loop.call_soon(self._hand_off_later, stream, lane)
+                                    deferred = True
+                                else:
+                                    await anyio.lowlevel.cancel_shielded_checkpoint()
                     except BaseException:
                         command.abandoned = True
                         raise
                     finally:
                         command.lead = False
-                        self._hand_off(lane)
+                        if not deferred:
+                            self._hand_off(lane)
                 else:
                     # No await between queueing and here: nobody can have
                     # tried to wake this caller before its event exists.
@@ -137,6 +147,14 @@ class Lanes:
                     del self._lanes[stream]
                     # An idle lane is as new: keep one for the next idle stream.
                     self._spare = lane
+
+    def _hand_off_later(self, stream: str, lane: Lane) -> None:
+        """The deferred hand-off of a leader that returned: lead on, or retire the lane."""
+        self._hand_off(lane)
+        if not lane.busy and not lane.queue and lane.inflight is None:
+            if self._lanes.get(stream) is lane:
+                del self._lanes[stream]
+                self._spare = lane
 
     def _abandon(self, lane: Lane, command: Command) -> None:
         """A cancelled caller: leave the queue, and pass on the lead if it had it."""
