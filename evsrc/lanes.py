@@ -99,7 +99,11 @@ class Lanes:
                                 lane.inflight = None
                                 await self._settle(stream, lane, att)
                                 continue
-                            batch = self.absorb(lane, [])
+                            queue = lane.queue
+                            if len(queue) == 1 and queue[0] is command:
+                                batch = [queue.popleft()]  # alone: the usual uncontended case
+                            else:
+                                batch = self.absorb(lane, [])
                             if not batch:  # pragma: no cover - always queued or inflight
                                 msg = "command neither queued nor in flight"
                                 raise AssertionError(msg)
