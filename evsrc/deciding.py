@@ -111,7 +111,11 @@ class Attempt:
             # The append was this command's alone: its Committed is the append's.
             d = decided[0]
             c = d.command
-            c.finish(outcome(stream, c.attempts, d.events, d.result, d.rejection, committed))
+            c.finish(
+                Accepted(stream, c.attempts, d.events, d.result, None, committed)
+                if d.rejection is None
+                else Rejected(stream, c.attempts, d.events, None, d.rejection, committed)
+            )
             return d.events
         seq = self.expected
         position, checkpoint = committed.position, committed.checkpoint

@@ -38,8 +38,9 @@ class Rejection(Generic[D]):
     @overload
     def __init__(self, reason: str, detail: D) -> None: ...
     def __init__(self, reason: str, detail: Any = None) -> None:
-        object.__setattr__(self, "reason", reason)
-        object.__setattr__(self, "detail", detail)
+        # The slots' own descriptors: frozen, so no __setattr__ (half the cost).
+        _set_reason(self, reason)
+        _set_detail(self, detail)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -60,8 +61,14 @@ class Decision(Generic[R]):
     @overload
     def __init__(self, events: Sequence[Event] = (), *, result: R) -> None: ...
     def __init__(self, events: Sequence[Event] = (), result: Any = None) -> None:
-        object.__setattr__(self, "events", events)
-        object.__setattr__(self, "result", result)
+        _set_events(self, events)
+        _set_result(self, result)
+
+
+_set_reason = Rejection.__dict__["reason"].__set__
+_set_detail = Rejection.__dict__["detail"].__set__
+_set_events = Decision.__dict__["events"].__set__
+_set_result = Decision.__dict__["result"].__set__
 
 
 def normalize_decision(value: object) -> tuple[list[Event], Any, Rejection | None]:

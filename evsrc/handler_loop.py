@@ -55,7 +55,11 @@ class HandlerLoop(Generic[A]):
         commands back to the lane: to its queue, or as its ``inflight``
         attempt when the append was left unanswered.
         """
-        live = [c for c in commands if not c.done]
+        live = commands
+        for c in commands:  # (a lane hands over no finished command: no copy then)
+            if c.done:
+                live = [c for c in commands if not c.done]
+                break
         att: Attempt | None = None
         appending = False
         # The first round may decide on the cached state unread; append_expect checks it.

@@ -15,7 +15,7 @@ other caller still gets its real outcome.
 
 from __future__ import annotations
 
-from asyncio import get_running_loop
+from asyncio import _get_running_loop, get_running_loop
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -89,7 +89,48 @@ class Lanes:
         try:
             while not command.done:
                 if command.lead:
-                    await self._lead(stream, lane, command)
+                    # Leading: run batches until this command has its outcome, then
+                    # hand off (inline: its own coroutine would cost a frame per command).
+                    deferred = False
+                    try:
+                        while not command.done:
+                            att = lane.inflight
+                            if att is not None:
+                                lane.inflight = None
+                                await self._settle(stream, lane, att)
+                                continue
+                            queue = lane.queue
+                            if len(queue) == 1 and queue[0] is command:
+                                batch = [queue.popleft()]  # alone: the usual uncontended case
+                            else:
+                                batch = self.absorb(lane, [])
+                            if not batch:  # pragma: no cover - always queued or inflight
+                                msg = "command neither queued nor in flight"
+                                raise AssertionError(msg)
+                            await self._run(stream, batch, lane)
+                            if command.done and len(batch) > 1:
+                                # Contended: the callers just answered usually come
+                                # straight back with their next command. Holding the
+                                # lead for one pass of the event loop queues them here,
+                                # so the next batch takes them all, instead of the first
+                                # back committing alone while the others queue behind
+                                # it. Under asyncio the lane's hand-off waits for that
+                                # pass in a callback queued behind their wake-ups (this
+                                # caller returns at once); else a shielded checkpoint:
+                                # the outcome is ours.
+                                loop = _get_running_loop()
+                                if loop is not None:
+                                    loop.call_soon(self._hand_off_later, stream, lane)
+                                    deferred = True
+                                else:
+                                    await anyio.lowlevel.cancel_shielded_checkpoint()
+                    except BaseException:
+                        command.abandoned = True
+                        raise
+                    finally:
+                        command.lead = False
+                        if not deferred:
+                            self._hand_off(lane)
                 else:
                     # No await between queueing and here: nobody can have
                     # tried to wake this caller before its event exists.
@@ -110,6 +151,14 @@ class Lanes:
                     del self._lanes[stream]
                     # An idle lane is as new: keep one for the next idle stream.
                     self._spare = lane
+
+    def _hand_off_later(self, stream: str, lane: Lane) -> None:
+        """The deferred hand-off of a leader that returned: lead on, or retire the lane."""
+        self._hand_off(lane)
+        if not lane.busy and not lane.queue and lane.inflight is None:
+            if self._lanes.get(stream) is lane:
+                del self._lanes[stream]
+                self._spare = lane
 
     def _abandon(self, lane: Lane, command: Command) -> None:
         """A cancelled caller: leave the queue, and pass on the lead if it had it."""
@@ -146,31 +195,3 @@ class Lanes:
                 return
         lane.inflight = None
         lane.busy = False
-
-    async def _lead(self, stream: str, lane: Lane, me: Command) -> None:
-        """Run batches for the stream until ``me`` has its outcome, then hand off."""
-        try:
-            while not me.done:
-                att = lane.inflight
-                if att is not None:
-                    lane.inflight = None
-                    await self._settle(stream, lane, att)
-                    continue
-                batch = self.absorb(lane, [])
-                if not batch:  # pragma: no cover - me is always queued or inflight
-                    msg = "command neither queued nor in flight"
-                    raise AssertionError(msg)
-                await self._run(stream, batch, lane)
-                if me.done and len(batch) > 1:
-                    # Contended: the callers just answered usually come straight
-                    # back with their next command. Holding the lead for one pass
-                    # of the event loop queues them here, so the next batch takes
-                    # them all, instead of the first back committing alone while
-                    # the others queue behind it. Shielded: the outcome is ours.
-                    await anyio.lowlevel.cancel_shielded_checkpoint()
-        except BaseException:
-            me.abandoned = True
-            raise
-        finally:
-            me.lead = False
-            self._hand_off(lane)

@@ -32,7 +32,7 @@ R = TypeVar("R", default=Any)
 D = TypeVar("D", default=Any)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Outcome(Generic[R, D]):
     """What became of a command.
 
@@ -52,13 +52,31 @@ class Outcome(Generic[R, D]):
     rejection: Rejection[D] | None
     committed: Committed | None
 
+    def __init__(
+        self,
+        stream: str,
+        attempts: int,
+        events: Sequence[Event],
+        result: R | None,
+        rejection: Rejection[D] | None,
+        committed: Committed | None,
+    ) -> None:
+        # The fields' slot descriptors set them directly: a frozen dataclass's own
+        # __init__ calls object.__setattr__ per field, twice the cost, once per command.
+        _set_stream(self, stream)
+        _set_attempts(self, attempts)
+        _set_events(self, events)
+        _set_result(self, result)
+        _set_rejection(self, rejection)
+        _set_committed(self, committed)
+
     @property
     def ok(self) -> bool:
         """True unless the decision was a rejection."""
         return self.rejection is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Accepted(Outcome[R, D]):
     """The decision said yes (or decided nothing): ``result`` is its result."""
 
@@ -72,7 +90,7 @@ class Accepted(Outcome[R, D]):
         return True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Rejected(Outcome[R, D]):
     """The decision said no: ``rejection`` says why; nothing was appended."""
 
@@ -84,6 +102,14 @@ class Rejected(Outcome[R, D]):
     def ok(self) -> Literal[False]:
         """Always false: narrows ``Accepted | Rejected`` for type checkers."""
         return False
+
+
+_set_stream = Outcome.__dict__["stream"].__set__
+_set_attempts = Outcome.__dict__["attempts"].__set__
+_set_events = Outcome.__dict__["events"].__set__
+_set_result = Outcome.__dict__["result"].__set__
+_set_rejection = Outcome.__dict__["rejection"].__set__
+_set_committed = Outcome.__dict__["committed"].__set__
 
 
 def outcome(

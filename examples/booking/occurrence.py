@@ -87,11 +87,17 @@ class Occurrence(Aggregate):
         return occ
 
     def clone(self) -> Occurrence:
-        """A copy to decide a batch against (cheaper than the default deepcopy)."""
-        occ = Occurrence.observed(self.roster, self.seq, self.capacity)
-        occ.waitlist = list(self.waitlist)
-        occ._members = set(self._members)
-        occ.holds = dict(self.holds)
+        """A copy to decide a batch against (cheaper than the default deepcopy).
+
+        Once per batch, with the roster's size: each list, set and dict is copied once.
+        """
+        occ = Occurrence()
+        occ.seq = self.seq
+        occ.capacity = self.capacity
+        occ.roster = self.roster.copy()
+        occ.waitlist = self.waitlist.copy()
+        occ._members = self._members.copy()
+        occ.holds = self.holds.copy()
         return occ
 
     def to_snapshot(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ class BookingStatus(enum.StrEnum):
     """Only from ``hold``: the actor holds a seat (``seat``) until ``expires_at``."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class BookingResult:
     """The outcome of a booking.
 
@@ -63,6 +64,33 @@ class BookingResult:
     #: For held: when the hold runs out unless confirmed.
     expires_at: datetime | None = None
 
+    def __init__(
+        self,
+        status: BookingStatus,
+        actor: str,
+        seat: int | None = None,
+        capacity: int | None = None,
+        actual: int | None = None,
+        position: int | None = None,
+        attempts: int = 1,
+        last_seq: int | None = None,
+        checkpoint: Checkpoint | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        # Built twice per booking (decided, then with the append's seq): the slots'
+        # descriptors set the fields directly, without a frozen __setattr__ per field.
+        _set = _BOOKING_SLOTS
+        _set[0](self, status)
+        _set[1](self, actor)
+        _set[2](self, seat)
+        _set[3](self, capacity)
+        _set[4](self, actual)
+        _set[5](self, position)
+        _set[6](self, attempts)
+        _set[7](self, last_seq)
+        _set[8](self, checkpoint)
+        _set[9](self, expires_at)
+
     def to_dict(self) -> dict[str, Any]:
         """The result as a JSON object (``None`` fields left out)."""
         out: dict[str, Any] = {"status": self.status.value, "actor": self.actor}
@@ -73,6 +101,11 @@ class BookingResult:
         if self.expires_at is not None:
             out["expires_at"] = self.expires_at.isoformat()
         return out
+
+
+_BOOKING_SLOTS = tuple(
+    BookingResult.__dict__[f.name].__set__ for f in dataclasses.fields(BookingResult)
+)
 
 
 class CancelStatus(enum.StrEnum):

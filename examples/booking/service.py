@@ -296,6 +296,8 @@ class BookingService:
         result = outcome.result
         assert result is not None
         committed = outcome.committed
+        if committed is None and outcome.attempts == result.attempts:
+            return result  # nothing written, first try (full, already): it is the answer as is
         # Built field by field rather than with dataclasses.replace (which
         # inspects the fields on every call): this runs once per booking.
         return BookingResult(
