@@ -41,7 +41,7 @@ class MemoryLifecycle(Backend):
 
     _streams: dict[str, list[Row]]
     _log: list[Row]
-    _ids: dict[int, tuple[str, int]]
+    _ids: dict[int, int]
     _tombstones: set[str]
     _meta: dict[str, StreamMetadata]
     _first: dict[str, int]

@@ -16,6 +16,7 @@ from uuid import UUID, SafeUUID
 import anyio
 import anyio.lowlevel
 
+from evsrc._memory_append import append_expect
 from evsrc._memory_lifecycle import GONE, MemoryLifecycle, Row
 from evsrc.backend import Place
 from evsrc.errors import StreamDeletedError
@@ -32,6 +33,7 @@ from evsrc.store import decode_metadata, decode_objects
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
 
+    from evsrc.records import NewEvent
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["InMemoryEventStore"]
@@ -103,13 +105,18 @@ class InMemoryEventStore(MemoryLifecycle):
     def __init__(self) -> None:
         self._streams: dict[str, list[Row]] = {}
         self._log: list[Row] = []
-        self._ids: dict[int, tuple[str, int]] = {}
+        # Each stored event id (as its int) to its position.
+        self._ids: dict[int, int] = {}
         self._commits = 0
         self._waiter: anyio.Event | None = None
         # Filtered subscribers waiting for a matching event: woken by the writer
         # only when one commits, so idle ones cost appends a string test each.
         self._filtered: dict[EventFilter, list[anyio.Event]] = {}
         self._closed = False
+        # Whether append_expect may take its fast path: the store is open and
+        # _write_batch is this class's own (a subclass that overrides it gets
+        # the general path, which calls it).
+        self._plain_writes = type(self)._write_batch is InMemoryEventStore._write_batch
         # The stream lifecycle: tombstoned streams, retention, the first slot of
         # each stream not known to be removed, how many slots of the log are removed.
         self._tombstones: set[str] = set()
@@ -118,6 +125,10 @@ class InMemoryEventStore(MemoryLifecycle):
         self._removed = 0
 
     # -- writing -----------------------------------------------------------
+
+    # The common append in one function (evsrc._memory_append), the general
+    # path (Backend.append_expect) for anything unusual.
+    append_expect = append_expect
 
     async def _write_batch(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
@@ -147,7 +158,7 @@ class InMemoryEventStore(MemoryLifecycle):
             row = (stream, seq, position, commit, key, e.type, e.version, e.data, e.metadata, now)
             rows.append(row)
             log.append(row)
-            ids[key] = (stream, seq)
+            ids[key] = position
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -159,7 +170,9 @@ class InMemoryEventStore(MemoryLifecycle):
             (stream, actual + 1, seq, position, _tuple_new(Checkpoint, (commit, position))),
         )
 
-    def _wake_filtered(self, stream: str, encoded: list[EncodedEvent]) -> None:
+    def _wake_filtered(
+        self, stream: str, encoded: Sequence[EncodedEvent] | Sequence[NewEvent]
+    ) -> None:
         # One test per distinct filter, however many subscribers share it.
         woken = None
         for flt in self._filtered:
@@ -184,7 +197,7 @@ class InMemoryEventStore(MemoryLifecycle):
         for e in encoded:
             where = self._ids.get(e.id.int)
             if where is not None:
-                row = self._streams[where[0]][where[1] - 1]
+                row = self._log[where - 1]
                 found[e.id] = Place(row[0], row[1], row[2], row[3], row[5], row[6], row[7], row[8])
         return found
 
@@ -281,6 +294,7 @@ class InMemoryEventStore(MemoryLifecycle):
     async def close(self) -> None:
         """Close the store: subscribers end with ``StoreClosedError``."""
         self._closed = True
+        self._plain_writes = False
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None

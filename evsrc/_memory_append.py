@@ -1,0 +1,234 @@
+"""``InMemoryEventStore.append_expect``'s fast path: the common append in one function.
+
+The general path (``Backend.append_expect``: :func:`~evsrc.checks.prepare_append`,
+then ``_write_batch``) builds an ``EncodedEvent`` per event and runs three
+coroutines per append. Here the same checks run inline, each row is built as
+its event passes them, and nothing is stored until every check has passed.
+Anything unusual goes to the general path before anything is written, so that
+its answer — and every error, with its message — is the general path's own:
+input that fails a check or needs a closer look (a ``null`` in the JSON, which
+may stand for a NaN; a NUL; a very large event; a lone surrogate), an id
+already stored (an idempotent retry, or a reused id), a deleted stream, a
+closed store, a subclass with its own write primitive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import orjson
+
+from evsrc._json import ORJSON_OPTIONS, orjson_decline
+from evsrc.backend import Backend
+from evsrc.checks import (
+    MAX_EVENT_BYTES,
+    MAX_EVENT_VERSION,
+    MAX_STREAM_LENGTH,
+    MAX_TYPE_LENGTH,
+    _has_lone_surrogate,
+)
+from evsrc.records import STREAM_DELETED, Checkpoint, Committed, Conflict, NewEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from evsrc._memory_lifecycle import Row
+    from evsrc.memory import InMemoryEventStore
+
+__all__ = ["append_expect"]
+
+_now = datetime.now
+_tuple_new = tuple.__new__
+_dumps = orjson.dumps
+_JSONEncodeError = orjson.JSONEncodeError
+_general = Backend.append_expect
+#: Within this many characters of JSON an event is within MAX_EVENT_BYTES,
+#: whatever its characters (at most 4 UTF-8 bytes each); a larger one goes
+#: to the general path, which counts its bytes.
+_SAFE_CHARS = MAX_EVENT_BYTES // 4
+
+
+def _fresh_name(stream: str) -> bool:
+    """Whether ``stream`` (a str) passes ``check_stream``."""
+    return (
+        0 < len(stream) <= MAX_STREAM_LENGTH
+        and "\x00" not in stream
+        and (stream.isascii() or not _has_lone_surrogate(stream))
+    )
+
+
+def _encode(value: object) -> str | None:
+    """orjson's JSON text of ``value`` (a dict) when it settles the rule alone; else ``None``."""
+    try:
+        text: str = _dumps(value, orjson_decline, ORJSON_OPTIONS).decode()
+    except _JSONEncodeError:
+        return None
+    # A null may stand for a NaN, an escaped NUL needs a closer look.
+    if "null" in text or "\\u0000" in text:
+        return None
+    return text
+
+
+def _row(
+    ev: object, stream: str, seq: int, position: int, commit: int, now: datetime
+) -> Row | None:
+    """The stored row of one event, if it passes prepare_append's checks plainly; else ``None``."""
+    if type(ev) is not NewEvent:
+        return None
+    t = ev.type
+    version = ev.version
+    event_id = ev.id
+    data = ev.data
+    metadata = ev.metadata
+    if (
+        type(t) is not str
+        or not t
+        or len(t) > MAX_TYPE_LENGTH
+        or "\x00" in t
+        or t == STREAM_DELETED
+        or (not t.isascii() and _has_lone_surrogate(t))
+        or type(version) is not int
+        or not 1 <= version <= MAX_EVENT_VERSION
+        or type(event_id) is not UUID
+        or type(data) is not dict
+        or type(metadata) is not dict
+    ):
+        return None
+    text = _encode(data)
+    if text is None:
+        return None
+    metadata_text = _encode(metadata) if metadata else "{}"
+    if metadata_text is None or len(text) + len(metadata_text) > _SAFE_CHARS:
+        return None
+    return (stream, seq, position, commit, event_id.int, t, version, text, metadata_text, now)
+
+
+async def append_expect(
+    self: InMemoryEventStore, stream: str, expected: int, events: Sequence[NewEvent]
+) -> Committed | Conflict:
+    """See ``EventStore.append_expect``."""
+    # Only plain arguments of the usual types; the general path checks the rest.
+    if (
+        type(stream) is not str
+        or type(expected) is not int
+        or expected < 0
+        or (type(events) is not list and type(events) is not tuple)
+        or self._closed
+        or not self._plain_writes
+    ):
+        return await _general(self, stream, expected, events)
+    streams = self._streams
+    rows = streams.get(stream)
+    # A stream with rows passed check_stream when it was first appended to.
+    if rows is None and not _fresh_name(stream):
+        return await _general(self, stream, expected, events)
+    actual = 0 if rows is None else len(rows)
+    log = self._log
+    ids = self._ids
+    commit = self._commits + 1
+    seq = actual + 1
+    position = len(log) + 1
+    if len(events) == 1:
+        # _row, inline: the common append is one event.
+        ev = events[0]
+        if type(ev) is not NewEvent:
+            return await _general(self, stream, expected, events)
+        t = ev.type
+        version = ev.version
+        event_id = ev.id
+        data = ev.data
+        metadata = ev.metadata
+        if (
+            type(t) is not str
+            or not t
+            or len(t) > MAX_TYPE_LENGTH
+            or "\x00" in t
+            or t == STREAM_DELETED
+            or (not t.isascii() and _has_lone_surrogate(t))
+            or type(version) is not int
+            or not 1 <= version <= MAX_EVENT_VERSION
+            or type(event_id) is not UUID
+            or type(data) is not dict
+            or type(metadata) is not dict
+        ):
+            return await _general(self, stream, expected, events)
+        try:
+            text: str = _dumps(data, orjson_decline, ORJSON_OPTIONS).decode()
+        except _JSONEncodeError:
+            text = "null"
+        metadata_text = _encode(metadata) if metadata else "{}"
+        if (
+            "null" in text
+            or "\\u0000" in text
+            or metadata_text is None
+            or len(text) + len(metadata_text) > _SAFE_CHARS
+        ):
+            return await _general(self, stream, expected, events)
+        row = (
+            stream,
+            seq,
+            position,
+            commit,
+            event_id.int,
+            t,
+            version,
+            text,
+            metadata_text,
+            _now(UTC),
+        )
+        # Claim the id: one dict probe. Held, it is someone's (the general path
+        # says whose); claimed, it is released below if nothing is written.
+        if ids.setdefault(row[4], position) != position:
+            return await _general(self, stream, expected, events)
+        if actual != expected or (self._tombstones and stream in self._tombstones):
+            del ids[row[4]]
+            if stream in self._tombstones:
+                return await _general(self, stream, expected, events)
+            return _tuple_new(Conflict, (stream, expected, actual))
+        # No await between the check and the write: atomic without a lock.
+        self._commits = commit
+        if rows is None:
+            streams[stream] = [row]
+        else:
+            rows.append(row)
+        log.append(row)
+    else:
+        if not events:
+            return await _general(self, stream, expected, events)
+        now = _now(UTC)
+        new = []
+        for ev in events:
+            checked = _row(ev, stream, seq, position, commit, now)
+            if checked is None or checked[4] in ids:
+                return await _general(self, stream, expected, events)
+            new.append(checked)
+            seq += 1
+            position += 1
+        seq -= 1
+        position -= 1
+        if len({r[4] for r in new}) != len(new):
+            return await _general(self, stream, expected, events)  # an id twice
+        if self._tombstones and stream in self._tombstones:
+            return await _general(self, stream, expected, events)
+        if actual != expected:
+            return _tuple_new(Conflict, (stream, expected, actual))
+        self._commits = commit
+        if rows is None:
+            streams[stream] = new
+        else:
+            rows.extend(new)
+        log.extend(new)
+        for r in new:
+            ids[r[4]] = r[2]
+    waiter = self._waiter
+    if waiter is not None:
+        self._waiter = None
+        waiter.set()
+    if self._filtered:
+        self._wake_filtered(stream, events)
+    return _tuple_new(
+        Committed,
+        (stream, actual + 1, seq, position, _tuple_new(Checkpoint, (commit, position))),
+    )
