@@ -11,6 +11,7 @@ from evsrc.records import Checkpoint, RecordedEvent
 from evsrc.store import decode_metadata, decode_objects
 
 if TYPE_CHECKING:
+    import uuid
     from collections.abc import Iterable, Sequence
 
     import asyncpg
@@ -112,9 +113,27 @@ def _stream_events(stream: str, rows: list[asyncpg.Record]) -> list[RecordedEven
     seq, position, commit, ids, types, versions, data, metadata, epochs, exact, _ = zip(
         *rows, strict=True
     )
+    columns = (seq, position, commit, ids, types, versions, data, metadata, epochs, exact)
+    return _events(repeat(stream), *columns)
+
+
+def _events(
+    stream: Iterable[str],
+    seq: Sequence[int],
+    position: Sequence[int],
+    commit: Sequence[int],
+    ids: Sequence[uuid.UUID],
+    types: Sequence[str],
+    versions: Sequence[int],
+    data: Sequence[str],
+    metadata: Sequence[str],
+    epochs: Sequence[float],
+    exact: Sequence[datetime | None],
+) -> list[RecordedEvent]:
+    """RecordedEvents from the columns of a page, each built by one C call."""
     checkpoints = map(_new, repeat(Checkpoint), zip(commit, position))  # noqa: B905
-    fields = zip(
-        repeat(stream),
+    fields = zip(  # noqa: B905 - columns of one page
+        stream,
         seq,
         position,
         checkpoints,
@@ -152,17 +171,5 @@ def _global_events(rows: list[asyncpg.Record]) -> list[RecordedEvent]:
     stream, seq, position, commit, ids, types, versions, data, metadata, epochs, exact, _ = zip(
         *rows, strict=True
     )
-    checkpoints = map(_new, repeat(Checkpoint), zip(commit, position))  # noqa: B905
-    fields = zip(  # noqa: B905 - columns of one page
-        stream,
-        seq,
-        position,
-        checkpoints,
-        ids,
-        types,
-        versions,
-        decode_objects(data),
-        decode_metadata(metadata),
-        _recorded(epochs, exact),
-    )
-    return list(map(_new, repeat(RecordedEvent), fields))
+    columns = (seq, position, commit, ids, types, versions, data, metadata, epochs, exact)
+    return _events(stream, *columns)
