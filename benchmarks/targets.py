@@ -28,6 +28,7 @@ __all__ = [
     "DictStore",
     "RawPg",
     "event_args",
+    "full_rows",
     "open_evsrc_pg",
     "pg_page_size",
     "pg_queries",
@@ -166,13 +167,34 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """Pool reset hook that sends nothing (asyncpg still rolls back an open transaction)."""
 
 
+#: How evsrc's read statements select ``recorded_at``: its Unix time as float8, and
+#: the timestamptz itself only outside 1900-2100 (evsrc/postgres/_rows.py converts).
+_RECORDED_AT = re.compile(
+    r"date_part\('epoch', e\.recorded_at\),\s*CASE WHEN e\.recorded_at .*? END", re.S
+)
+
+
+def full_rows(sql: str) -> str:
+    """``sql`` selecting ``recorded_at`` as the timestamptz column, decoded by asyncpg.
+
+    The limit fetches the same rows as evsrc, every column decoded by asyncpg
+    (``recorded_at`` a ``datetime``, as evsrc returns it), not evsrc's cheaper
+    form of that column, which would leave the limit's rows short of a datetime.
+    """
+    return _RECORDED_AT.sub("e.recorded_at", sql)
+
+
 class RawPg:
-    """A bare asyncpg pool running evsrc's SQL: the PostgreSQL limit."""
+    """A bare asyncpg pool running evsrc's SQL: the PostgreSQL limit.
+
+    Read statements return full rows (:func:`full_rows`): today's column layout,
+    ``recorded_at`` decoded by asyncpg.
+    """
 
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self.pool = pool
         q = pg_queries()
-        self.sql = {k: v.replace("{schema}", schema) for k, v in q.items()}
+        self.sql = {k: full_rows(v.replace("{schema}", schema)) for k, v in q.items()}
 
     @classmethod
     async def open(cls, dsn: str, pool_size: int, schema: str) -> RawPg:

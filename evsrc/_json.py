@@ -20,9 +20,12 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "ORJSON_OPTIONS",
@@ -98,19 +101,42 @@ def encode_object(value: object) -> tuple[str, int]:
 
 
 _loads = json.loads
+_orjson_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+#: Every ASCII digit becomes "0", every other byte a space: a run of 19 digits
+#: in a text shows as ``_LONG_DIGITS`` in its translation (UTF-8 has no digit
+#: bytes inside multi-byte characters).
+_DIGITS: Final = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_DIGITS: Final = b"0" * 19
 
 
-def decode_objects(texts: list[str]) -> list[dict[str, Any]]:
-    """Decode stored JSON object texts in one ``json.loads`` call (a backend's read path)."""
-    decoded: list[dict[str, Any]] = _loads("[" + ",".join(texts) + "]")
+def decode_objects(texts: Sequence[str]) -> list[dict[str, Any]]:
+    """Decode stored JSON object texts in one call (a backend's read path).
+
+    The result is :func:`json.loads`'s, whatever the text. orjson parses the
+    page when it agrees: it reads an integer beyond 64 bits as a float, so a
+    page with a run of 19 or more digits anywhere (an integer that may be
+    beyond, or a long decimal) goes to :mod:`json`, as does anything orjson
+    refuses (its nesting limit, NaN, lone surrogates), to decode or raise as
+    :mod:`json` does.
+    """
+    text = "[" + ",".join(texts) + "]"
+    decoded: list[dict[str, Any]]
+    if _LONG_DIGITS not in text.encode("utf-8", "surrogatepass").translate(_DIGITS):
+        try:
+            decoded = _orjson_loads(text)
+        except _JSONDecodeError:
+            pass
+        else:
+            return decoded
+    decoded = _loads(text)
     return decoded
 
 
-def decode_metadata(texts: list[str]) -> list[dict[str, Any]]:
+def decode_metadata(texts: Sequence[str]) -> list[dict[str, Any]]:
     """Like :func:`decode_objects`, with a shortcut for the common all-empty page."""
-    for t in texts:
-        if t != "{}":
-            return decode_objects(texts)
+    if texts.count("{}") != len(texts):
+        return decode_objects(texts)
     return [{} for _ in texts]
 
 

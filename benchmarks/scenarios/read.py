@@ -6,8 +6,10 @@ once per backend before anything is timed; every repetition reads it all (on
 PostgreSQL, evsrc and raw asyncpg read the big stream ``STREAM_READS`` times).
 evsrc returns decoded ``RecordedEvent`` objects; the raw asyncpg limit runs
 evsrc's own read statements (``read_forward``; ``read_all`` paged exactly as
-evsrc pages it) and stops at the rows; ``eventsourcing`` reads through its
-recorder and decodes each event's JSON state.
+evsrc pages it) and stops at the rows, every column decoded by asyncpg
+(``recorded_at`` as a timestamptz: evsrc selects it in a cheaper form and makes
+the datetime itself, see ``benchmarks.targets.full_rows``); ``eventsourcing``
+reads through its recorder and decodes each event's JSON state.
 """
 
 from __future__ import annotations

@@ -259,7 +259,7 @@ class PostgresEventStore(_lifecycle.Primitives):
         )
         # One row per event and the head's tombstone flag; a row of NULLs when
         # nothing matched; no row for a stream without events (docs/lifecycle.md).
-        if rows and rows[0][9]:
+        if rows and rows[0][_rows.TOMBSTONED]:
             raise StreamDeletedError(stream=stream)
         if not rows or rows[0][0] is None:
             return []

@@ -115,6 +115,44 @@ def test_decode_pages() -> None:
     assert decode_metadata(["{}", '{"c":"x"}']) == [{}, {"c": "x"}]
 
 
+#: Texts where orjson and json.loads part ways, or orjson refuses what json reads: each
+#: page decodes exactly as json.loads decodes it (an int stays an int, however long).
+DECODED_AS_JSON: list[tuple[str, str]] = [
+    ("int beyond 64 bits", '{"n": 123456789012345678901234567890}'),
+    ("negative int beyond 64 bits", '{"n": -9223372036854775809}'),
+    ("u64 max", '{"n": 18446744073709551615}'),
+    ("float as numeric text", '{"x": 150000000000000000000000000000000000000000000000000000}'),
+    ("long decimal", '{"x": 0.1000000000000000055511151231257827021181583404541015625}'),
+    ("tiny decimal", '{"x": 0.000000000000000000000000000012345}'),
+    ("digits in a string", '{"s": "12345678901234567890123"}'),
+    ("plain", '{"actor": "actor-1", "x": 2.5, "t": [true, false, null], "u": "\\u00e9"}'),
+    ("non-ascii", '{"s": "ü€😀\u2028", "n": 1234567890123456789}'),
+    ("nan", '{"x": NaN}'),
+    ("escaped lone surrogate", '{"s": "\\ud800"}'),
+    ("lone surrogate", '{"s": "\ud800"}'),
+    ("duplicate keys", '{"a": 1, "a": 2}'),
+    ("negative zero", '{"a": -0, "b": -0.0, "c": 1E2, "d": 1e-7}'),
+]
+
+
+@pytest.mark.parametrize(("case", "text"), DECODED_AS_JSON, ids=[c for c, _ in DECODED_AS_JSON])
+def test_pages_decode_as_json_loads_does(case: str, text: str) -> None:
+    page = [text, '{"a": 1}', "{}"]
+    want = json.loads("[" + ",".join(page) + "]")
+    got = decode_objects(page)
+    assert repr(got) == repr(want)  # types too: 1 is not 1.0, NaN reprs alike
+    assert [type(v) for d in got if isinstance(d, dict) for v in d.values()] == [
+        type(v) for d in want if isinstance(d, dict) for v in d.values()
+    ]
+
+
+def test_pages_json_refuses_are_refused() -> None:
+    with pytest.raises(ValueError, match="Expecting"):
+        decode_objects(['{"a": 1}', "{"])
+    with pytest.raises(RecursionError):
+        decode_objects(["[" * 100_000 + "]" * 100_000])
+
+
 def test_no_private_cpython_json_internals() -> None:
     """The 3.13 break came from json.encoder.c_make_encoder; nothing in evsrc may call it."""
     from pathlib import Path

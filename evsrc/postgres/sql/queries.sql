@@ -84,8 +84,12 @@ WHERE id = ANY ($1::uuid[]);
 SELECT h.seq, h.tombstoned FROM {schema}.evsrc_head($1) h;
 
 -- name: read_forward
+-- recorded_at as Unix seconds, and as itself outside 1900-2100 (_rows.py says why).
 SELECT e.seq, e.position, e.commit, e.id, e.type, e.version, e.data, e.metadata,
-       e.recorded_at, h.tombstoned
+       date_part('epoch', e.recorded_at),
+       CASE WHEN e.recorded_at >= '1900-01-01 00:00+00' AND e.recorded_at < '2100-01-01 00:00+00'
+            THEN NULL ELSE e.recorded_at END,
+       h.tombstoned
 FROM (
     SELECT x.seq, CASE WHEN x.type = '$stream-deleted'
                        THEN coalesce((x.data ->> 'hard')::boolean, false) ELSE false END
@@ -109,7 +113,10 @@ LEFT JOIN LATERAL (
 
 -- name: read_backward
 SELECT e.seq, e.position, e.commit, e.id, e.type, e.version, e.data, e.metadata,
-       e.recorded_at, h.tombstoned
+       date_part('epoch', e.recorded_at),
+       CASE WHEN e.recorded_at >= '1900-01-01 00:00+00' AND e.recorded_at < '2100-01-01 00:00+00'
+            THEN NULL ELSE e.recorded_at END,
+       h.tombstoned
 FROM (
     SELECT x.seq, CASE WHEN x.type = '$stream-deleted'
                        THEN coalesce((x.data ->> 'hard')::boolean, false) ELSE false END
@@ -138,7 +145,10 @@ LEFT JOIN LATERAL (
 -- of them. Rows after the first unready one are committed and visible but not
 -- yet orderable (an older transaction still runs); callers stop there and wait.
 SELECT e.stream, e.seq, e.position, e.commit, e.id, e.type, e.version, e.data,
-       e.metadata, e.recorded_at, e.commit < h.xmin AS ready
+       e.metadata, date_part('epoch', e.recorded_at),
+       CASE WHEN e.recorded_at >= '1900-01-01 00:00+00' AND e.recorded_at < '2100-01-01 00:00+00'
+            THEN NULL ELSE e.recorded_at END,
+       e.commit < h.xmin AS ready
 FROM {schema}.evsrc_events e,
      (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
 WHERE (e.commit, e.position) > ($1::xid8, $2::bigint) AND e.commit < $4::xid8
@@ -237,7 +247,10 @@ SELECT EXISTS (
 -- with $6): one ordered range scan of evsrc_events_type_idx per type, each
 -- stopping after a page (evsrc_read_type), merged: a read touches what it returns.
 SELECT e.stream, e.seq, e.position, e.commit, e.id, e.type, e.version, e.data,
-       e.metadata, e.recorded_at, e.commit < h.xmin AS ready
+       e.metadata, date_part('epoch', e.recorded_at),
+       CASE WHEN e.recorded_at >= '1900-01-01 00:00+00' AND e.recorded_at < '2100-01-01 00:00+00'
+            THEN NULL ELSE e.recorded_at END,
+       e.commit < h.xmin AS ready
 FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h,
      unnest($5::text[]) AS t (type),
      LATERAL {schema}.evsrc_read_type(t.type, $1::xid8, $2::bigint, $4::xid8, $6::text, $3::bigint) e
@@ -248,7 +261,10 @@ LIMIT $3;
 -- read_all of the streams starting with $5: [$5, $6) is that prefix as a range
 -- in byte ("C") order, scanned on evsrc_events_stream_idx.
 SELECT e.stream, e.seq, e.position, e.commit, e.id, e.type, e.version, e.data,
-       e.metadata, e.recorded_at, e.commit < h.xmin AS ready
+       e.metadata, date_part('epoch', e.recorded_at),
+       CASE WHEN e.recorded_at >= '1900-01-01 00:00+00' AND e.recorded_at < '2100-01-01 00:00+00'
+            THEN NULL ELSE e.recorded_at END,
+       e.commit < h.xmin AS ready
 FROM {schema}.evsrc_events e,
      (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
 WHERE e.stream COLLATE "C" >= $5::text AND e.stream COLLATE "C" < $6::text
