@@ -221,6 +221,11 @@ async def _tail(args: argparse.Namespace, store: EventStore, out: render.Output)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
+    # One line on stderr once following (stdout stays the events alone): a person sees it
+    # has started, a script can wait for it before appending or signalling.
+    start = "the start" if after is None else f"checkpoint {after}"
+    print(f"evsrc tail: following after {start}; Ctrl-C or SIGTERM stops", file=sys.stderr)
+    sys.stderr.flush()
     try:
         async for event in store.subscribe(after=after):
             out.line(_event_row(event, stream=True))

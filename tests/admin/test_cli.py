@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,15 @@ def as_json(result: subprocess.CompletedProcess[str]) -> Any:
 
 
 # -- hostile arguments ---------------------------------------------------------
+
+
+def _following(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
+    """Wait for ``tail``'s "following" line on stderr: its start is fixed, its signals handled."""
+    assert proc.stderr is not None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        line = pool.submit(proc.stderr.readline).result(timeout=timeout)
+    assert line.startswith("evsrc tail: following after "), line
+    return line
 
 
 def test_no_store_is_a_usage_error() -> None:
@@ -162,7 +172,7 @@ async def test_postgres_tail_follows_and_stops_cleanly(pg_dsn: str, sig: signal.
         try:
             assert proc.stdout is not None
             # tail starts at the head: "before" is not shown; appends after it are.
-            time.sleep(1.5)
+            _following(proc)
             for i in range(3):
                 await store.append("s", [NewEvent("live", {"i": i})])
             seen = [json.loads(proc.stdout.readline()) for _ in range(3)]
@@ -201,6 +211,10 @@ def test_postgres_tail_from_start_and_after(pg_dsn: str) -> None:
         )
         try:
             assert proc.stdout is not None
+            start = "the start" if args == ["--from-start"] else f"checkpoint {cps[0]}"
+            assert _following(proc).rstrip() == (
+                f"evsrc tail: following after {start}; Ctrl-C or SIGTERM stops"
+            )
             got = [json.loads(proc.stdout.readline())["data"]["i"] for _ in expected]
             assert got == expected
             proc.terminate()
@@ -233,7 +247,8 @@ def test_memory_tail_waits_and_stops_on_sigterm() -> None:
         text=True,
     )
     try:
-        time.sleep(1.5)
+        assert "after the start" in _following(proc)
+        time.sleep(0.5)
         assert proc.poll() is None  # following: it does not end by itself
         proc.terminate()
         out, err = proc.communicate(timeout=15)
