@@ -131,53 +131,10 @@ async def append_expect(
     seq = actual + 1
     position = len(log) + 1
     if len(events) == 1:
-        # _row, inline: the common append is one event.
-        ev = events[0]
-        if type(ev) is not NewEvent:
+        # The common append is one event: no list, one id probe.
+        row = _row(events[0], stream, seq, position, commit, _now(UTC))
+        if row is None:
             return await _general(self, stream, expected, events)
-        t = ev.type
-        version = ev.version
-        event_id = ev.id
-        data = ev.data
-        metadata = ev.metadata
-        if (
-            type(t) is not str
-            or not t
-            or len(t) > MAX_TYPE_LENGTH
-            or "\x00" in t
-            or t == STREAM_DELETED
-            or (not t.isascii() and _has_lone_surrogate(t))
-            or type(version) is not int
-            or not 1 <= version <= MAX_EVENT_VERSION
-            or type(event_id) is not UUID
-            or type(data) is not dict
-            or type(metadata) is not dict
-        ):
-            return await _general(self, stream, expected, events)
-        try:
-            text: str = _dumps(data, orjson_decline, ORJSON_OPTIONS).decode()
-        except _JSONEncodeError:
-            text = "null"
-        metadata_text = _encode(metadata) if metadata else "{}"
-        if (
-            "null" in text
-            or "\\u0000" in text
-            or metadata_text is None
-            or len(text) + len(metadata_text) > _SAFE_CHARS
-        ):
-            return await _general(self, stream, expected, events)
-        row = (
-            stream,
-            seq,
-            position,
-            commit,
-            event_id.int,
-            t,
-            version,
-            text,
-            metadata_text,
-            _now(UTC),
-        )
         # Claim the id: one dict probe. Held, it is someone's (the general path
         # says whose); claimed, it is released below if nothing is written.
         if ids.setdefault(row[4], position) != position:
