@@ -30,6 +30,7 @@ from benchmarks.scenarios.append import _mem, _pg_raw, _unavailable
 from benchmarks.targets import open_evsrc_pg
 from benchmarks.workloads import PgDatabases, pool_size, stream_names
 from evsrc.memory import InMemoryEventStore
+from evsrc.records import NewEvent
 from evsrc.testing.stores import ProxyStore
 
 if TYPE_CHECKING:
@@ -169,10 +170,20 @@ def _pg_evsrc(ctx: Context, url: str, bookers: int, seats: int, batching: bool, 
             size = pool_size(bookers)
             store = await open_evsrc_pg(url, size)
             try:
-                # Untimed warm-up: open and prepare every pooled connection.
+                # Untimed warm-up: open and prepare every pooled connection, for
+                # the one-event append the bookings use without batching and for
+                # the several-event append (its own statement and array types)
+                # that a batch commits. ``size`` calls in flight at once hold
+                # ``size`` distinct connections.
                 svc = _service()(store, batching=False)
                 warm = stream_names("warm", 1)[0]
                 await asyncio.gather(*(svc.book(warm, size * 2, f"w{i}") for i in range(size)))
+                await asyncio.gather(
+                    *(
+                        store.append_expect(f"{warm}-{i}", 0, [NewEvent("Warm"), NewEvent("Warm")])
+                        for i in range(size)
+                    )
+                )
                 return await _race(ctx, store, bookers, seats, batching=batching, who=who)
             finally:
                 await store.close()
