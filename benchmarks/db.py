@@ -58,6 +58,20 @@ async def server_version(dsn: str) -> str:
         await conn.close()
 
 
+async def settle(dsn: str) -> None:
+    """Flush what earlier runs left for the server to write (``CHECKPOINT``).
+
+    Every PostgreSQL repetition starts after one, whichever variant it is, so
+    that none pays for writing out the dirty pages of the variant before it
+    (the peer's table-locking writes, a conflict-heavy race).
+    """
+    conn = await admin_connect(dsn)
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 async def drop_db(dsn: str, name: str) -> None:
     """Drop our database ``name`` if it exists."""
     if not _NAME.match(name):

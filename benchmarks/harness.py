@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks import db
+
 __all__ = [
     "Case",
     "CheckFailed",
@@ -265,6 +267,11 @@ class Context:
                 case.status[variant] = "ok"
         n = self.reps if reps is None else reps
         order = list(ready)
+        settle = (
+            self.dsn
+            if case.params.get("backend") == "postgres" and self.dsn and self.pg_reason is None
+            else None
+        )
         # The harness's own data (events held for loading, prepared payloads) is
         # moved out of the cyclic collector's reach, so that a collection during a
         # timed run costs what it would cost the code under test, not what the
@@ -285,6 +292,8 @@ class Context:
         for rep in range(n):
             for variant in rep_order(order, rep):
                 self.progress.show(f"{self.result.name}: {case.name}: {variant} rep {rep + 1}/{n}")
+                if settle:
+                    await db.settle(settle)
                 gc.collect()
                 try:
                     sample = await ready[variant]()
