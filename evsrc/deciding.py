@@ -15,7 +15,7 @@ from uuid import UUID, uuid5
 
 from evsrc.aggregate import Aggregate, Rejection, normalize_decision
 from evsrc.errors import AggregateError, RetriesExhaustedError
-from evsrc.outcome import Accepted, Outcome, Rejected, outcome
+from evsrc.outcome import Accepted, Outcome, Rejected
 from evsrc.records import Committed
 
 if TYPE_CHECKING:
@@ -152,7 +152,12 @@ class Attempt:
         for d in self.decided:
             c = d.command
             if not c.done:
-                c.finish(outcome(stream, c.attempts, [], d.result, d.rejection, None))
+                rejection = d.rejection
+                c.finish(
+                    Accepted(stream, c.attempts, [], d.result, None, None)
+                    if rejection is None
+                    else Rejected(stream, c.attempts, [], None, rejection, None)
+                )
 
 
 def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> Decided:
@@ -162,8 +167,11 @@ def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> De
     seed = command.id_seed
     if seed is None:
         md = command.metadata
-        if len(events) == 1:  # the usual decision: no comprehension frame
+        n = len(events)
+        if n == 1:  # the usual decision: no comprehension frame
             new = [registry.encode(events[0], metadata=md)]
+        elif not n:  # a decision that writes nothing (a no-op, a "full" answer)
+            new = []
         else:
             new = [registry.encode(e, metadata=md) for e in events]
     else:
