@@ -73,8 +73,13 @@ class Command:
         self.outcome = outcome
         self.error = error
         self.done = outcome is not None or error is not None
-        if self.wake is not None:
-            wake_up(self.wake)
+        wake = self.wake
+        if wake is not None:
+            if type(wake) is Future:  # wake_up's usual case, inline: once per waiting caller
+                if not wake.done():
+                    wake.set_result(None)
+            else:
+                wake_up(wake)
 
 
 @dataclass(eq=False, slots=True)
