@@ -41,7 +41,12 @@ class HandlerLoop(Generic[A]):
     _lanes: Lanes
 
     async def _read(self, stream: str, after: int) -> list[RecordedEvent]:
-        return await self.retry.read(self.store, stream, after)
+        # The store first, the retry policy only once it failed (as for appends:
+        # the usual read then costs one coroutine less).
+        try:
+            return await self.store.read(stream, after=after)
+        except StoreUnavailableError as exc:
+            return await self.retry.read(self.store, stream, after, failed=exc)
 
     async def _append(
         self, stream: str, expected: int, new: list[NewEvent]
