@@ -15,6 +15,7 @@ __all__ = [
     "MAX_CAPACITY",
     "MAX_OCCURRENCE_LENGTH",
     "check_actor",
+    "check_booking",
     "check_capacity",
     "check_occurrence",
     "seat_of",
@@ -87,6 +88,32 @@ def check_capacity(capacity: object) -> int:
         msg = f"capacity must be an int from 1 to {MAX_CAPACITY}, got {capacity!r}"
         raise InvalidBookingError(msg, argument="capacity", value=capacity)
     return capacity
+
+
+def check_booking(occurrence: object, actor: object, capacity: object) -> None:
+    """``check_occurrence``, ``check_actor`` and, unless ``None``, ``check_capacity``.
+
+    A booking's input in one call (once per booking): the usual input passes
+    at once, anything else goes through the three checks in that order.
+    """
+    if (
+        type(occurrence) is str
+        and type(actor) is str
+        and 0 < len(occurrence) <= MAX_OCCURRENCE_LENGTH
+        and 0 < len(actor) <= MAX_ACTOR_LENGTH
+        and occurrence.isascii()
+        and actor.isascii()
+        and "\x00" not in occurrence
+        and "\x00" not in actor
+        and not occurrence.isspace()
+        and not actor.isspace()
+        and (capacity is None or (type(capacity) is int and 1 <= capacity <= MAX_CAPACITY))
+    ):
+        return
+    check_occurrence(occurrence)
+    check_actor(actor)
+    if capacity is not None:
+        check_capacity(capacity)
 
 
 def seat_of(roster: Sequence[str], actor: str) -> int:
