@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID, uuid5
 
-from evsrc.aggregate import Aggregate, Rejection, normalize_decision
+from evsrc.aggregate import Aggregate, Decision, Rejection, normalize_decision
 from evsrc.errors import AggregateError, RetriesExhaustedError
+from evsrc.models import Event
 from evsrc.outcome import Accepted, Outcome, Rejected
 from evsrc.records import Committed
 
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
 
     import anyio
 
-    from evsrc.models import Event, EventRegistry
+    from evsrc.models import EventRegistry
     from evsrc.records import NewEvent
 
 _tuple_new = tuple.__new__
+#: What a Decision's events usually are: a list, or the default empty tuple.
+_PLAIN_SEQUENCES = frozenset((list, tuple))
 
 __all__ = ["Attempt", "Command", "Decided", "Wake", "decide_batch", "decide_one", "wake_up"]
 
@@ -168,7 +171,17 @@ class Attempt:
 def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> Decided:
     """Run one decision and encode its events; raises what the decision raised."""
     value = command.decide(state)
-    events, result, rejection = normalize_decision(value)
+    events: list[Event]
+    if type(value) is Decision and type(value.events) in _PLAIN_SEQUENCES:
+        # normalize_decision's usual case, inline (a call less per command).
+        events = list(value.events)
+        result = value.result
+        rejection: Rejection[Any] | None = None
+        for e in events:
+            if not isinstance(e, Event):
+                normalize_decision(value)  # raises, with its message
+    else:
+        events, result, rejection = normalize_decision(value)
     seed = command.id_seed
     if seed is None:
         md = command.metadata
