@@ -223,10 +223,24 @@ def decide_batch(
     and the caller decides again on caught-up state.
     """
     expected = state.seq
+    last = len(commands) - 1
+    if not last:
+        # A lone command (the uncontended case): the loop below without its
+        # bookkeeping; its events are the attempt's, in the same list.
+        command = commands[0]
+        command.attempts += 1
+        try:
+            d = _decision(registry, command, state)
+        except Exception as exc:
+            if provisional:
+                command.attempts -= 1
+                return None
+            command.finish(None, exc)
+            return Attempt(expected, [], [], None, state)
+        return Attempt(expected, [d], d.new, None, state)
     decided: list[Decided] = []
     new: list[NewEvent] = []
     work: Aggregate | None = None
-    last = len(commands) - 1
     for i, command in enumerate(commands):
         command.attempts += 1
         target = work if work is not None else state
