@@ -160,11 +160,12 @@ class Attempt:
         for d in self.decided:
             c = d.command
             if not c.done:
+                # (d.events is empty: nothing was appended, so nothing was decided.)
                 rejection = d.rejection
                 c.finish(
-                    Accepted(stream, c.attempts, [], d.result, None, None)
+                    Accepted(stream, c.attempts, d.events, d.result, None, None)
                     if rejection is None
-                    else Rejected(stream, c.attempts, [], None, rejection, None)
+                    else Rejected(stream, c.attempts, d.events, None, rejection, None)
                 )
 
 

@@ -153,6 +153,14 @@ class BookingService:
         outcome: Outcome[BookingResult] = await self.handler.execute(
             occurrence, lambda occ: occ.book(actor, capacity, waitlist=waitlist)
         )
+        result = outcome.result
+        if (
+            outcome.committed is None
+            and outcome.rejection is None
+            and result is not None
+            and outcome.attempts == result.attempts
+        ):
+            return result  # _booking_result's first case, inline: full or already, first try
         return self._booking_result(outcome, occurrence, capacity)
 
     async def join_waitlist(
