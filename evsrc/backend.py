@@ -52,6 +52,7 @@ from evsrc.errors import (
 from evsrc.lifecycle import check_metadata, check_truncate
 from evsrc.records import STREAM_DELETED, Checkpoint, Committed, Conflict, retried
 from evsrc.store import (
+    MAX_STREAM_LENGTH,
     EncodedEvent,
     EventStore,
     check_checkpoint,
@@ -266,7 +267,18 @@ class Backend(EventStore):
         backwards: bool = False,
     ) -> list[RecordedEvent]:
         """See ``EventStore.read``."""
-        check_read_args(stream, after, limit)
+        if (
+            type(stream) is not str
+            or not 0 < len(stream) <= MAX_STREAM_LENGTH
+            or not stream.isascii()
+            or "\x00" in stream
+            or type(after) is not int
+            or after < 0
+            or limit is not None
+        ):
+            # Only the usual arguments (a plain ASCII stream name, no limit) pass
+            # without the checks' two calls; check_read_args sees all the rest.
+            check_read_args(stream, after, limit)
         if self._closed:
             raise self._closed_error()
         return await self._read_stream(stream, after, limit, backwards)

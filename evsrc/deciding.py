@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID, uuid5
 
-from evsrc.aggregate import Aggregate, Rejection, normalize_decision
+from evsrc.aggregate import Aggregate, Decision, Rejection, normalize_decision
 from evsrc.errors import AggregateError, RetriesExhaustedError
-from evsrc.outcome import Accepted, Outcome, Rejected, outcome
+from evsrc.models import Event
+from evsrc.outcome import Accepted, Outcome, Rejected
 from evsrc.records import Committed
 
 if TYPE_CHECKING:
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
 
     import anyio
 
-    from evsrc.models import Event, EventRegistry
+    from evsrc.models import EventRegistry
     from evsrc.records import NewEvent
 
 _tuple_new = tuple.__new__
+#: What a Decision's events usually are: a list, or the default empty tuple.
+_PLAIN_SEQUENCES = frozenset((list, tuple))
 
 __all__ = ["Attempt", "Command", "Decided", "Wake", "decide_batch", "decide_one", "wake_up"]
 
@@ -73,8 +76,13 @@ class Command:
         self.outcome = outcome
         self.error = error
         self.done = outcome is not None or error is not None
-        if self.wake is not None:
-            wake_up(self.wake)
+        wake = self.wake
+        if wake is not None:
+            if type(wake) is Future:  # wake_up's usual case, inline: once per waiting caller
+                if not wake.done():
+                    wake.set_result(None)
+            else:
+                wake_up(wake)
 
 
 @dataclass(eq=False, slots=True)
@@ -152,18 +160,37 @@ class Attempt:
         for d in self.decided:
             c = d.command
             if not c.done:
-                c.finish(outcome(stream, c.attempts, [], d.result, d.rejection, None))
+                # (d.events is empty: nothing was appended, so nothing was decided.)
+                rejection = d.rejection
+                c.finish(
+                    Accepted(stream, c.attempts, d.events, d.result, None, None)
+                    if rejection is None
+                    else Rejected(stream, c.attempts, d.events, None, rejection, None)
+                )
 
 
 def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> Decided:
     """Run one decision and encode its events; raises what the decision raised."""
     value = command.decide(state)
-    events, result, rejection = normalize_decision(value)
+    events: list[Event]
+    if type(value) is Decision and type(value.events) in _PLAIN_SEQUENCES:
+        # normalize_decision's usual case, inline (a call less per command).
+        events = list(value.events)
+        result = value.result
+        rejection: Rejection[Any] | None = None
+        for e in events:
+            if not isinstance(e, Event):
+                normalize_decision(value)  # raises, with its message
+    else:
+        events, result, rejection = normalize_decision(value)
     seed = command.id_seed
     if seed is None:
         md = command.metadata
-        if len(events) == 1:  # the usual decision: no comprehension frame
+        n = len(events)
+        if n == 1:  # the usual decision: no comprehension frame
             new = [registry.encode(events[0], metadata=md)]
+        elif not n:  # a decision that writes nothing (a no-op, a "full" answer)
+            new = []
         else:
             new = [registry.encode(e, metadata=md) for e in events]
     else:
@@ -197,10 +224,24 @@ def decide_batch(
     and the caller decides again on caught-up state.
     """
     expected = state.seq
+    last = len(commands) - 1
+    if not last:
+        # A lone command (the uncontended case): the loop below without its
+        # bookkeeping; its events are the attempt's, in the same list.
+        command = commands[0]
+        command.attempts += 1
+        try:
+            d = _decision(registry, command, state)
+        except Exception as exc:
+            if provisional:
+                command.attempts -= 1
+                return None
+            command.finish(None, exc)
+            return Attempt(expected, [], [], None, state)
+        return Attempt(expected, [d], d.new, None, state)
     decided: list[Decided] = []
     new: list[NewEvent] = []
     work: Aggregate | None = None
-    last = len(commands) - 1
     for i, command in enumerate(commands):
         command.attempts += 1
         target = work if work is not None else state

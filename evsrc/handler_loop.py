@@ -41,7 +41,12 @@ class HandlerLoop(Generic[A]):
     _lanes: Lanes
 
     async def _read(self, stream: str, after: int) -> list[RecordedEvent]:
-        return await self.retry.read(self.store, stream, after)
+        # The store first, the retry policy only once it failed (as for appends:
+        # the usual read then costs one coroutine less).
+        try:
+            return await self.store.read(stream, after=after)
+        except StoreUnavailableError as exc:
+            return await self.retry.read(self.store, stream, after, failed=exc)
 
     async def _append(
         self, stream: str, expected: int, new: list[NewEvent]
@@ -68,9 +73,17 @@ class HandlerLoop(Generic[A]):
         unconfirmed: Attempt | None = None
         try:
             while live:
-                cached = self._cache.peek(stream) if trust_cache else None
+                if trust_cache:
+                    # StateCache.peek, inline on the cache's own dict (a call less
+                    # per command): the cached state, marked recently used.
+                    states = self._cache._states
+                    cached = states.get(stream)
+                    if cached is not None:
+                        states.move_to_end(stream)
+                    trust_cache = False
+                else:
+                    cached = None
                 provisional = cached is not None
-                trust_cache = False
                 if cached is not None:
                     state = cached
                 else:

@@ -129,8 +129,12 @@ class Lanes:
                         raise
                     finally:
                         command.lead = False
-                        if not deferred:
+                        if deferred:
+                            pass
+                        elif lane.queue or lane.inflight is not None:
                             self._hand_off(lane)
+                        else:
+                            lane.busy = False  # _hand_off's answer when nobody waits
                 else:
                     # No await between queueing and here: nobody can have
                     # tried to wake this caller before its event exists.

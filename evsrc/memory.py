@@ -211,6 +211,8 @@ class InMemoryEventStore(MemoryLifecycle):
             return []
         if stream in self._first or stream in self._meta or stream in self._tombstones:
             return _events(self._kept(stream, rows, after, limit, backwards))
+        if after >= len(rows):
+            return []  # nothing new: the usual catch-up read (no slice, no decoding call)
         selected = rows[after:]
         if backwards:
             selected.reverse()

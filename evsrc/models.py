@@ -215,8 +215,10 @@ class EventRegistry:
         if found is None:
             raise self._not_registered(event, cls.__dict__.get("__evsrc_declared__"))
         if found[2]:
-            # What model_dump does, without its Python wrapper (a hot path).
-            data = cls.__pydantic_serializer__.to_python(event, mode="json", by_alias=True)
+            # What model_dump does, without its Python wrapper (a hot path). The
+            # serializer is read through the instance: the same class attribute,
+            # but found without the model metaclass's lookup (~30 ns, not ~75).
+            data = event.__pydantic_serializer__.to_python(event, mode="json", by_alias=True)
         else:
             data = event.model_dump(mode="json", by_alias=True)
         return _new_event(

@@ -120,15 +120,28 @@ class RetryPolicy:
             log.info("append to %r failed (%s); re-sending (%d)", stream, exc, tries)
             await anyio.sleep(self.pause(tries))
 
-    async def read(self, store: EventStore, stream: str, after: int) -> list[RecordedEvent]:
-        """``read(stream, after=after)``, retried while the store is unavailable."""
+    async def read(
+        self,
+        store: EventStore,
+        stream: str,
+        after: int,
+        *,
+        failed: StoreUnavailableError | None = None,
+    ) -> list[RecordedEvent]:
+        """``read(stream, after=after)``, retried while the store is unavailable.
+
+        ``failed``: the error of a first try the caller already made.
+        """
         tries = 0
         while True:
-            try:
-                return await store.read(stream, after=after)
-            except StoreUnavailableError as exc:
-                tries += 1
-                if tries > self.unknown_retries:
-                    raise
-                log.info("read of %r failed (%s); retrying (%d)", stream, exc, tries)
-                await anyio.sleep(self.pause(tries))
+            if failed is None:
+                try:
+                    return await store.read(stream, after=after)
+                except StoreUnavailableError as first:
+                    failed = first
+            err, failed = failed, None
+            tries += 1
+            if tries > self.unknown_retries:
+                raise err
+            log.info("read of %r failed (%s); retrying (%d)", stream, err, tries)
+            await anyio.sleep(self.pause(tries))

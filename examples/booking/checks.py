@@ -15,6 +15,7 @@ __all__ = [
     "MAX_CAPACITY",
     "MAX_OCCURRENCE_LENGTH",
     "check_actor",
+    "check_booking",
     "check_capacity",
     "check_occurrence",
     "seat_of",
@@ -50,13 +51,34 @@ def _check_name(value: object, argument: str, limit: int) -> str:
     return value
 
 
+# The usual name passes every check of _check_name at once: a non-empty, not blank,
+# short enough ASCII str without NUL (ASCII is valid Unicode). Anything else goes
+# to _check_name, which checks it again and raises with the message that fits.
+
+
 def check_occurrence(occurrence: object) -> str:
     """Return ``occurrence`` if it is a valid occurrence name, else raise."""
+    if (
+        type(occurrence) is str
+        and 0 < len(occurrence) <= MAX_OCCURRENCE_LENGTH
+        and occurrence.isascii()
+        and "\x00" not in occurrence
+        and not occurrence.isspace()
+    ):
+        return occurrence
     return _check_name(occurrence, "occurrence", MAX_OCCURRENCE_LENGTH)
 
 
 def check_actor(actor: object) -> str:
     """Return ``actor`` if it is a valid actor name, else raise ``InvalidBookingError``."""
+    if (
+        type(actor) is str
+        and 0 < len(actor) <= MAX_ACTOR_LENGTH
+        and actor.isascii()
+        and "\x00" not in actor
+        and not actor.isspace()
+    ):
+        return actor
     return _check_name(actor, "actor", MAX_ACTOR_LENGTH)
 
 
@@ -66,6 +88,32 @@ def check_capacity(capacity: object) -> int:
         msg = f"capacity must be an int from 1 to {MAX_CAPACITY}, got {capacity!r}"
         raise InvalidBookingError(msg, argument="capacity", value=capacity)
     return capacity
+
+
+def check_booking(occurrence: object, actor: object, capacity: object) -> None:
+    """``check_occurrence``, ``check_actor`` and, unless ``None``, ``check_capacity``.
+
+    A booking's input in one call (once per booking): the usual input passes
+    at once, anything else goes through the three checks in that order.
+    """
+    if (
+        type(occurrence) is str
+        and type(actor) is str
+        and 0 < len(occurrence) <= MAX_OCCURRENCE_LENGTH
+        and 0 < len(actor) <= MAX_ACTOR_LENGTH
+        and occurrence.isascii()
+        and actor.isascii()
+        and "\x00" not in occurrence
+        and "\x00" not in actor
+        and not occurrence.isspace()
+        and not actor.isspace()
+        and (capacity is None or (type(capacity) is int and 1 <= capacity <= MAX_CAPACITY))
+    ):
+        return
+    check_occurrence(occurrence)
+    check_actor(actor)
+    if capacity is not None:
+        check_capacity(capacity)
 
 
 def seat_of(roster: Sequence[str], actor: str) -> int:

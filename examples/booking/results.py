@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,17 +78,16 @@ class BookingResult:
     ) -> None:
         # Built twice per booking (decided, then with the append's seq): the slots'
         # descriptors set the fields directly, without a frozen __setattr__ per field.
-        _set = _BOOKING_SLOTS
-        _set[0](self, status)
-        _set[1](self, actor)
-        _set[2](self, seat)
-        _set[3](self, capacity)
-        _set[4](self, actual)
-        _set[5](self, position)
-        _set[6](self, attempts)
-        _set[7](self, last_seq)
-        _set[8](self, checkpoint)
-        _set[9](self, expires_at)
+        _set_status(self, status)
+        _set_actor(self, actor)
+        _set_seat(self, seat)
+        _set_capacity(self, capacity)
+        _set_actual(self, actual)
+        _set_position(self, position)
+        _set_attempts(self, attempts)
+        _set_last_seq(self, last_seq)
+        _set_checkpoint(self, checkpoint)
+        _set_expires_at(self, expires_at)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a JSON object (``None`` fields left out)."""
@@ -103,9 +101,16 @@ class BookingResult:
         return out
 
 
-_BOOKING_SLOTS = tuple(
-    BookingResult.__dict__[f.name].__set__ for f in dataclasses.fields(BookingResult)
-)
+_set_status = BookingResult.__dict__["status"].__set__
+_set_actor = BookingResult.__dict__["actor"].__set__
+_set_seat = BookingResult.__dict__["seat"].__set__
+_set_capacity = BookingResult.__dict__["capacity"].__set__
+_set_actual = BookingResult.__dict__["actual"].__set__
+_set_position = BookingResult.__dict__["position"].__set__
+_set_attempts = BookingResult.__dict__["attempts"].__set__
+_set_last_seq = BookingResult.__dict__["last_seq"].__set__
+_set_checkpoint = BookingResult.__dict__["checkpoint"].__set__
+_set_expires_at = BookingResult.__dict__["expires_at"].__set__
 
 
 class CancelStatus(enum.StrEnum):

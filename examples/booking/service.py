@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, overload
 
 from evsrc.handler import CommandHandler
 from evsrc.records import Conflict
+from examples.booking.checks import check_booking
 from examples.booking.domain import (
     AlreadyScheduledError,
     BookingResult,
@@ -144,16 +145,22 @@ class BookingService:
         (``CapacityMismatchError``). Unscheduled and no capacity:
         ``NotScheduledError``.
         """
-        check_occurrence(occurrence)
         if actor is None:
+            check_occurrence(occurrence)
             msg = "actor is required"
             raise InvalidBookingError(msg, argument="actor", value=None)
-        check_actor(actor)
-        if capacity is not None:
-            check_capacity(capacity)
+        check_booking(occurrence, actor, capacity)
         outcome: Outcome[BookingResult] = await self.handler.execute(
             occurrence, lambda occ: occ.book(actor, capacity, waitlist=waitlist)
         )
+        result = outcome.result
+        if (
+            outcome.committed is None
+            and outcome.rejection is None
+            and result is not None
+            and outcome.attempts == result.attempts
+        ):
+            return result  # _booking_result's first case, inline: full or already, first try
         return self._booking_result(outcome, occurrence, capacity)
 
     async def join_waitlist(
@@ -218,10 +225,7 @@ class BookingService:
         deadline that :class:`~examples.booking.reactions.BookingReactions`
         fires: it frees the seat and promotes the waitlist.
         """
-        check_occurrence(occurrence)
-        check_actor(actor)
-        if capacity is not None:
-            check_capacity(capacity)
+        check_booking(occurrence, actor, capacity)
         expires_at = self.clock() + self.hold_ttl
         outcome: Outcome[BookingResult] = await self.handler.execute(
             occurrence, lambda occ: occ.hold(actor, capacity, expires_at)

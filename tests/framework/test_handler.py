@@ -20,14 +20,17 @@ from evsrc import (
     Rejection,
     RetriesExhaustedError,
     RetryPolicy,
+    StoreUnavailableError,
     UnknownEventTypeError,
 )
+from evsrc.memory import InMemoryEventStore
 from evsrc.testing.stores import LostReplyStore, ProxyStore, RacingStore
 
 from .domain import Account, Deposited, Opened, Restocked
 
 if TYPE_CHECKING:
     from evsrc.models import Event
+    from evsrc.records import RecordedEvent
     from evsrc.store import EventStore
 
 
@@ -180,6 +183,38 @@ async def test_an_unknown_outcome_is_raised_past_its_bound(any_store: EventStore
         await h.execute("a", lambda a: a.open("x"))
     assert len(lossy.sent) == 3
     assert await any_store.last_seq("account:a") == 0
+
+
+class _UnreadableStore(ProxyStore):
+    """Its first ``failures`` reads raise ``StoreUnavailableError``."""
+
+    def __init__(self, inner: EventStore, failures: int) -> None:
+        super().__init__(inner)
+        self.failures = failures
+
+    async def read(
+        self, stream: str, *, after: int = 0, limit: int | None = None, backwards: bool = False
+    ) -> list[RecordedEvent]:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailableError("down for a moment")
+        return await super().read(stream, after=after, limit=limit, backwards=backwards)
+
+
+@pytest.mark.parametrize("failures", [1, 2, 3])
+async def test_an_unavailable_read_is_retried_up_to_its_bound(failures: int) -> None:
+    store = _UnreadableStore(InMemoryEventStore(), 0)
+    h = CommandHandler(store, Account, backoff=0, unknown_retries=2)
+    await open_account(h, "a")
+    h.forget()
+    store.failures = failures
+    if failures > 2:
+        with pytest.raises(StoreUnavailableError, match="down for a moment"):
+            await h.load("a")
+        assert store.failures == 0  # the first try and two retries
+    else:
+        assert (await h.load("a")).seq == 1
+        assert store.failures == 0
 
 
 async def test_decide_errors_reach_the_caller(any_store: EventStore) -> None:
