@@ -58,18 +58,16 @@ async def server_version(dsn: str) -> str:
         await conn.close()
 
 
-async def settle(dsn: str) -> None:
+async def settle(conn: asyncpg.Connection) -> None:
     """Flush what earlier runs left for the server to write (``CHECKPOINT``).
 
     Every PostgreSQL repetition starts after one, whichever variant it is, so
     that none pays for writing out the dirty pages of the variant before it
-    (the peer's table-locking writes, a conflict-heavy race).
+    (the peer's table-locking writes, a conflict-heavy race). ``conn`` is an
+    admin connection held for the whole case: no backend starts or exits
+    next to a timed run.
     """
-    conn = await admin_connect(dsn)
-    try:
-        await conn.execute("CHECKPOINT")
-    finally:
-        await conn.close()
+    await conn.execute("CHECKPOINT")
 
 
 async def drop_db(dsn: str, name: str) -> None:

@@ -22,9 +22,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks import db
+
+if TYPE_CHECKING:
+    import asyncpg
 
 __all__ = [
     "Case",
@@ -268,10 +271,32 @@ class Context:
         n = self.reps if reps is None else reps
         order = list(ready)
         settle = (
-            self.dsn
+            await db.admin_connect(self.dsn)
             if case.params.get("backend") == "postgres" and self.dsn and self.pg_reason is None
             else None
         )
+        try:
+            await self._run_reps(case, ready, order, n, settle, warmup)
+        finally:
+            if settle is not None:
+                await settle.close()
+        summary = ", ".join(
+            f"{v}={_fmt(case.rate(v))}" if case.status.get(v) == "ok" else f"{v}=n/a"
+            for v in runners
+        )
+        self.progress.done(f"{self.result.name}: {case.name}: {summary} {case.unit}")
+        return case
+
+    async def _run_reps(
+        self,
+        case: Case,
+        ready: dict[str, Runner],
+        order: list[str],
+        n: int,
+        settle: asyncpg.Connection | None,
+        warmup: bool | None,
+    ) -> None:
+        """``run_case``'s repetitions (``settle``: the admin connection that checkpoints)."""
         # The harness's own data (events held for loading, prepared payloads) is
         # moved out of the cyclic collector's reach, so that a collection during a
         # timed run costs what it would cost the code under test, not what the
@@ -292,7 +317,7 @@ class Context:
         for rep in range(n):
             for variant in rep_order(order, rep):
                 self.progress.show(f"{self.result.name}: {case.name}: {variant} rep {rep + 1}/{n}")
-                if settle:
+                if settle is not None:
                     await db.settle(settle)
                 gc.collect()
                 try:
@@ -306,12 +331,6 @@ class Context:
                 for k, v in sample.extra.items():
                     case.extra.setdefault(variant, {}).setdefault(k, []).append(v)
         gc.unfreeze()
-        summary = ", ".join(
-            f"{v}={_fmt(case.rate(v))}" if case.status.get(v) == "ok" else f"{v}=n/a"
-            for v in runners
-        )
-        self.progress.done(f"{self.result.name}: {case.name}: {summary} {case.unit}")
-        return case
 
 
 def _fmt(x: float | None) -> str:
