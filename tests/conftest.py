@@ -7,6 +7,7 @@ test, cloned from a template).
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,6 +22,27 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.pgfixtures"]
 
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(autouse=True)
+def _cancel_requests_finish(request: pytest.FixtureRequest) -> None:
+    """Every async test ends only once asyncpg's cancel requests have finished.
+
+    A PostgreSQL query cancelled anywhere in a test (a timeout, a cancelled task,
+    a closing pool) leaves a ``Connection._cancel`` task sending the cancel request
+    on a connection of its own. If the test's event loop closes first, the garbage
+    collector reports that task and its socket in whichever test runs next.
+    """
+    if inspect.iscoroutinefunction(getattr(request.node, "function", None)):
+        request.getfixturevalue("_cancel_requests_drained")
+
+
+@pytest.fixture
+async def _cancel_requests_drained() -> AsyncIterator[None]:
+    from tests.pgfixtures import cancel_requests_sent
+
+    yield
+    await cancel_requests_sent()
 
 
 @pytest.fixture(params=BACKENDS)
