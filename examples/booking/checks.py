@@ -51,34 +51,13 @@ def _check_name(value: object, argument: str, limit: int) -> str:
     return value
 
 
-# The usual name passes every check of _check_name at once: a non-empty, not blank,
-# short enough ASCII str without NUL (ASCII is valid Unicode). Anything else goes
-# to _check_name, which checks it again and raises with the message that fits.
-
-
 def check_occurrence(occurrence: object) -> str:
     """Return ``occurrence`` if it is a valid occurrence name, else raise."""
-    if (
-        type(occurrence) is str
-        and 0 < len(occurrence) <= MAX_OCCURRENCE_LENGTH
-        and occurrence.isascii()
-        and "\x00" not in occurrence
-        and not occurrence.isspace()
-    ):
-        return occurrence
     return _check_name(occurrence, "occurrence", MAX_OCCURRENCE_LENGTH)
 
 
 def check_actor(actor: object) -> str:
     """Return ``actor`` if it is a valid actor name, else raise ``InvalidBookingError``."""
-    if (
-        type(actor) is str
-        and 0 < len(actor) <= MAX_ACTOR_LENGTH
-        and actor.isascii()
-        and "\x00" not in actor
-        and not actor.isspace()
-    ):
-        return actor
     return _check_name(actor, "actor", MAX_ACTOR_LENGTH)
 
 
@@ -93,8 +72,11 @@ def check_capacity(capacity: object) -> int:
 def check_booking(occurrence: object, actor: object, capacity: object) -> None:
     """``check_occurrence``, ``check_actor`` and, unless ``None``, ``check_capacity``.
 
-    A booking's input in one call (once per booking): the usual input passes
-    at once, anything else goes through the three checks in that order.
+    A booking's input in one call (once per booking): the usual input — two
+    non-empty, not blank, short enough ASCII strs without NUL (ASCII is valid
+    Unicode) and a capacity in range or ``None`` — passes at once; anything else
+    goes through the three checks in that order, which raise with the message
+    that fits.
     """
     if (
         type(occurrence) is str
