@@ -119,38 +119,43 @@ async def append_expect(
     # dict probe: held, it is someone's, or twice in this append), or every
     # claim is given back and the general path answers.
     for ev in events:
-        if type(ev) is not NewEvent:
-            break
-        t = ev.type
-        version = ev.version
-        event_id = ev.id
-        data = ev.data
-        metadata = ev.metadata
-        if (
-            type(t) is not str
-            or (t not in _types and not _plain_type(t))
-            or type(version) is not int
-            or not 1 <= version <= MAX_EVENT_VERSION
-            or type(event_id) is not UUID
-            or type(data) is not dict
-            or type(metadata) is not dict
-        ):
-            break
+        # A check that raises (a NewEvent without its fields, say) gives the claims back.
         try:
-            text: str = _dumps(data, orjson_decline, ORJSON_OPTIONS).decode()
-            metadata_text: str = (
-                _dumps(metadata, orjson_decline, ORJSON_OPTIONS).decode() if metadata else "{}"
-            )
-        except _JSONEncodeError:
-            break
-        # A null may stand for a NaN, an escaped NUL needs a closer look.
-        if (
-            "null" in text
-            or "\\u0000" in text
-            or (metadata and ("null" in metadata_text or "\\u0000" in metadata_text))
-            or len(text) + len(metadata_text) > _SAFE_CHARS
-        ):
-            break
+            if type(ev) is not NewEvent:
+                break
+            t = ev.type
+            version = ev.version
+            event_id = ev.id
+            data = ev.data
+            metadata = ev.metadata
+            if (
+                type(t) is not str
+                or (t not in _types and not _plain_type(t))
+                or type(version) is not int
+                or not 1 <= version <= MAX_EVENT_VERSION
+                or type(event_id) is not UUID
+                or type(data) is not dict
+                or type(metadata) is not dict
+            ):
+                break
+            try:
+                text: str = _dumps(data, orjson_decline, ORJSON_OPTIONS).decode()
+                metadata_text: str = (
+                    _dumps(metadata, orjson_decline, ORJSON_OPTIONS).decode() if metadata else "{}"
+                )
+            except _JSONEncodeError:
+                break
+            # A null may stand for a NaN, an escaped NUL needs a closer look.
+            if (
+                "null" in text
+                or "\\u0000" in text
+                or (metadata and ("null" in metadata_text or "\\u0000" in metadata_text))
+                or len(text) + len(metadata_text) > _SAFE_CHARS
+            ):
+                break
+        except BaseException:
+            _release(ids, new)
+            raise
         seq += 1
         position += 1
         key = event_id.int
