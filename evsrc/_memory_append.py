@@ -3,8 +3,9 @@
 The general path (``Backend.append_expect``: :func:`~evsrc.checks.prepare_append`,
 then ``_write_batch``) builds an ``EncodedEvent`` per event and runs three
 coroutines per append. Here the same checks run inline, each row is built as
-its event passes them, and nothing is stored until every check has passed.
-Anything unusual goes to the general path before anything is written, so that
+its event passes them, and nothing is stored until every check has passed
+(an id claimed in the index on the way is given back when the append is refused,
+conflicts, or raises). One loop serves one event and many. Anything unusual goes to the general path before anything is written, so that
 its answer — and every error, with its message — is the general path's own:
 input that fails a check or needs a closer look (a ``null`` in the JSON, which
 may stand for a NaN; a NUL; a very large event; a lone surrogate), an id
@@ -59,50 +60,32 @@ def _fresh_name(stream: str) -> bool:
     )
 
 
-def _encode(value: object) -> str | None:
-    """orjson's JSON text of ``value`` (a dict) when it settles the rule alone; else ``None``."""
-    try:
-        text: str = _dumps(value, orjson_decline, ORJSON_OPTIONS).decode()
-    except _JSONEncodeError:
-        return None
-    # A null may stand for a NaN, an escaped NUL needs a closer look.
-    if "null" in text or "\\u0000" in text:
-        return None
-    return text
+#: Event types (``str`` only) that passed ``_plain_type``: one set probe
+#: instead of five tests per event. Bounded: past ``_TYPES_KEPT`` types, the
+#: others are checked each time.
+_types: set[str] = set()
+_TYPES_KEPT = 1024
 
 
-def _row(
-    ev: object, stream: str, seq: int, position: int, commit: int, now: datetime
-) -> Row | None:
-    """The stored row of one event, if it passes prepare_append's checks plainly; else ``None``."""
-    if type(ev) is not NewEvent:
-        return None
-    t = ev.type
-    version = ev.version
-    event_id = ev.id
-    data = ev.data
-    metadata = ev.metadata
+def _plain_type(t: str) -> bool:
+    """Whether ``t`` (a str) passes prepare_append's type checks; remembers it if so."""
     if (
-        type(t) is not str
-        or not t
+        not t
         or len(t) > MAX_TYPE_LENGTH
         or "\x00" in t
         or t == STREAM_DELETED
         or (not t.isascii() and _has_lone_surrogate(t))
-        or type(version) is not int
-        or not 1 <= version <= MAX_EVENT_VERSION
-        or type(event_id) is not UUID
-        or type(data) is not dict
-        or type(metadata) is not dict
     ):
-        return None
-    text = _encode(data)
-    if text is None:
-        return None
-    metadata_text = _encode(metadata) if metadata else "{}"
-    if metadata_text is None or len(text) + len(metadata_text) > _SAFE_CHARS:
-        return None
-    return (stream, seq, position, commit, event_id.int, t, version, text, metadata_text, now)
+        return False
+    if len(_types) < _TYPES_KEPT:
+        _types.add(t)
+    return True
+
+
+def _release(ids: dict[int, int], rows: list[Row]) -> None:
+    """Give back the ids ``rows`` claimed (nothing of theirs was written)."""
+    for r in rows:
+        del ids[r[4]]
 
 
 async def append_expect(
@@ -115,6 +98,7 @@ async def append_expect(
         or type(expected) is not int
         or expected < 0
         or (type(events) is not list and type(events) is not tuple)
+        or not events
         or self._closed
         or not self._plain_writes
     ):
@@ -128,64 +112,79 @@ async def append_expect(
     log = self._log
     ids = self._ids
     commit = self._commits + 1
-    seq = actual + 1
-    position = len(log) + 1
-    if len(events) == 1:
-        # The common append is one event: no list, one id probe.
-        row = _row(events[0], stream, seq, position, commit, _now(UTC))
-        if row is None:
-            return await _general(self, stream, expected, events)
-        # Claim the id: one dict probe. Held, it is someone's (the general path
-        # says whose); claimed, it is released below if nothing is written.
-        if ids.setdefault(row[4], position) != position:
-            return await _general(self, stream, expected, events)
+    seq = actual
+    position = len(log)
+    now = _now(UTC)
+    new: list[Row] = []
+    # Each event passes prepare_append's checks plainly and claims its id (one
+    # dict probe: held, it is someone's, or twice in this append), or every
+    # claim is given back and the general path answers.
+    for ev in events:
+        # A check that raises (a NewEvent without its fields, say) gives the claims back.
+        try:
+            if type(ev) is not NewEvent:
+                break
+            t = ev.type
+            version = ev.version
+            event_id = ev.id
+            data = ev.data
+            metadata = ev.metadata
+            if (
+                type(t) is not str
+                or (t not in _types and not _plain_type(t))
+                or type(version) is not int
+                or not 1 <= version <= MAX_EVENT_VERSION
+                or type(event_id) is not UUID
+                or type(data) is not dict
+                or type(metadata) is not dict
+            ):
+                break
+            try:
+                text: str = _dumps(data, orjson_decline, ORJSON_OPTIONS).decode()
+                metadata_text: str = (
+                    _dumps(metadata, orjson_decline, ORJSON_OPTIONS).decode() if metadata else "{}"
+                )
+            except _JSONEncodeError:
+                break
+            # A null may stand for a NaN, an escaped NUL needs a closer look.
+            if (
+                "null" in text
+                or "\\u0000" in text
+                or (metadata and ("null" in metadata_text or "\\u0000" in metadata_text))
+                or len(text) + len(metadata_text) > _SAFE_CHARS
+            ):
+                break
+        except BaseException:
+            _release(ids, new)
+            raise
+        seq += 1
+        position += 1
+        key = event_id.int
+        if ids.setdefault(key, position) != position:
+            break
+        new.append((stream, seq, position, commit, key, t, version, text, metadata_text, now))
+    else:
         if actual != expected or (self._tombstones and stream in self._tombstones):
-            del ids[row[4]]
+            _release(ids, new)
             if stream in self._tombstones:
                 return await _general(self, stream, expected, events)
             return _tuple_new(Conflict, (stream, expected, actual))
         # No await between the check and the write: atomic without a lock.
         self._commits = commit
         if rows is None:
-            streams[stream] = [row]
-        else:
-            rows.append(row)
-        log.append(row)
-    else:
-        if not events:
-            return await _general(self, stream, expected, events)
-        now = _now(UTC)
-        new = []
-        for ev in events:
-            checked = _row(ev, stream, seq, position, commit, now)
-            if checked is None or checked[4] in ids:
-                return await _general(self, stream, expected, events)
-            new.append(checked)
-            seq += 1
-            position += 1
-        seq -= 1
-        position -= 1
-        if len({r[4] for r in new}) != len(new):
-            return await _general(self, stream, expected, events)  # an id twice
-        if self._tombstones and stream in self._tombstones:
-            return await _general(self, stream, expected, events)
-        if actual != expected:
-            return _tuple_new(Conflict, (stream, expected, actual))
-        self._commits = commit
-        if rows is None:
             streams[stream] = new
         else:
             rows.extend(new)
         log.extend(new)
-        for r in new:
-            ids[r[4]] = r[2]
-    waiter = self._waiter
-    if waiter is not None:
-        self._waiter = None
-        waiter.set()
-    if self._filtered:
-        self._wake_filtered(stream, events)
-    return _tuple_new(
-        Committed,
-        (stream, actual + 1, seq, position, _tuple_new(Checkpoint, (commit, position))),
-    )
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+        if self._filtered:
+            self._wake_filtered(stream, events)
+        return _tuple_new(
+            Committed,
+            (stream, actual + 1, seq, position, _tuple_new(Checkpoint, (commit, position))),
+        )
+    _release(ids, new)
+    return await _general(self, stream, expected, events)

@@ -132,6 +132,41 @@ async def test_a_conflict_releases_the_claimed_id() -> None:
     assert type(committed) is Committed and not committed.retried
 
 
+def _broken_event() -> NewEvent:
+    # A NewEvent whose fields were never set: reading one raises AttributeError.
+    broken: NewEvent = object.__new__(NewEvent)
+    return broken
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        NewEvent("b", {"x": math.nan}),  # refused
+        NewEvent("$stream-deleted"),  # refused
+        _broken_event(),  # raises while checked
+    ],
+)
+async def test_a_batch_that_fails_late_releases_every_claimed_id(last: NewEvent) -> None:
+    store = InMemoryEventStore()
+    first, second = NewEvent("b"), NewEvent("c")
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the general path raises
+        await store.append_expect("s", 0, [first, second, last])
+    assert store._ids == {} and await store.read("s") == []
+    committed = await store.append_expect("t", 0, [first, second])
+    assert type(committed) is Committed and not committed.retried
+    assert [e.id for e in await store.read("t")] == [first.id, second.id]
+
+
+async def test_a_conflicting_batch_releases_every_claimed_id() -> None:
+    store = InMemoryEventStore()
+    await store.append_expect("s", 0, [NewEvent("b")])
+    events = [NewEvent("b"), NewEvent("c")]
+    assert type(await store.append_expect("s", 0, events)) is not Committed
+    assert len(store._ids) == 1
+    committed = await store.append_expect("s", 1, events)
+    assert type(committed) is Committed and not committed.retried
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 async def test_fast_appends_are_read_back_and_retried(batch: int) -> None:
     store = InMemoryEventStore()
