@@ -3,14 +3,15 @@
 The general path (``Backend.append_expect``: :func:`~evsrc.checks.prepare_append`,
 then ``_write_batch``) builds an ``EncodedEvent`` per event and runs three
 coroutines per append. Here the same checks run inline, each row is built as
-its event passes them, and nothing is stored until every check has passed
-(an id claimed in the index on the way is given back when the append is refused,
-conflicts, or raises). One loop serves one event and many. Anything unusual goes to the general path before anything is written, so that
-its answer — and every error, with its message — is the general path's own:
-input that fails a check or needs a closer look (a ``null`` in the JSON, which
-may stand for a NaN; a NUL; a very large event; a lone surrogate), an id
-already stored (an idempotent retry, or a reused id), a deleted stream, a
-closed store, a subclass with its own write primitive.
+its event passes them, and nothing is stored until every check has passed (an
+id claimed in the index on the way is given back when the append is refused,
+conflicts, or raises). One loop serves one event and many. Anything unusual
+goes to the general path before anything is written, so that its answer — and
+every error, with its message — is the general path's own: input that fails a
+check or needs a closer look (a ``null`` in the JSON, which may stand for a
+NaN; a NUL; a very large event; a lone surrogate), an id already stored (an
+idempotent retry, or a reused id), a deleted stream, a closed store, a
+subclass with its own write primitive.
 """
 
 from __future__ import annotations
