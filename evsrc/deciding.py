@@ -68,6 +68,9 @@ class Command:
     #: True once the command has its outcome or its error (set by :meth:`finish`;
     #: a plain attribute, read several times per command).
     done: bool = False
+    #: Its place in the order commands were queued on the handler's lanes
+    #: (:attr:`evsrc.lanes.Lanes.enqueued` once it was queued; 0 if never).
+    ticket: int = 0
 
     def finish(self, outcome: Outcome[Any, Any] | None, error: BaseException | None = None) -> None:
         """Give the caller its outcome (or error) and wake it; the first answer wins."""
