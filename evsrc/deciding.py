@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID, uuid5
 
 from evsrc.aggregate import Aggregate, Decision, Rejection, normalize_decision
+from evsrc.correlation import CAUSATION_ID, CORRELATION_ID, new_id
 from evsrc.errors import AggregateError, RetriesExhaustedError
 from evsrc.models import Event
 from evsrc.outcome import Accepted, Outcome, Rejected
@@ -68,6 +69,12 @@ class Command:
     #: True once the command has its outcome or its error (set by :meth:`finish`;
     #: a plain attribute, read several times per command).
     done: bool = False
+    #: The correlation id current when the command was issued, for a command
+    #: stamped late (``metadata`` None until its first decision writes events).
+    correlation: str | None = None
+    #: Its place in the order commands were queued on the handler's lanes
+    #: (:attr:`evsrc.lanes.Lanes.enqueued` once it was queued; 0 if never).
+    ticket: int = 0
 
     def finish(self, outcome: Outcome[Any, Any] | None, error: BaseException | None = None) -> None:
         """Give the caller its outcome (or error) and wake it; the first answer wins."""
@@ -183,22 +190,40 @@ def _decision(registry: EventRegistry, command: Command, state: Aggregate) -> De
                 normalize_decision(value)  # raises, with its message
     else:
         events, result, rejection = normalize_decision(value)
-    seed = command.id_seed
-    if seed is None:
+    n = len(events)
+    if not n:  # a decision that writes nothing (a no-op, a "full" answer)
+        new: list[NewEvent] = []
+    else:
         md = command.metadata
-        n = len(events)
-        if n == 1:  # the usual decision: no comprehension frame
+        if md is None:
+            md = _stamp(command)
+        seed = command.id_seed
+        if seed is not None:
+            new = [
+                registry.encode(e, metadata=md, id=uuid5(seed, str(i)))
+                for i, e in enumerate(events)
+            ]
+        elif n == 1:  # the usual decision: no comprehension frame
             new = [registry.encode(events[0], metadata=md)]
-        elif not n:  # a decision that writes nothing (a no-op, a "full" answer)
-            new = []
         else:
             new = [registry.encode(e, metadata=md) for e in events]
-    else:
-        new = [
-            registry.encode(e, metadata=command.metadata, id=uuid5(seed, str(i)))
-            for i, e in enumerate(events)
-        ]
     return Decided(command, events, new, result, rejection)
+
+
+def _stamp(command: Command) -> dict[str, Any]:
+    """The metadata of a command stamped late, once: ``stamp(None, None, None)`` as issued.
+
+    A new command id, its causation id and, unless the caller was inside
+    :func:`~evsrc.correlation.correlated`, its correlation id too; built at its
+    first decision that writes (a command that writes nothing never needs one).
+    """
+    command_id = new_id()
+    current = command.correlation
+    md = command.metadata = {
+        CAUSATION_ID: command_id,
+        CORRELATION_ID: command_id if current is None else current,
+    }
+    return md
 
 
 def decide_one(registry: EventRegistry, command: Command, state: Aggregate) -> Decided | None:

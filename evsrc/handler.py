@@ -29,7 +29,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 from evsrc.aggregate import Aggregate, Decision, Rejection
 from evsrc.cache import StateCache
-from evsrc.correlation import stamp
+from evsrc.correlation import _current, stamp
 from evsrc.deciding import Attempt, Command, decide_one
 from evsrc.errors import AggregateError, InvalidInputError
 from evsrc.handler_loop import HandlerLoop
@@ -53,6 +53,9 @@ A = TypeVar("A", bound=Aggregate)
 R = DefaultTypeVar("R", default=None)
 D = DefaultTypeVar("D", default=None)
 
+
+#: The correlation id current in the caller's context (``current_correlation_id``, bound).
+_current_correlation = _current.get
 
 _DEFAULT_STREAM_NAME = Aggregate.stream_name.__func__  # type: ignore[attr-defined]
 
@@ -191,7 +194,10 @@ class CommandHandler(HandlerLoop[A]):
             stream = self.aggregate.stream_name(key)
         if metadata is None and correlation_id is None and causation_id is None:
             if event_ids is None:
-                command = Command(decide, stamp(None, None, None))
+                # Stamped late (deciding._stamp), at its first decision that writes:
+                # most commands that write nothing never build their metadata.
+                command = Command(decide, None)
+                command.correlation = _current_correlation()
             else:
                 command = _command(decide, None, None, None, event_ids)
         else:

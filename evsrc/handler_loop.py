@@ -87,6 +87,8 @@ class HandlerLoop(Generic[A]):
                 if cached is not None:
                     state = cached
                 else:
+                    # Every command queued so far was queued before this read is sent.
+                    mark = self._lanes.enqueued
                     try:
                         state = await self._cache.observe(stream)
                     except Exception as exc:
@@ -97,6 +99,14 @@ class HandlerLoop(Generic[A]):
                             # The read found nothing new: the decisions taken on the
                             # cached state stand as they are (no second decision).
                             unconfirmed.finish_unwritten(stream)
+                            if lane is not None:
+                                # That state was current at a moment after every
+                                # command queued up to the mark: such a command may be
+                                # answered from it as well (the moment lies between
+                                # its arrival and its answer), with no read of its own.
+                                lane.confirmed = state
+                                lane.confirmed_seq = state.seq
+                                lane.confirmed_mark = mark
                             return
                         # The stream moved: that round does not count as an attempt.
                         unconfirmed.uncount()
@@ -107,6 +117,22 @@ class HandlerLoop(Generic[A]):
                         live = self._lanes.absorb(lane, live)
                 att = decide_batch(self.registry, live, state, provisional=provisional)
                 if att is None or (provisional and not att.new):
+                    if (
+                        att is not None
+                        and lane is not None
+                        and lane.confirmed is state
+                        and live[-1].ticket <= lane.confirmed_mark  # (usually the last queued)
+                        and state.seq == lane.confirmed_seq
+                    ):
+                        # Decided on the very state an earlier read confirmed: it stands
+                        # if each command was queued before that read was sent.
+                        mark = lane.confirmed_mark
+                        for c in live:
+                            if c.ticket > mark:
+                                break
+                        else:
+                            att.finish_unwritten(stream)
+                            return
                     # Nothing to append means nothing confirms the cached state:
                     # read; if the stream moved, decide again on caught-up state.
                     unconfirmed = att

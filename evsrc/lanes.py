@@ -28,6 +28,7 @@ from evsrc.deciding import wake_up
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
+    from evsrc.aggregate import Aggregate
     from evsrc.deciding import Attempt, Command
 
 __all__ = ["Lane", "Lanes"]
@@ -41,6 +42,13 @@ class Lane:
     busy: bool = False
     #: An append whose outcome a cancelled leader left unknown.
     inflight: Attempt | None = None
+    #: The state a read found current (the stream unchanged since it was
+    #: cached), with its seq then, and :attr:`Lanes.enqueued` before that read
+    #: was sent: every command queued up to that mark may be answered from that
+    #: very state while it stays as it was (see ``HandlerLoop._run``).
+    confirmed: Aggregate | None = None
+    confirmed_seq: int = 0
+    confirmed_mark: int = 0
 
     def requeue(self, commands: list[Command]) -> None:
         """Put unfinished commands back at the head of the queue, in order."""
@@ -67,6 +75,8 @@ class Lanes:
         self._settle = settle
         self._lanes: dict[str, Lane] = {}
         self._spare: Lane | None = None
+        #: How many commands were ever queued: each gets the count as its ``ticket``.
+        self.enqueued = 0
 
     def __len__(self) -> int:
         """How many streams have a lane (commands queued or in flight)."""
@@ -82,6 +92,8 @@ class Lanes:
             else:
                 self._spare = None
             self._lanes[stream] = lane
+        n = command.ticket = self.enqueued + 1
+        self.enqueued = n
         lane.queue.append(command)
         if not lane.busy:
             lane.busy = True

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from evsrc.records import Checkpoint
+    from evsrc.records import Checkpoint, Committed
 
 __all__ = [
     "BookingResult",
@@ -111,6 +111,20 @@ _set_attempts = BookingResult.__dict__["attempts"].__set__
 _set_last_seq = BookingResult.__dict__["last_seq"].__set__
 _set_checkpoint = BookingResult.__dict__["checkpoint"].__set__
 _set_expires_at = BookingResult.__dict__["expires_at"].__set__
+
+
+def completed(result: BookingResult, attempts: int, committed: Committed | None) -> BookingResult:
+    """``result`` with the attempts it took and, if ``committed``, its seq and checkpoint.
+
+    Set in place on ``result``: only for a result its decision has just built
+    and nobody else has seen yet (the service's own, from the handler's
+    outcome), where a copy would build the whole object again per booking.
+    """
+    _set_attempts(result, attempts)
+    if committed is not None:
+        _set_last_seq(result, committed.last_seq)
+        _set_checkpoint(result, committed.checkpoint)
+    return result
 
 
 class CancelStatus(enum.StrEnum):

@@ -31,6 +31,7 @@ from examples.booking.domain import (
     check_capacity,
     check_occurrence,
 )
+from examples.booking.results import completed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -302,17 +303,6 @@ class BookingService:
         committed = outcome.committed
         if committed is None and outcome.attempts == result.attempts:
             return result  # nothing written, first try (full, already): it is the answer as is
-        # Built field by field rather than with dataclasses.replace (which
-        # inspects the fields on every call): this runs once per booking.
-        return BookingResult(
-            result.status,
-            result.actor,
-            result.seat,
-            result.capacity,
-            result.actual,
-            result.position,
-            outcome.attempts,
-            result.last_seq if committed is None else committed.last_seq,
-            result.checkpoint if committed is None else committed.checkpoint,
-            result.expires_at,
-        )
+        # The decision built this result for this booking alone: completed in place
+        # (a copy built the whole result again, once per booking).
+        return completed(result, outcome.attempts, committed)
