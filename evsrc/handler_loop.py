@@ -71,6 +71,9 @@ class HandlerLoop(Generic[A]):
         trust_cache = self.optimistic and self._cache.enabled
         # A provisional round that appends nothing, waiting for the read that confirms it.
         unconfirmed: Attempt | None = None
+        # Set once a round was sent back to read for commands queued after its own
+        # read went out: the read that confirms it absorbs no more commands.
+        recheck = False
         try:
             while live:
                 if trust_cache:
@@ -111,9 +114,10 @@ class HandlerLoop(Generic[A]):
                         # The stream moved: that round does not count as an attempt.
                         unconfirmed.uncount()
                         unconfirmed = None
-                    if lane is not None and lane.queue:
+                    if lane is not None and lane.queue and not recheck:
                         # Commands queued while the read was out: decide them now,
-                        # on the state just read, rather than in another round trip.
+                        # on the state just read, rather than in another round trip
+                        # (if they write nothing, that read cannot answer them: below).
                         live = self._lanes.absorb(lane, live)
                 att = decide_batch(self.registry, live, state, provisional=provisional)
                 if att is None or (provisional and not att.new):
@@ -139,6 +143,14 @@ class HandlerLoop(Generic[A]):
                     att = None
                     continue
                 if not att.new:
+                    if lane is not None and not recheck and any(c.ticket > mark for c in live):
+                        # Some were queued after the read was sent: another writer
+                        # may have moved the stream before they arrived. Read again
+                        # (it answers them all if nothing moved).
+                        unconfirmed = att
+                        att = None
+                        recheck = True
+                        continue
                     att.finish_unwritten(stream)
                     return
                 appending = True

@@ -135,3 +135,56 @@ async def test_a_writing_batch_is_not_answered_from_a_confirming_read(
     assert (await deposit).result == Decimal(3)
     out = await withdraw
     assert out.ok and out.result == Decimal(1) and out.committed is not None
+
+
+async def test_a_command_absorbed_after_a_read_is_not_answered_from_it(
+    any_store: EventStore,
+) -> None:
+    # A handler whose cache is cold decides on what a read returns, and decides
+    # the commands queued while that read was out on it too. A command that then
+    # writes nothing cannot be answered from that read: it was sent before the
+    # command arrived, and another writer may have moved the stream in between.
+    opener = CommandHandler(any_store, Account)
+    assert (await opener.execute("a", lambda a: a.open("owner"))).ok
+    store = HeldReads(any_store)
+    h = CommandHandler(store, Account)  # nothing cached: its first command reads
+    store.hold = True
+    first = asyncio.create_task(h.execute("a", lambda a: a.withdraw(1)))
+    await held(store)  # the read found the balance at 0, held back
+    assert (await opener.execute("a", lambda a: a.deposit(5))).ok  # another writer
+    second = asyncio.create_task(h.execute("a", lambda a: a.withdraw(2)))
+    await queued(h, 2)
+    reads = store.reads
+    store.hold = False
+    store.release.set()
+    out1, out2 = await first, await second
+    # Both were decided on the balance read (0) and refused; the second was
+    # queued after the read was sent, so the handler read again, found the
+    # deposit and decided both again: each withdraws.
+    assert out1.ok and out1.result == Decimal(4)
+    assert out2.ok and out2.result == Decimal(2)
+    assert store.reads - reads == 1
+    assert (await h.load("a")).balance == Decimal(2)
+
+
+async def test_commands_absorbed_after_a_read_are_answered_by_the_next_if_nothing_moved(
+    any_store: EventStore,
+) -> None:
+    opener = CommandHandler(any_store, Account)
+    assert (await opener.execute("a", lambda a: a.open("owner"))).ok
+    store = HeldReads(any_store)
+    h = CommandHandler(store, Account)
+    store.hold = True
+    tasks = [asyncio.create_task(h.execute("a", lambda a: a.withdraw(1)))]
+    await held(store)
+    tasks += [asyncio.create_task(h.execute("a", lambda a: a.withdraw(1))) for _ in range(3)]
+    await queued(h, 4)
+    reads = store.reads
+    store.hold = False
+    store.release.set()
+    outcomes = await asyncio.gather(*tasks)
+    assert [(o.ok, o.rejection.reason, o.attempts) for o in outcomes] == [  # type: ignore[union-attr]
+        (False, "insufficient funds", 1)
+    ] * 4
+    assert store.reads - reads == 1  # one more read answers all four
+    assert len(store.appends) == 0
