@@ -91,6 +91,7 @@ class Lanes:
                 lane = Lane()
             else:
                 self._spare = None
+                lane.confirmed = None  # (another stream's, or a past one: let it go)
             self._lanes[stream] = lane
         n = command.ticket = self.enqueued + 1
         self.enqueued = n
