@@ -81,7 +81,11 @@ class Writer:
             try:
                 row = await self._fetchrow(stream, args)
                 if len(encoded) == 1:
-                    row = await self._one_result(stream, expected, encoded[0], row)
+                    if row is not None:  # inserted: append_one's row in append's shape
+                        seq, position, commit = row
+                        row = (seq - 1, position, commit, None, False)
+                    else:
+                        row = await self._refused(stream, expected, encoded[0])
             except DuplicateEventIdError as error:
                 return await self._find_ids(encoded, error)
             except _errors.SeqTakenError as error:
@@ -116,18 +120,13 @@ class Writer:
             assert expected is not None
             return Conflict(stream, expected, head)
 
-    async def _one_result(
-        self, stream: str, expected: int | None, event: EncodedEvent, row: Any
-    ) -> Any:
-        """``append_one``'s row in the shape of ``append``'s.
+    async def _refused(self, stream: str, expected: int | None, event: EncodedEvent) -> Any:
+        """Why ``append_one`` inserted nothing, in the shape of ``append``'s row.
 
-        (head, position, commit, retried, tombstoned). No row: it inserted
-        nothing, and a second statement says why (the conflict and tombstone
-        paths only); ``None`` if the head is back at ``expected``.
+        (head, position, commit, retried, tombstoned), from a second statement
+        (the conflict and tombstone paths only); ``None`` if the head is back
+        at ``expected``.
         """
-        if row is not None:
-            seq, position, commit = row
-            return (seq - 1, position, commit, None, False)
         q = self._q.append_refused
         head, tombstoned, retried = await self._fetchrow(stream, (q, stream, event.id))
         if tombstoned:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self, cast
 
+from evsrc.checks import prepare_append
 from evsrc.errors import InvalidInputError, StoreClosedError, StreamDeletedError
 from evsrc.postgres import (
     _errors,
@@ -33,6 +34,7 @@ from evsrc.postgres import (
     _wakeups,
     _write,
 )
+from evsrc.records import Committed, Conflict
 
 if TYPE_CHECKING:
     import uuid
@@ -42,12 +44,7 @@ if TYPE_CHECKING:
 
     from evsrc.backend import Place
     from evsrc.postgres._feed import Feed
-    from evsrc.records import (
-        Checkpoint,
-        Committed,
-        Conflict,
-        RecordedEvent,
-    )
+    from evsrc.records import Checkpoint, NewEvent, RecordedEvent
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore", "translate_error"]
@@ -221,6 +218,23 @@ class PostgresEventStore(_lifecycle.Primitives):
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
     ) -> Committed | Conflict | Mapping[uuid.UUID, Place]:
         return await self._writer.append(stream, expected, encoded)
+
+    async def append_expect(
+        self, stream: str, expected: int, events: Sequence[NewEvent]
+    ) -> Committed | Conflict:
+        """See ``EventStore.append_expect``."""
+        # Backend's, two coroutines shorter (each is resumed at every wait of
+        # the append): the writer answers directly, unless a subclass has its
+        # own _write_batch, which the general path calls.
+        if self._closed:
+            raise self._closed_error()
+        encoded = prepare_append(stream, expected, events)
+        if type(self)._write_batch is not PostgresEventStore._write_batch:
+            return await self._append_encoded(stream, expected, encoded)
+        result = await self._writer.append(stream, expected, encoded)
+        if isinstance(result, (Committed, Conflict)):
+            return result
+        return await self._resolve(stream, expected, encoded, result)
 
     async def _resolve(
         self,
