@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from evsrc.backend import Place, resolve_retry
+from evsrc.checks import prepare_append
 from evsrc.errors import (
     DuplicateEventIdError,
     EventIdReusedError,
@@ -24,11 +25,13 @@ from evsrc.records import Checkpoint, Committed, Conflict
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     import asyncpg
 
     from evsrc.postgres._sql import Queries
+    from evsrc.postgres.store import PostgresEventStore
+    from evsrc.records import NewEvent
     from evsrc.store import EncodedEvent
 
 __all__ = ["Writer"]
@@ -36,6 +39,26 @@ __all__ = ["Writer"]
 #: Re-tries of an append whose (stream, seq) key another writer took first (each
 #: failure is that writer's commit: progress, never a livelock).
 _SEQ_TAKEN_RETRIES: Final = 1000
+
+
+async def append_expect(
+    store: PostgresEventStore, stream: str, expected: int, events: Sequence[NewEvent]
+) -> Committed | Conflict:
+    """``PostgresEventStore.append_expect``: see ``EventStore.append_expect``.
+
+    ``Backend.append_expect`` two coroutines shorter (each is resumed at every
+    wait of the append): the writer answers directly, unless a subclass has its
+    own ``_write_batch``, which the general path calls.
+    """
+    if store._closed:
+        raise store._closed_error()
+    encoded = prepare_append(stream, expected, events)
+    if not store._plain_writes:
+        return await store._append_encoded(stream, expected, encoded)
+    result = await store._writer.append(stream, expected, encoded)
+    if isinstance(result, (Committed, Conflict)):
+        return result
+    return await store._resolve(stream, expected, encoded, result)
 
 
 class Writer:

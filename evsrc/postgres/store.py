@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from evsrc.checks import prepare_append
 from evsrc.errors import InvalidInputError, StoreClosedError, StreamDeletedError
 from evsrc.postgres import (
     _errors,
@@ -34,7 +33,6 @@ from evsrc.postgres import (
     _wakeups,
     _write,
 )
-from evsrc.records import Committed, Conflict
 
 if TYPE_CHECKING:
     import uuid
@@ -44,7 +42,7 @@ if TYPE_CHECKING:
 
     from evsrc.backend import Place
     from evsrc.postgres._feed import Feed
-    from evsrc.records import Checkpoint, NewEvent, RecordedEvent
+    from evsrc.records import Checkpoint, Committed, Conflict, RecordedEvent
     from evsrc.store import EncodedEvent, EventFilter
 
 __all__ = ["PostgresEventStore", "translate_error"]
@@ -91,6 +89,7 @@ class PostgresEventStore(_lifecycle.Primitives):
         self._owns_pool = owns_pool
         self._q = _sql.Queries.of(self._quoted)
         self._closed = False
+        self._plain_writes = type(self)._write_batch is PostgresEventStore._write_batch
         self._wakeups = _wakeups.Wakeups(
             pool=pool,
             notify_query=self._q.notify,
@@ -213,28 +212,12 @@ class PostgresEventStore(_lifecycle.Primitives):
         return int(await self._fetchval(self._q.schema_version) or 0)
 
     # -- writing (the write path is _write.Writer) -------------------------------------
+    append_expect = _write.append_expect  # Backend's, two coroutines fewer per append
 
     async def _write_batch(
         self, stream: str, expected: int | None, encoded: list[EncodedEvent]
     ) -> Committed | Conflict | Mapping[uuid.UUID, Place]:
         return await self._writer.append(stream, expected, encoded)
-
-    async def append_expect(
-        self, stream: str, expected: int, events: Sequence[NewEvent]
-    ) -> Committed | Conflict:
-        """See ``EventStore.append_expect``."""
-        # Backend's, two coroutines shorter (each is resumed at every wait of
-        # the append): the writer answers directly, unless a subclass has its
-        # own _write_batch, which the general path calls.
-        if self._closed:
-            raise self._closed_error()
-        encoded = prepare_append(stream, expected, events)
-        if type(self)._write_batch is not PostgresEventStore._write_batch:
-            return await self._append_encoded(stream, expected, encoded)
-        result = await self._writer.append(stream, expected, encoded)
-        if isinstance(result, (Committed, Conflict)):
-            return result
-        return await self._resolve(stream, expected, encoded, result)
 
     async def _resolve(
         self,
