@@ -87,14 +87,18 @@ class Wakeups:
         self._listener_task = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
+        # The task stays known until the connection is the listener (or closed):
+        # close() cancels it until then, so a connection still being set up is
+        # never left open when the store closes.
+        try:
+            await self._open_listener()
+        finally:
+            self._listener_task = None
+
+    async def _open_listener(self) -> None:
         try:
             conn = await asyncpg.connect(self._listen_dsn, **self._listen_options)
         except Exception:  # subscribers fall back to polling; retried later
-            return
-        finally:
-            self._listener_task = None
-        if self._closed():
-            await conn.close()
             return
 
         def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -106,15 +110,22 @@ class Wakeups:
                 self._listener = None
                 self._wake()
 
-        conn.add_termination_listener(on_lost)
         try:
-            await conn.add_listener(self._channel, on_notify)
-        except Exception:
+            if self._closed():
+                await conn.close()
+                return
+            conn.add_termination_listener(on_lost)
+            try:
+                await conn.add_listener(self._channel, on_notify)
+            except Exception:
+                conn.terminate()
+                return
+            if self._closed():
+                await conn.close()
+                return
+        except BaseException:  # cancelled by close(): never leave it open
             conn.terminate()
-            return
-        if self._closed():
-            await conn.close()
-            return
+            raise
         self._listener = conn
 
     async def close(self) -> None:
