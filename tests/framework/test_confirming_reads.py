@@ -72,6 +72,18 @@ async def opened_empty(
     return store, h
 
 
+async def opened_cold(
+    any_store: EventStore,
+) -> tuple[CommandHandler[Account], HeldReads, CommandHandler[Account]]:
+    """An account opened by a first handler; a second handler, its cache cold, holding reads."""
+    opener = CommandHandler(any_store, Account)
+    assert (await opener.execute("a", lambda a: a.open("owner"))).ok
+    store = HeldReads(any_store)
+    h = CommandHandler(store, Account)  # nothing cached: its first command reads
+    store.hold = True
+    return opener, store, h
+
+
 async def test_commands_queued_before_a_confirming_read_share_it(any_store: EventStore) -> None:
     store, h = await opened_empty(any_store, max_batch=1)
     reads = store.reads
@@ -144,11 +156,7 @@ async def test_a_command_absorbed_after_a_read_is_not_answered_from_it(
     # the commands queued while that read was out on it too. A command that then
     # writes nothing cannot be answered from that read: it was sent before the
     # command arrived, and another writer may have moved the stream in between.
-    opener = CommandHandler(any_store, Account)
-    assert (await opener.execute("a", lambda a: a.open("owner"))).ok
-    store = HeldReads(any_store)
-    h = CommandHandler(store, Account)  # nothing cached: its first command reads
-    store.hold = True
+    opener, store, h = await opened_cold(any_store)
     first = asyncio.create_task(h.execute("a", lambda a: a.withdraw(1)))
     await held(store)  # the read found the balance at 0, held back
     assert (await opener.execute("a", lambda a: a.deposit(5))).ok  # another writer
@@ -170,11 +178,7 @@ async def test_a_command_absorbed_after_a_read_is_not_answered_from_it(
 async def test_commands_absorbed_after_a_read_are_answered_by_the_next_if_nothing_moved(
     any_store: EventStore,
 ) -> None:
-    opener = CommandHandler(any_store, Account)
-    assert (await opener.execute("a", lambda a: a.open("owner"))).ok
-    store = HeldReads(any_store)
-    h = CommandHandler(store, Account)
-    store.hold = True
+    _, store, h = await opened_cold(any_store)
     tasks = [asyncio.create_task(h.execute("a", lambda a: a.withdraw(1)))]
     await held(store)
     tasks += [asyncio.create_task(h.execute("a", lambda a: a.withdraw(1))) for _ in range(3)]
