@@ -361,6 +361,7 @@ async def run_sqlite(ctx: Context) -> None:
                 )
             )
             beyond_hop = case.ratio("evsrc", "raw_thread")
+            case.derived["evsrc/raw_thread"] = beyond_hop
             if beyond_hop is not None:
                 ctx.note(
                     f"At {synchronous}, evsrc's default (worker thread) reaches "
