@@ -6,6 +6,7 @@ READ COMMITTED and why the pool skips asyncpg's per-release reset.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Final
 
@@ -14,7 +15,16 @@ import asyncpg
 
 from evsrc.postgres import _errors
 
-__all__ = ["CLOSE_GRACE", "close", "listen_options", "open_pool", "pool_options", "release"]
+__all__ = [
+    "CLOSE_GRACE",
+    "HOLD",
+    "Held",
+    "close",
+    "listen_options",
+    "open_pool",
+    "pool_options",
+    "release",
+]
 
 #: Seconds close() waits for busy connections before terminating them.
 CLOSE_GRACE: Final = 10.0
@@ -84,3 +94,99 @@ async def close(pool: asyncpg.Pool, grace: float = CLOSE_GRACE) -> None:
             await pool.close()
     except Exception:
         pool.terminate()
+
+
+#: How long a connection that answered cleanly stays with the store before it
+#: goes back to the pool, if no statement of the store takes it first (seconds).
+HOLD: Final = 0.001
+
+
+class Held:
+    """The store's single statements on pooled connections, each kept for the next one.
+
+    asyncpg's ``Pool.release`` runs a reset and a shielded task per call: in
+    CPU, about as much as the statement itself (docs/postgres.md, "Connections").
+    A connection whose statement answered cleanly is instead kept here and
+    taken by the store's next statement; whatever is still kept when the
+    event loop has had ``HOLD`` seconds to reuse it goes back to the pool.
+    A connection is never kept while anyone waits for the pool (so the store
+    takes no more than its turn), nor after an error or a cancellation (those
+    go back through ``release``, which resets or replaces the connection).
+    """
+
+    __slots__ = ("_idle", "_pool", "_releasing", "_timer", "_waiters")
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._releasing: set[asyncio.Task[None]] = set()
+        # Who waits for a connection: the pool's queue of getters (asyncio.Queue's
+        # own attribute). Without it (another asyncpg), nothing is ever kept.
+        self._waiters = getattr(getattr(pool, "_queue", None), "_getters", None)
+
+    async def acquire(self) -> Any:
+        """A kept connection, or one from the pool."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            try:
+                if not conn.is_closed():
+                    return conn
+            except asyncpg.InterfaceError:
+                continue  # it ended, and asyncpg took it back itself
+            await release(self._pool, conn)
+        return await self._pool.acquire()
+
+    def keep(self, conn: Any) -> bool:
+        """Keep ``conn`` (its statement answered) for the next statement, if nobody waits.
+
+        ``False``: the caller gives it back (:meth:`release`).
+        """
+        waiters = self._waiters
+        if waiters is None or waiters:
+            return False
+        self._idle.append(conn)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(HOLD, self._flush)
+        return True
+
+    async def release(self, conn: Any) -> None:
+        """Give back ``conn`` after an error or a cancellation (asyncpg resets or drops it)."""
+        await release(self._pool, conn)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """``Pool.fetch``, on a kept connection when there is one."""
+        conn = await self.acquire()
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+        except BaseException:
+            await release(self._pool, conn)
+            raise
+        if not self.keep(conn):
+            await release(self._pool, conn)
+        return rows
+
+    def _flush(self) -> None:
+        self._timer = None
+        if self._idle:
+            conns = self._idle[:]
+            self._idle.clear()
+            task = asyncio.get_running_loop().create_task(self._release_all(conns))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    async def _release_all(self, conns: list[Any]) -> None:
+        for conn in conns:
+            await release(self._pool, conn)
+
+    async def close(self) -> None:
+        """Give every kept connection back, and wait for those on their way."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conns = self._idle[:]
+        self._idle.clear()
+        await self._release_all(conns)
+        while self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)

@@ -72,14 +72,14 @@ class Writer:
     def __init__(
         self,
         *,
-        pool: asyncpg.Pool,
+        held: _pool.Held,
         queries: Queries,
         closed: Callable[[], bool],
         fetch: Callable[..., Awaitable[list[asyncpg.Record]]],
         head: Callable[[str], Awaitable[int]],
         committed: Callable[[str, list[EncodedEvent]], None],
     ) -> None:
-        self._pool = pool
+        self._held = held
         self._q = queries
         self._closed = closed
         self._fetch = fetch
@@ -163,19 +163,21 @@ class Writer:
 
         (``_errors.mapped`` inlined: this runs once per append.)
         """
-        pool = self._pool
+        held = self._held
         try:
-            conn = await pool.acquire()
+            conn = await held.acquire()
         except Exception as exc:
             raise _errors.translate(exc, stream=stream, closed=self._closed()) from exc
         try:
-            return await conn.fetchrow(*args)
-        except EvsrcError:
+            row = await conn.fetchrow(*args)
+        except BaseException as exc:
+            await held.release(conn)
+            if isinstance(exc, Exception) and not isinstance(exc, EvsrcError):
+                raise _errors.translate(exc, stream=stream, sent=True) from exc
             raise
-        except Exception as exc:
-            raise _errors.translate(exc, stream=stream, sent=True) from exc
-        finally:
-            await _pool.release(pool, conn)
+        if not held.keep(conn):
+            await held.release(conn)
+        return row
 
     async def resolve(
         self,

@@ -109,8 +109,9 @@ class PostgresEventStore(_lifecycle.Primitives):
             poll_interval=self._poll_interval,
             listen=self._wakeups.ensure_listening,
         )
+        self._held = _pool.Held(pool)
         self._writer = _write.Writer(
-            pool=pool,
+            held=self._held,
             queries=self._q,
             closed=self._is_closed,
             fetch=self._fetch,
@@ -136,18 +137,16 @@ class PostgresEventStore(_lifecycle.Primitives):
 
         With ``replicas`` (standby DSNs), reads go to the standbys, appends to ``dsn``
         (:class:`~evsrc.postgres.replicas.ReplicatedPostgresEventStore`, docs/scaling.md).
-        ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` 1 and
-        ``max_size`` 10 by default). Raises ``ConfigurationError`` for a mistake only
-        the operator can fix, ``StoreUnavailableError`` when the server cannot be
-        reached and ``InvalidInputError`` for a bad ``schema``. Every connection runs
-        at ``READ COMMITTED``; the pool skips asyncpg's reset query on release, so code
-        borrowing ``store.pool`` must leave no session state (docs/postgres.md,
-        "Connecting" and "Server settings").
+        ``pool_options`` go to :func:`asyncpg.create_pool` (``min_size`` 1, ``max_size``
+        10 by default). Raises ``ConfigurationError`` for a mistake only the operator
+        can fix, ``StoreUnavailableError`` if the server is unreachable, ``InvalidInputError``
+        for a bad ``schema``. Connections run at ``READ COMMITTED`` and are not reset on
+        release: borrowing ``store.pool``, leave no session state (docs/postgres.md).
         """
         if replicas:
             from evsrc.postgres.replicas import ReplicatedPostgresEventStore
 
-            replicated = await ReplicatedPostgresEventStore.connect(
+            replicated = ReplicatedPostgresEventStore.connect(
                 dsn,
                 replicas=replicas,
                 schema=schema,
@@ -155,7 +154,7 @@ class PostgresEventStore(_lifecycle.Primitives):
                 notify=notify,
                 **pool_options,
             )
-            return cast("Self", replicated)
+            return cast("Self", await replicated)
         _sql.quote_schema(schema)
         options = _pool.pool_options(pool_options)
         pool = await _pool.open_pool(dsn, options)
@@ -237,7 +236,7 @@ class PostgresEventStore(_lifecycle.Primitives):
         if self._closed:
             raise StoreClosedError
         with _errors.mapped(closed=self._is_closed):
-            return await self._pool.fetch(query, *args)
+            return await self._held.fetch(query, *args)
 
     async def _fetchval(self, query: str, *args: Any) -> Any:
         if self._closed:
@@ -306,5 +305,6 @@ class PostgresEventStore(_lifecycle.Primitives):
         self._closed = True
         await self._global.close()
         await self._wakeups.close()
+        await self._held.close()
         if self._owns_pool:
             await _pool.close(self._pool)
