@@ -105,7 +105,7 @@ class Held:
     """The store's single statements on pooled connections, each kept for the next one.
 
     asyncpg's ``Pool.release`` runs a reset and a shielded task per call: in
-    CPU, about as much as the statement itself (docs/postgres.md, "Connections").
+    CPU, about as much as the rest of an append (docs/postgres.md, "Connecting").
     A connection whose statement answered cleanly is instead kept here and
     taken by the store's next statement; whatever is still kept when the
     event loop has had ``HOLD`` seconds to reuse it goes back to the pool.
