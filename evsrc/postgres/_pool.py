@@ -114,13 +114,14 @@ class Held:
     go back through ``release``, which resets or replaces the connection).
     """
 
-    __slots__ = ("_idle", "_pool", "_releasing", "_timer", "_waiters")
+    __slots__ = ("_closed", "_idle", "_pool", "_releasing", "_timer", "_waiters")
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._idle: list[Any] = []
         self._timer: asyncio.TimerHandle | None = None
         self._releasing: set[asyncio.Task[None]] = set()
+        self._closed = False
         # Who waits for a connection: the pool's queue of getters (asyncio.Queue's
         # own attribute). Without it (another asyncpg), nothing is ever kept.
         self._waiters = getattr(getattr(pool, "_queue", None), "_getters", None)
@@ -144,7 +145,7 @@ class Held:
         ``False``: the caller gives it back (:meth:`release`).
         """
         waiters = self._waiters
-        if waiters is None or waiters:
+        if waiters is None or waiters or self._closed:
             return False
         self._idle.append(conn)
         if self._timer is None:
@@ -181,7 +182,11 @@ class Held:
             await release(self._pool, conn)
 
     async def close(self) -> None:
-        """Give every kept connection back, and wait for those on their way."""
+        """Give every kept connection back, and wait for those on their way.
+
+        Statements still in flight give theirs back when they end.
+        """
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

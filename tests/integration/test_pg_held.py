@@ -167,3 +167,19 @@ async def test_a_cancelled_statement_goes_back_through_the_pool(pg_dsn: str) -> 
         await admin.close()
         await store.close()
         await pool.close()
+
+
+async def test_nothing_is_kept_once_closed(pg_dsn: str) -> None:
+    """A statement that ends after close() gives its connection straight back."""
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    assert pool is not None
+    held = Held(pool)
+    try:
+        conn = await held.acquire()
+        assert await conn.fetchval("SELECT 1") == 1
+        await held.close()  # the statement above was "in flight" when the store closed
+        assert not held.keep(conn)
+        await held.release(conn)
+        assert await _back_in_pool(pool) < 1.0
+    finally:
+        await pool.close()
