@@ -122,9 +122,7 @@ class Held:
         self._timer: asyncio.TimerHandle | None = None
         self._releasing: set[asyncio.Task[None]] = set()
         self._closed = False
-        # Who waits for a connection: the pool's queue of getters (asyncio.Queue's
-        # own attribute). Without it (another asyncpg), nothing is ever kept.
-        self._waiters = getattr(getattr(pool, "_queue", None), "_getters", None)
+        self._waiters: Any = None  # found at the first keep() (a pool is set up by then)
 
     async def acquire(self) -> Any:
         """A kept connection, or one from the pool."""
@@ -145,7 +143,13 @@ class Held:
         ``False``: the caller gives it back (:meth:`release`).
         """
         waiters = self._waiters
-        if waiters is None or waiters or self._closed:
+        if waiters is None:
+            # Who waits for a connection: the pool's queue of getters (asyncio.Queue's
+            # own attribute). Without it (another asyncpg), nothing is ever kept.
+            waiters = self._waiters = getattr(getattr(self._pool, "_queue", None), "_getters", None)
+            if waiters is None:
+                return False
+        if waiters or self._closed:
             return False
         self._idle.append(conn)
         if self._timer is None:

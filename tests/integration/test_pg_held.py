@@ -183,3 +183,17 @@ async def test_nothing_is_kept_once_closed(pg_dsn: str) -> None:
         assert await _back_in_pool(pool) < 1.0
     finally:
         await pool.close()
+
+
+async def test_a_store_made_before_its_pool_is_set_up_still_keeps_connections(
+    pg_dsn: str,
+) -> None:
+    pool = asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)  # set up when awaited
+    store = PostgresEventStore(pool)
+    await pool
+    try:
+        assert isinstance(await store.append_expect("held-late", 0, [NewEvent("E")]), Committed)
+        assert len(store._held._idle) == 1
+    finally:
+        await store.close()
+        await pool.close()
