@@ -197,5 +197,8 @@ class Held:
         conns = self._idle[:]
         self._idle.clear()
         await self._release_all(conns)
-        while self._releasing:
-            await asyncio.gather(*self._releasing, return_exceptions=True)
+        # Once: nothing is kept any more, so no release task starts after this.
+        # (Not a loop on the set: a done task leaves it in a callback, and
+        # gather() over done tasks may return without letting callbacks run.)
+        if self._releasing:
+            await asyncio.gather(*list(self._releasing), return_exceptions=True)

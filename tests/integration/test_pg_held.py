@@ -10,6 +10,7 @@ Real pools on the real server; the fault is a real ``pg_terminate_backend``.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -196,4 +197,36 @@ async def test_a_store_made_before_its_pool_is_set_up_still_keeps_connections(
         assert len(store._held._idle) == 1
     finally:
         await store.close()
+        await pool.close()
+
+
+async def test_close_waits_once_for_release_tasks_that_just_ended(pg_dsn: str) -> None:
+    """A release task that ended but has not yet left the set does not make close() spin.
+
+    (Python 3.12's gather() over done tasks returns without letting their
+    callbacks run: a loop "while tasks remain" never ended.) A timer signal
+    turns such a hang into a failure after 10 s.
+    """
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+    assert pool is not None
+    held = Held(pool)
+
+    async def ended() -> None:
+        return None
+
+    task = asyncio.get_running_loop().create_task(ended())
+    await task
+    held._releasing.add(task)
+    task.add_done_callback(held._releasing.discard)  # queued: runs on the loop's next turn
+
+    def spinning(signum: int, frame: object) -> None:
+        raise TimeoutError("Held.close() did not return within 10 s")
+
+    before = signal.signal(signal.SIGALRM, spinning)
+    signal.setitimer(signal.ITIMER_REAL, 10)  # interrupts even a loop that never yields
+    try:
+        await held.close()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
         await pool.close()
