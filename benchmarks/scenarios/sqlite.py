@@ -178,12 +178,11 @@ def _raw_append(
 
                 else:
                     loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(pool, int)  # the thread started, off the clock
 
                     async def append(stream: str, expected: int, rows: Any) -> bool:
                         return await loop.run_in_executor(pool, write, stream, expected, rows)
 
-                if pool is not None:  # the worker thread started, outside the clock
-                    await loop.run_in_executor(pool, int)
                 names = stream_names("r", streams)
                 payloads = [[_rows(make_events(1, i)) for i in range(per)] for _ in names]
                 took: list[float] = []
