@@ -32,7 +32,15 @@ _tuple_new = tuple.__new__
 #: What a Decision's events usually are: a list, or the default empty tuple.
 _PLAIN_SEQUENCES = frozenset((list, tuple))
 
-__all__ = ["Attempt", "Command", "Decided", "Wake", "decide_batch", "decide_one", "wake_up"]
+__all__ = [
+    "Attempt",
+    "Command",
+    "Decided",
+    "Wake",
+    "decide_batch",
+    "decide_one",
+    "wake_up",
+]
 
 #: What a waiting caller waits on.
 Wake: TypeAlias = "Future[None] | anyio.Event"
@@ -113,6 +121,13 @@ class Attempt:
     #: The private copy later decisions saw (None when no decision needed one).
     work: Aggregate | None
     base: Aggregate
+    #: While the append is in flight and commands wait behind it: the
+    #: :attr:`~evsrc.deciding.Command.ticket` of the last command queued before
+    #: it was sent (0: none may ride). See :func:`ride`.
+    mark: int = 0
+    #: Commands decided, while the append was in flight, on the state it makes
+    #: current, each writing nothing: answered with it (:func:`evsrc.riding.ride`).
+    riders: list[Decided] | None = None
 
     def uncount(self) -> None:
         """Take back the attempt a provisional round counted for each of its commands."""
@@ -148,6 +163,31 @@ class Attempt:
                 else Rejected(stream, c.attempts, d.events, None, rejection, mine)
             )
         return [e for d in decided for e in d.events]
+
+    def finish_riders(self, stream: str) -> None:
+        """Answer the riders once the append committed: each decided on the state it made."""
+        riders = self.riders
+        if riders is None:
+            return
+        self.riders = None
+        for d in riders:
+            c = d.command
+            if not c.done:
+                c.attempts += 1
+                rejection = d.rejection
+                c.finish(
+                    Accepted(stream, c.attempts, d.events, d.result, None, None)
+                    if rejection is None
+                    else Rejected(stream, c.attempts, d.events, None, rejection, None)
+                )
+
+    def take_riders(self) -> list[Command]:
+        """The riders' commands, to decide again (the append did not commit, or is unknown)."""
+        riders = self.riders
+        if riders is None:
+            return []
+        self.riders = None
+        return [d.command for d in riders if not d.command.done and not d.command.abandoned]
 
     def after_conflict(self, stream: str, max_attempts: int) -> list[Command]:
         """Commands to decide again after a conflict; the others exhausted their attempts."""

@@ -8,6 +8,7 @@ again, handing unfinished work back to the stream's lane when cancelled.
 
 from __future__ import annotations
 
+from asyncio import _get_running_loop
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
@@ -16,6 +17,7 @@ from evsrc.aggregate import Aggregate
 from evsrc.deciding import Attempt, Command, decide_batch, finish_all
 from evsrc.errors import StoreUnavailableError
 from evsrc.records import Committed, Conflict
+from evsrc.riding import ride
 
 if TYPE_CHECKING:
     from evsrc.cache import StateCache
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["HandlerLoop"]
 
 A = TypeVar("A", bound=Aggregate)
+
+#: How many waiting commands one loop callback decides as riders of an append
+#: in flight (more wait for the next callback: other tasks run in between).
+_RIDERS_PER_PASS = 256
 
 
 class HandlerLoop(Generic[A]):
@@ -154,6 +160,16 @@ class HandlerLoop(Generic[A]):
                     att.finish_unwritten(stream)
                     return
                 appending = True
+                # Every command queued so far was queued before this append is sent.
+                sent_mark = self._lanes.enqueued
+                if lane is not None and lane.queue:
+                    # Commands wait behind this append: while it is in flight, those
+                    # queued before it is sent may be decided on the state it makes
+                    # (evsrc.riding), in callbacks that run while this task waits.
+                    loop = _get_running_loop()
+                    if loop is not None:
+                        att.mark = sent_mark
+                        loop.call_soon(self._ride, lane, att)
                 try:
                     # The store first, the retry policy only once it failed (the
                     # usual append then costs one coroutine less).
@@ -164,11 +180,27 @@ class HandlerLoop(Generic[A]):
                             self.store, stream, att.expected, att.new, failed=exc
                         )
                 except Exception as exc:
+                    att.mark = 0
                     finish_all([d.command for d in att.decided], exc)
+                    if lane is not None:
+                        lane.requeue(att.take_riders())
                     return
+                except BaseException:
+                    att.mark = 0
+                    raise
+                att.mark = 0
                 appending = False
                 if isinstance(r, Committed):
                     self._committed(stream, att, r)
+                    if lane is not None:
+                        # The state it made was current at its commit, a moment after
+                        # every command queued before it was sent: like a confirming
+                        # read, it answers those that write nothing (above).
+                        cached = self._cache._states.get(stream)
+                        if cached is not None and cached.seq == r.last_seq:
+                            lane.confirmed = cached
+                            lane.confirmed_seq = r.last_seq
+                            lane.confirmed_mark = sent_mark
                     if self._cache.snapshots is not None:
                         await self._cache.maybe_snapshot(stream)
                     return
@@ -188,14 +220,24 @@ class HandlerLoop(Generic[A]):
                     lane.requeue([c for c in live if not c.done and not c.abandoned])
             raise
 
+    def _ride(self, lane: Lane, att: Attempt) -> None:
+        """A loop callback while ``att``'s append is in flight: let waiting commands ride it."""
+        if ride(self.registry, lane.queue, att, _RIDERS_PER_PASS) and att.mark:
+            # More wait: the next share in another callback (the loop stays responsive).
+            loop = _get_running_loop()
+            if loop is not None:
+                loop.call_soon(self._ride, lane, att)
+
     def _committed(self, stream: str, att: Attempt, committed: Committed) -> None:
         """Deliver outcomes of a committed attempt and fold its events into the cache."""
         events = att.deliver(stream, committed)
+        att.finish_riders(stream)
         self._cache.committed(stream, att.expected, att.work, events, committed.last_seq)
 
     def _after_conflict(self, stream: str, att: Attempt) -> list[Command]:
-        """Commands to decide again after a conflict; the others exhausted their attempts."""
-        return att.after_conflict(stream, self.retry.max_attempts)
+        """Commands to decide again after a conflict (its riders too, last); the others
+        exhausted their attempts."""
+        return att.after_conflict(stream, self.retry.max_attempts) + att.take_riders()
 
     async def _settle(self, stream: str, lane: Lane, att: Attempt) -> None:
         """Learn the outcome of an append a cancelled leader left unanswered."""
@@ -203,6 +245,7 @@ class HandlerLoop(Generic[A]):
             r = await self._append(stream, att.expected, att.new)
         except Exception as exc:
             finish_all([d.command for d in att.decided if not d.command.abandoned], exc)
+            lane.requeue(att.take_riders())
             return
         except BaseException:
             lane.inflight = att

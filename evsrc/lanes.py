@@ -204,6 +204,7 @@ class Lanes:
         candidates: Iterable[Command] = lane.queue
         if lane.inflight is not None:
             candidates = [d.command for d in lane.inflight.decided]
+            candidates.extend(d.command for d in lane.inflight.riders or ())
             candidates.extend(lane.queue)
         for c in candidates:
             if not c.done and not c.abandoned:
