@@ -220,3 +220,35 @@ async def test_a_decision_that_raises_does_not_ride(any_store: EventStore) -> No
     assert results[1].result == Decimal(5)  # type: ignore[union-attr]
     assert isinstance(results[2], ValueError)  # its own error, in its own batch
     assert results[3].result == Decimal(5)  # type: ignore[union-attr]
+
+
+def test_ride_takes_only_commands_queued_before_the_append_was_sent() -> None:
+    # A task that ran between the send and the ride callback may have queued a
+    # command: it came after the send, so it must wait, whatever it decides.
+    from collections import deque
+
+    from evsrc.deciding import Attempt, Command, Decided
+    from evsrc.riding import ride
+
+    from .domain import Deposited, Opened
+
+    base = Account()
+    base.apply_new([Opened(owner="o")])
+    deposit = Deposited(amount=Decimal(5))
+    leader = Command(lambda a: a.deposit(5), None)
+    new = [Account.registry.encode(deposit)]
+    att = Attempt(1, [Decided(leader, [deposit], new, Decimal(5), None)], new, None, base)
+    queue: deque[Command] = deque()
+    for ticket in (2, 3, 4, 5):
+        c = Command(balance, None)
+        c.ticket = ticket
+        queue.append(c)
+    assert not ride(Account.registry, queue, att, 256)  # closed: att.mark is 0
+    assert att.riders is None and len(queue) == 4
+    att.mark = 4
+    assert ride(Account.registry, queue, att, 1)  # one per pass: more may ride
+    assert not ride(Account.registry, queue, att, 256)
+    assert att.riders is not None
+    assert [(d.command.ticket, d.result) for d in att.riders] == [(2, 5), (3, 5), (4, 5)]
+    assert [c.ticket for c in queue] == [5]
+    assert base.balance == 0  # decided on a copy: the state before the append is untouched
