@@ -67,17 +67,28 @@ def ride(registry: EventRegistry, queue: deque[Command], att: Attempt, limit: in
 
 
 def _ahead(att: Attempt) -> Aggregate | None:
-    """The state once ``att`` commits (``att.work`` from then on), or None if it cannot be built."""
+    """The state once ``att`` commits, or None if it cannot be built.
+
+    It becomes ``att.work``, the batch's private copy, with every event
+    applied: what ``StateCache.committed`` would do to it after the commit,
+    done earlier (the cache then takes it as it is). Without a copy yet (no
+    decision needed one), the state seen is copied first.
+    """
     work = att.work
-    decided = att.decided
-    if work is not None and not decided[-1].events:
-        return work  # (it holds every event but the last decision's: there are none)
     try:
-        ahead = att.base.clone()
-        for d in decided:
-            if d.events:
-                ahead.apply_new(d.events)
+        if work is None:
+            ahead = att.base.clone()
+            ahead.apply_new([e for d in att.decided for e in d.events])
+        else:
+            ahead = work
+            applied = work.seq - att.expected
+            if applied < len(att.new):
+                # (The last decision's events: no later decision needed them.)
+                work.apply_new([e for d in att.decided for e in d.events][applied:])
     except Exception:
+        # A fold that raises: no riding. A half-changed copy is dropped, and the
+        # cache folds the events itself after the commit (and evicts the stream).
+        att.work = None
         return None
-    att.work = ahead  # every event applied: the cache takes it as it is
+    att.work = ahead
     return ahead

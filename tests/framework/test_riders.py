@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from evsrc import CommandHandler
-from evsrc.aggregate import Decision
+from evsrc import Aggregate, CommandHandler, Decision, Event, EventRegistry, applies
+from evsrc.errors import AggregateError
 from evsrc.testing.stores import ProxyStore
 
 from .domain import Account
@@ -252,3 +252,52 @@ def test_ride_takes_only_commands_queued_before_the_append_was_sent() -> None:
     assert [(d.command.ticket, d.result) for d in att.riders] == [(2, 5), (3, 5), (4, 5)]
     assert [c.ticket for c in queue] == [5]
     assert base.balance == 0  # decided on a copy: the state before the append is untouched
+
+
+class Poked(Event, type="fragile.poked"):
+    n: int
+
+
+class Fragile(Aggregate):
+    """Its fold breaks on a poke of 13: the state after such an append cannot be built."""
+
+    stream_prefix = "fragile"
+    registry = EventRegistry(Poked)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    @applies(Poked)
+    def _poked(self, e: Poked) -> None:
+        if e.n == 13:
+            raise ValueError("unlucky")
+        self.total += e.n
+
+    def poke(self, n: int) -> Decision[int]:
+        return Decision([Poked(n=n)], result=self.total + n)
+
+
+async def test_no_rider_is_answered_when_the_state_ahead_cannot_be_built(
+    any_store: EventStore,
+) -> None:
+    store = Held(any_store)
+    h = CommandHandler(store, Fragile, max_batch=1)
+    assert (await h.execute("f", lambda f: f.poke(1))).ok
+    store.hold_read = True
+    h.cache.forget()  # cold: the next command reads, the others queue behind it
+    tasks = [asyncio.create_task(h.execute("f", lambda f: f.poke(13)))]
+    await wait_held(store)
+    tasks += [asyncio.create_task(h.execute("f", lambda f: Decision(result=f.total)))]
+    await queued(h, 3)
+    store.hold_append = "after"
+    store.release()
+    await wait_held(store)
+    # Folding the poke of 13 raises: nothing rode, the question still waits.
+    assert len(h._lanes._lanes["fragile:f"].queue) == 1
+    store.release()
+    poke, question = await asyncio.gather(*tasks, return_exceptions=True)
+    assert poke.committed is not None  # type: ignore[union-attr]
+    # Asked after the broken event was appended, the question gets the fold's
+    # error from a read of its own, as it would without riders.
+    assert isinstance(question, AggregateError)
