@@ -32,15 +32,7 @@ _tuple_new = tuple.__new__
 #: What a Decision's events usually are: a list, or the default empty tuple.
 _PLAIN_SEQUENCES = frozenset((list, tuple))
 
-__all__ = [
-    "Attempt",
-    "Command",
-    "Decided",
-    "Wake",
-    "decide_batch",
-    "decide_one",
-    "wake_up",
-]
+__all__ = ["Attempt", "Command", "Decided", "Wake", "decide_batch", "decide_one", "wake_up"]
 
 #: What a waiting caller waits on.
 Wake: TypeAlias = "Future[None] | anyio.Event"
@@ -123,7 +115,7 @@ class Attempt:
     base: Aggregate
     #: While the append is in flight and commands wait behind it: the
     #: :attr:`~evsrc.deciding.Command.ticket` of the last command queued before
-    #: it was sent (0: none may ride). See :func:`ride`.
+    #: it was sent (0: none may ride). See :func:`evsrc.riding.ride`.
     mark: int = 0
     #: Commands decided, while the append was in flight, on the state it makes
     #: current, each writing nothing: answered with it (:func:`evsrc.riding.ride`).
