@@ -89,7 +89,8 @@ class BookingService:
     raises ``InvalidBookingError`` (an ``evsrc.InvalidInputError``) before
     anything is written. ``max_attempts`` bounds the handler's retries on
     conflict; ``batching`` lets it decide concurrent commands on one
-    occurrence together and commit them in one append (the default).
+    occurrence together and commit them in one append (the default), at most
+    ``max_batch`` commands' events per append.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class BookingService:
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         batching: bool = True,
+        max_batch: int = 256,
         hold_ttl: timedelta = DEFAULT_HOLD_TTL,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -108,7 +110,7 @@ class BookingService:
         self.clock = clock
         self.store = store
         self.handler: CommandHandler[Occurrence] = CommandHandler(
-            store, Occurrence, max_attempts=max_attempts, batching=batching
+            store, Occurrence, max_attempts=max_attempts, batching=batching, max_batch=max_batch
         )
 
     # -- commands -------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -19,13 +20,18 @@ PROCESSES, PER_PROCESS, CAPACITY = 4, 100, 25
 
 
 @pytest.mark.postgres
-async def test_four_processes_race_for_few_seats(pg_dsn):
+# With batches of 8, the commands queued behind an append outnumber what it takes:
+# those answered "full" or "already" ride the append in flight (evsrc/riding.py).
+@pytest.mark.parametrize("max_batch", [256, 8])
+async def test_four_processes_race_for_few_seats(pg_dsn, max_batch):
     # Neighbouring processes share half their actors, so the same actor races itself too.
     actors = [[f"a{(k * 50 + j) % 200:03d}" for j in range(PER_PROCESS)] for k in range(PROCESSES)]
+    env = {**os.environ, "RACER_MAX_BATCH": str(max_batch)}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.booking._racer", pg_dsn, "shared", str(CAPACITY), *a],
             cwd=ROOT,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
