@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -46,13 +46,19 @@ class HeldReads(ProxyStore):
         return out
 
 
-async def held(store: HeldReads) -> None:
-    """Wait until a read is held back."""
+class Holding(Protocol):
+    """A store that says when it holds a call back."""
+
+    held: anyio.Event
+
+
+async def held(store: Holding) -> None:
+    """Wait until a call is held back."""
     with anyio.fail_after(5):
         await store.held.wait()
 
 
-async def queued(h: CommandHandler[Account], n: int) -> None:
+async def queued(h: CommandHandler[Any], n: int) -> None:
     """Wait until ``n`` commands are queued on the handler's lanes."""
     for _ in range(1000):
         if h._lanes.enqueued >= n:

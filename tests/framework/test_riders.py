@@ -23,6 +23,7 @@ from evsrc.errors import AggregateError
 from evsrc.testing.stores import ProxyStore
 
 from .domain import Account
+from .test_confirming_reads import held, queued
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -76,20 +77,6 @@ class Held(ProxyStore):
         return out
 
 
-async def wait_held(store: Held) -> None:
-    with anyio.fail_after(5):
-        await store.held.wait()
-
-
-async def queued(h: CommandHandler[Account], n: int) -> None:
-    """Wait until ``n`` commands were queued on the handler's lanes."""
-    for _ in range(1000):
-        if h._lanes.enqueued >= n:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("commands never queued")
-
-
 def balance(a: Account) -> Decision[Decimal]:
     """A command that writes nothing and answers with the balance it was decided on."""
     return Decision(result=a.balance)
@@ -109,12 +96,12 @@ async def behind_a_deposit(
     """A deposit of 5 leads; ``decides`` queue while its read is out; its append is held."""
     store.hold_read = True
     tasks = [asyncio.create_task(h.execute("a", lambda a: a.deposit(5)))]
-    await wait_held(store)  # the leader's read is out: the others queue behind it
+    await held(store)  # the leader's read is out: the others queue behind it
     tasks += [asyncio.create_task(h.execute("a", d)) for d in decides]
     await queued(h, 1 + len(decides))
     store.hold_append = hold_append
     store.release()  # the deposit is decided alone (max_batch=1) and sent
-    await wait_held(store)
+    await held(store)
     return tasks
 
 
@@ -287,12 +274,12 @@ async def test_no_rider_is_answered_when_the_state_ahead_cannot_be_built(
     store.hold_read = True
     h.cache.forget()  # cold: the next command reads, the others queue behind it
     tasks = [asyncio.create_task(h.execute("f", lambda f: f.poke(13)))]
-    await wait_held(store)
+    await held(store)
     tasks += [asyncio.create_task(h.execute("f", lambda f: Decision(result=f.total)))]
     await queued(h, 3)
     store.hold_append = "after"
     store.release()
-    await wait_held(store)
+    await held(store)
     # Folding the poke of 13 raises: nothing rode, the question still waits.
     assert len(h._lanes._lanes["fragile:f"].queue) == 1
     store.release()
