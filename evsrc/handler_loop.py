@@ -179,16 +179,13 @@ class HandlerLoop(Generic[A]):
                         r = await self.retry.append(
                             self.store, stream, att.expected, att.new, failed=exc
                         )
+                    finally:
+                        att.mark = 0  # riding ends with the append's answer, or its failure
                 except Exception as exc:
-                    att.mark = 0
                     finish_all([d.command for d in att.decided], exc)
                     if lane is not None:
                         lane.requeue(att.take_riders())
                     return
-                except BaseException:
-                    att.mark = 0
-                    raise
-                att.mark = 0
                 appending = False
                 if isinstance(r, Committed):
                     self._committed(stream, att, r)
