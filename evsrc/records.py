@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
-from uuid import UUID, uuid4
 
+from evsrc._ids import uuid4
 from evsrc.errors import InvalidCheckpointError
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+    from uuid import UUID
 
 __all__ = [
     "STREAM_DELETED",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import RFC_4122, UUID, uuid4
 
 import pytest
 
@@ -79,6 +79,23 @@ def test_new_event_gets_a_fresh_id() -> None:
     a, b = NewEvent("t"), NewEvent("t")
     assert a.id != b.id
     assert a.data == {} and a.metadata == {} and a.version == 1
+
+
+def test_new_event_ids_are_random_version_4_uuids_like_uuid4s() -> None:
+    # Drawn from evsrc._ids (a block of OS random bytes at a time), more than
+    # one block's worth: each a version-4, RFC 4122 UUID that behaves as one.
+    ids = [NewEvent("t").id for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert all(u.version == 4 and u.variant == RFC_4122 for u in ids)
+    assert {u == UUID(str(u)) and hash(u) == hash(UUID(str(u))) for u in ids} == {True}
+    assert pickle.loads(pickle.dumps(ids[0])) == ids[0]
+    # Random bits: every one of the 122 is set in some id and clear in another.
+    free = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+    ors, ands = 0, free
+    for u in ids:
+        ors |= u.int & free
+        ands &= u.int
+    assert ors == free and ands == 0
 
 
 def test_errors_carry_fields_and_a_default_message() -> None:
