@@ -11,12 +11,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+# At run time: typing.get_type_hints(NewEvent) (pydantic, hypothesis) resolves it.
+from uuid import UUID  # noqa: TC003
+
 from evsrc._ids import uuid4
 from evsrc.errors import InvalidCheckpointError
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
-    from uuid import UUID
 
 __all__ = [
     "STREAM_DELETED",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pickle
+import typing
 from datetime import UTC, datetime
 from uuid import RFC_4122, UUID, uuid4
 
+import pydantic
 import pytest
 
 from evsrc import (
@@ -96,6 +98,15 @@ def test_new_event_ids_are_random_version_4_uuids_like_uuid4s() -> None:
         ors |= u.int & free
         ands &= u.int
     assert ors == free and ands == 0
+
+
+def test_new_event_type_hints_resolve_at_run_time() -> None:
+    # What pydantic's TypeAdapter and hypothesis' builds() read.
+    hints = typing.get_type_hints(NewEvent)
+    assert hints["id"] is UUID and hints["type"] is str and hints["version"] is int
+    adapter = pydantic.TypeAdapter(NewEvent)
+    ev = adapter.validate_python({"type": "t", "id": str(NewEvent("t").id)})
+    assert isinstance(ev.id, UUID)
 
 
 def test_errors_carry_fields_and_a_default_message() -> None:
